@@ -1,0 +1,519 @@
+"""Divergences between a target's and a learner's class distributions.
+
+Every divergence is first a pure function of logits that returns one value per
+example (shape `(batch,)`), computed in float32 and in log space whatever the
+dtype of its inputs. Thin `keras.losses.Loss` classes wrap them with the usual
+Keras conventions: `y_true` is the *target* logits, `y_pred` the *learner*
+logits, and the result is summed over classes and averaged over the batch.
+
+Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
+`keras.losses.KLDivergence(y_true, y_pred)`.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+# Below this |α − 1| the second-order cumulant expansion is used; its error,
+# (α−1)²·κ₃/6, is far below float32 resolution there.
+_EXPANSION_RADIUS = 1e-6
+# `expm1(x)` overflows float32 just above 88.
+_EXPM1_LIMIT = 60.0
+
+
+# --------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------
+
+
+def validate_alpha(alpha):
+    """Return `alpha` as a float, or raise `ValueError` naming it."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`alpha` must be a finite number >= 0; received alpha={alpha!r}."
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"`alpha` must be a finite number >= 0 (0 gives independent "
+            f"training, 1 gives KL); received alpha={alpha!r}."
+        )
+    return value
+
+
+def validate_temperature(temperature):
+    """Return `temperature` as a float, or raise `ValueError` naming it."""
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`temperature` must be a finite number > 0; "
+            f"received temperature={temperature!r}."
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"`temperature` must be a finite number > 0; "
+            f"received temperature={temperature!r}."
+        )
+    return value
+
+
+def _validate_weight(name, value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0; received {name}={value!r}."
+        ) from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0; received {name}={value!r}."
+        )
+    return number
+
+
+# --------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------
+
+
+def _log_probs(logits, temperature):
+    logits = ops.cast(logits, "float32")
+    return ops.log_softmax(logits / temperature, axis=-1)
+
+
+def _log_moment_generating(log_p, d, t):
+    """log E_p[exp(t·d)] per example, accurate for small and large |t·d|.
+
+    For moderate `t·d` the form log1p(Σ p·expm1(t·d)) keeps full relative
+    precision as t → 0, where logsumexp(log p + t·d) loses it to cancellation
+    against log Σ p = 0. Where expm1 would overflow, or the sum would be
+    swamped by −1, logsumexp is exact enough because the result is large.
+    """
+    x = t * d
+    p = ops.exp(log_p)
+    capped = ops.minimum(x, _EXPM1_LIMIT)
+    s = ops.sum(p * ops.expm1(capped), axis=-1)
+    small_is_accurate = ops.logical_and(
+        ops.max(x, axis=-1) <= _EXPM1_LIMIT, s > -0.5
+    )
+    # The double `where` keeps the untaken branch finite so its gradient,
+    # multiplied by zero, cannot turn into NaN.
+    safe_s = ops.where(small_is_accurate, s, ops.zeros_like(s))
+    small = ops.log1p(safe_s)
+    large = ops.logsumexp(log_p + x, axis=-1)
+    return ops.where(small_is_accurate, small, large)
+
+
+def renyi_divergence(target_logits, logits, alpha, temperature=1.0):
+    """Rényi divergence of order α, D_α(softmax(target) ‖ softmax(logits)).
+
+        D_α(p ‖ q) = 1/(α−1) · log Σ_c p_c^α q_c^(1−α)
+
+    α = 1 gives KL(p ‖ q), α = 0 gives 0 for full-support softmax outputs, and
+    the value is continuous through α = 1 (second-order cumulant expansion in a
+    tiny radius around it). With temperature T both logits are divided by T
+    and the result is multiplied by T², as in Hinton-style distillation.
+
+    Args:
+        target_logits: `(batch, classes)` logits of the target distribution p.
+        logits: `(batch, classes)` logits of the learner distribution q.
+        alpha: order α >= 0; a Python float or a scalar tensor/variable (so a
+            schedule can change it inside a compiled step).
+        temperature: softmax temperature T > 0.
+
+    Returns:
+        float32 tensor of shape `(batch,)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> p = np.array([[2.0, 0.0, -1.0]]); q = np.array([[0.0, 1.0, 0.0]])
+    >>> float(renyi_divergence(p, q, alpha=2.0)[0]) > float(
+    ...     renyi_divergence(p, q, alpha=0.5)[0])
+    True
+    """
+    log_p = _log_probs(target_logits, temperature)
+    log_q = _log_probs(logits, temperature)
+    d = log_p - log_q
+    t = ops.cast(alpha, "float32") - 1.0
+
+    near_one = ops.abs(t) < _EXPANSION_RADIUS
+    p = ops.exp(log_p)
+    mean = ops.sum(p * d, axis=-1)
+    variance = ops.sum(p * ops.square(d - mean[..., None]), axis=-1)
+    expansion = mean + 0.5 * t * variance
+
+    safe_t = ops.where(near_one, ops.ones_like(t), t)
+    exact = _log_moment_generating(log_p, d, safe_t) / safe_t
+    return ops.where(near_one, expansion, exact) * (temperature**2)
+
+
+def kl_divergence(target_logits, logits, temperature=1.0):
+    """KL(softmax(target) ‖ softmax(logits)) per example, from logits.
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = np.array([[1.0, 2.0, 3.0]])
+    >>> float(kl_divergence(z, z)[0])
+    0.0
+    """
+    log_p = _log_probs(target_logits, temperature)
+    log_q = _log_probs(logits, temperature)
+    return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1) * (temperature**2)
+
+
+def _pairwise_weighted_mse(weights, residual):
+    """Σ_{j,k} w_j w_k (a_j − a_k)² in O(C): 2·(W·Σ w a² − (Σ w a)²)."""
+    total = ops.sum(weights, axis=-1)
+    first = ops.sum(weights * residual, axis=-1)
+    second = ops.sum(weights * ops.square(residual), axis=-1)
+    return 2.0 * (total * second - ops.square(first))
+
+
+def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
+    """Decoupled KL (Cui et al. 2023) per example, from logits.
+
+        DKL = α/4 · Σ_{j,k} sg(p_j p_k)(Δm_jk − sg(Δn_jk))² − β · Σ_j sg(p_j) log q_j
+
+    with p = softmax(target), q = softmax(logits) and Δ the pairwise logit
+    differences. The weighted-MSE term sends gradient only to the target
+    logits, so for a stop-gradient target DKL trains exactly like KL.
+
+    Note the official code names the weights the other way round: its
+    `BETA` multiplies the weighted MSE (our `alpha`) and its `ALPHA` the soft
+    cross-entropy (our `beta`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = np.array([[0.5, -0.5, 1.0]])
+    >>> decoupled_kl(z, z).shape
+    TensorShape([1])
+    """
+    t = temperature
+    z_m = ops.cast(target_logits, "float32") / t
+    z_n = ops.cast(logits, "float32") / t
+    log_p = ops.log_softmax(z_m, axis=-1)
+    p = ops.stop_gradient(ops.exp(log_p))
+    residual = z_m - ops.stop_gradient(z_n)
+    wmse = _pairwise_weighted_mse(p, residual)
+    soft_ce = -ops.sum(p * ops.log_softmax(z_n, axis=-1), axis=-1)
+    return (alpha / 4.0 * wmse + beta * soft_ce) * (t**2)
+
+
+def improved_kl(
+    target_logits, logits, class_weights, alpha=1.0, beta=1.0, temperature=1.0
+):
+    """Improved KL (IKL, Cui et al. 2023) per example, from logits.
+
+        IKL = α/4 · Σ_{j,k} w̄_j w̄_k (sg(Δm_jk) − Δn_jk)² − β · Σ_j sg(p_j) log q_j
+
+    Unlike DKL the weighted MSE sends gradient to the learner, and its weights
+    w̄ are the class-wise mean target prediction of each sample's class
+    (`class_weights`, shape `(batch, classes)`), kept across batches by
+    `ImprovedKL`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = np.array([[0.5, -0.5, 1.0]]); w = np.full((1, 3), 1 / 3)
+    >>> float(improved_kl(z, z, w)[0]) > 0  # soft CE = entropy of p
+    True
+    """
+    t = temperature
+    z_m = ops.stop_gradient(ops.cast(target_logits, "float32") / t)
+    z_n = ops.cast(logits, "float32") / t
+    weights = ops.stop_gradient(ops.cast(class_weights, "float32"))
+    p = ops.softmax(z_m, axis=-1)
+    wmse = _pairwise_weighted_mse(weights, z_m - z_n)
+    soft_ce = -ops.sum(p * ops.log_softmax(z_n, axis=-1), axis=-1)
+    return (alpha / 4.0 * wmse + beta * soft_ce) * (t**2)
+
+
+# --------------------------------------------------------------------------
+# Loss classes
+# --------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="rdml_keras")
+class RenyiDivergence(keras.losses.Loss):
+    """Rényi divergence of order α between target and learner logits.
+
+    `y_true` holds the target's logits, `y_pred` the learner's. α lives in a
+    non-trainable variable (`loss.alpha`) so a schedule can change it inside a
+    compiled train step.
+
+    Args:
+        alpha: order α >= 0. 1 is KL (vanilla DML), 0 switches mimicry off.
+        temperature: softmax temperature T > 0; the loss is scaled by T².
+
+    Example:
+
+    ```python
+    student.compile(optimizer="adam", loss=RenyiDivergence(alpha=1.5))
+    student.fit(x, teacher.predict(x))  # plain teacher → student distillation
+    ```
+    """
+
+    def __init__(
+        self,
+        alpha=1.0,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name="renyi_divergence",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = validate_temperature(temperature)
+        self.alpha = keras.Variable(
+            validate_alpha(alpha),
+            dtype="float32",
+            trainable=False,
+            name="alpha",
+        )
+
+    def call(self, y_true, y_pred):
+        return renyi_divergence(y_true, y_pred, self.alpha, self.temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            alpha=float(ops.convert_to_numpy(self.alpha)),
+            temperature=self.temperature,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rdml_keras")
+class KLDivergence(keras.losses.Loss):
+    """KL divergence KL(softmax(y_true) ‖ softmax(y_pred)) computed from logits.
+
+    Unlike `keras.losses.KLDivergence`, which takes probabilities and clips
+    them, this works on logits in log space and stays finite at any logit size.
+
+    Example:
+
+    ```python
+    learner = MutualLearner([peer_a, peer_b], divergence=KLDivergence())
+    ```
+    """
+
+    def __init__(
+        self,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name="kl_divergence",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = validate_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return kl_divergence(y_true, y_pred, self.temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(temperature=self.temperature)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rdml_keras")
+class DecoupledKL(keras.losses.Loss):
+    """Decoupled KL (DKL): weighted MSE on logit differences + soft CE.
+
+    Args:
+        alpha: weight of the weighted-MSE term (the official code's `BETA`).
+        beta: weight of the soft cross-entropy term (the official `ALPHA`).
+        temperature: softmax temperature T > 0; the loss is scaled by T².
+
+    Example:
+
+    ```python
+    learner = MutualLearner(peers, divergence=DecoupledKL(alpha=1.0, beta=1.0))
+    ```
+    """
+
+    def __init__(
+        self,
+        alpha=1.0,
+        beta=1.0,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name="decoupled_kl",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.dkl_alpha = _validate_weight("alpha", alpha)
+        self.beta = _validate_weight("beta", beta)
+        self.temperature = validate_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return decoupled_kl(
+            y_true, y_pred, self.dkl_alpha, self.beta, self.temperature
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            alpha=self.dkl_alpha, beta=self.beta, temperature=self.temperature
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rdml_keras")
+class ImprovedKL(keras.losses.Loss):
+    """Improved KL (IKL): DKL with learner-side wMSE and class-wise weights.
+
+    Keeps a `(classes, classes)` non-trainable variable, `class_means`, whose
+    row c is the running mean target prediction over samples of class c. Pass
+    `y_true=(target_logits, labels)` to use the true classes (as
+    `MutualLearner` does); with plain `y_true=target_logits` the target's
+    arg-max stands in for the label.
+
+    Args:
+        num_classes: number of classes C.
+        alpha: weight of the weighted-MSE term (the official code's `BETA`).
+        beta: weight of the soft cross-entropy term (the official `ALPHA`).
+        temperature: softmax temperature T > 0; the loss is scaled by T².
+        momentum: running-mean momentum for `class_means`.
+
+    Example:
+
+    ```python
+    learner = MutualLearner(peers, divergence=ImprovedKL(num_classes=10))
+    ```
+    """
+
+    uses_labels = True
+    # `MutualLearner.test_step` turns this off so evaluation leaves the
+    # running statistic alone.
+    update_statistics = True
+
+    def __init__(
+        self,
+        num_classes,
+        alpha=1.0,
+        beta=1.0,
+        temperature=1.0,
+        momentum=0.9,
+        reduction="sum_over_batch_size",
+        name="improved_kl",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2; "
+                f"received num_classes={num_classes!r}."
+            )
+        if not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(
+                f"`momentum` must be in [0, 1); received momentum={momentum!r}."
+            )
+        self.num_classes = num_classes
+        self.ikl_alpha = _validate_weight("alpha", alpha)
+        self.beta = _validate_weight("beta", beta)
+        self.temperature = validate_temperature(temperature)
+        self.momentum = float(momentum)
+        # Mean-aggregated so replicas agree under tf.distribute.
+        self.class_means = keras.Variable(
+            ops.full((num_classes, num_classes), 1.0 / num_classes),
+            dtype="float32",
+            trainable=False,
+            aggregation="mean",
+            name="class_means",
+        )
+
+    def call(self, y_true, y_pred):
+        if isinstance(y_true, (tuple, list)):
+            target_logits, labels = y_true
+            labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+        else:
+            target_logits = y_true
+            labels = ops.cast(ops.argmax(target_logits, axis=-1), "int32")
+        if self.update_statistics:
+            self._update_class_means(target_logits, labels)
+        class_weights = ops.take(self.class_means, labels, axis=0)
+        return improved_kl(
+            target_logits,
+            y_pred,
+            class_weights,
+            self.ikl_alpha,
+            self.beta,
+            self.temperature,
+        )
+
+    def _update_class_means(self, target_logits, labels):
+        probs = ops.stop_gradient(
+            ops.softmax(ops.cast(target_logits, "float32") / self.temperature)
+        )
+        one_hot = ops.one_hot(labels, self.num_classes, dtype="float32")
+        counts = ops.sum(one_hot, axis=0)
+        sums = ops.matmul(ops.transpose(one_hot), probs)
+        batch_means = sums / ops.maximum(counts, 1.0)[:, None]
+        seen = (counts > 0)[:, None]
+        blended = (
+            self.momentum * self.class_means + (1.0 - self.momentum) * batch_means
+        )
+        self.class_means.assign(ops.where(seen, blended, self.class_means))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_classes=self.num_classes,
+            alpha=self.ikl_alpha,
+            beta=self.beta,
+            temperature=self.temperature,
+            momentum=self.momentum,
+        )
+        return config
+
+
+_BY_NAME = {
+    "renyi": RenyiDivergence,
+    "kl": KLDivergence,
+    "dkl": DecoupledKL,
+    "ikl": ImprovedKL,
+}
+DIVERGENCES = tuple(_BY_NAME)
+
+
+def get(identifier, alpha=None, temperature=1.0, num_classes=None):
+    """Resolve a divergence name or instance to a `keras.losses.Loss` (or None).
+
+    Args:
+        identifier: `"renyi"`, `"kl"`, `"dkl"`, `"ikl"`, a `keras.losses.Loss`
+            instance (returned as is) or `None` (no divergence).
+        alpha: order for `"renyi"` (defaults to 1, i.e. KL).
+        temperature: softmax temperature for the named divergences.
+        num_classes: class count, needed by `"ikl"`.
+
+    Example:
+
+    >>> get("renyi", alpha=2.0).name
+    'renyi_divergence'
+    """
+    if identifier is None or isinstance(identifier, keras.losses.Loss):
+        return identifier
+    if not isinstance(identifier, str) or identifier.lower() not in _BY_NAME:
+        raise ValueError(
+            f"Unknown divergence {identifier!r}. Expected one of "
+            f"{list(DIVERGENCES)}, a keras.losses.Loss instance, or None."
+        )
+    name = identifier.lower()
+    if name == "renyi":
+        return RenyiDivergence(
+            alpha=1.0 if alpha is None else alpha, temperature=temperature
+        )
+    if name == "ikl":
+        if num_classes is None:
+            raise ValueError(
+                "divergence='ikl' needs the class count: pass an "
+                "`ImprovedKL(num_classes=...)` instance instead of the name."
+            )
+        return ImprovedKL(num_classes=num_classes, temperature=temperature)
+    return _BY_NAME[name](temperature=temperature)

@@ -1,0 +1,110 @@
+"""Resolve a cohort's supervised loss and give every peer its own metrics.
+
+Peers output logits, so named losses resolve to their `from_logits=True`
+variants, and each compiled metric is copied once per peer and once for the
+ensemble (`peer{k}_<name>`, `ensemble_<name>`).
+"""
+
+import keras
+
+_LOGIT_LOSSES = {
+    "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True
+    ),
+    "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(
+        from_logits=True
+    ),
+}
+
+
+def resolve_supervised_loss(loss):
+    """Return a `keras.losses.Loss` on logits for `compile(loss=...)`.
+
+    Example:
+
+    >>> resolve_supervised_loss(None).from_logits
+    True
+    """
+    if loss is None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if isinstance(loss, keras.losses.Loss):
+        return loss
+    if isinstance(loss, str) and loss in _LOGIT_LOSSES:
+        return _LOGIT_LOSSES[loss]()
+    raise ValueError(
+        f"Unsupported supervised loss {loss!r}. Peers output logits: pass None "
+        f"(sparse categorical cross-entropy from logits), one of "
+        f"{sorted(_LOGIT_LOSSES)}, or a keras.losses.Loss instance."
+    )
+
+
+def _is_sparse(loss):
+    return not isinstance(loss, keras.losses.CategoricalCrossentropy)
+
+
+def _single_metric(identifier, name, sparse):
+    """A fresh metric object for one peer (or the ensemble)."""
+    if isinstance(identifier, keras.metrics.Metric):
+        config = identifier.get_config()
+        config["name"] = name
+        return identifier.__class__.from_config(config)
+    if identifier in ("accuracy", "acc"):
+        cls = (
+            keras.metrics.SparseCategoricalAccuracy
+            if sparse
+            else keras.metrics.CategoricalAccuracy
+        )
+        return cls(name=name)
+    resolved = keras.metrics.get(identifier)
+    if isinstance(resolved, keras.metrics.Metric):
+        return _single_metric(resolved, name, sparse)
+    return keras.metrics.MeanMetricWrapper(resolved, name=name)
+
+
+def _base_name(identifier):
+    if isinstance(identifier, str):
+        return "accuracy" if identifier == "acc" else identifier
+    if isinstance(identifier, keras.metrics.Metric):
+        return identifier.name
+    return getattr(identifier, "__name__", str(identifier))
+
+
+class CohortMetrics:
+    """Metric objects for each peer and for the ensemble.
+
+    A plain container rather than a list attribute of the model: Keras locks a
+    built model's state, and a `.keras` file is compiled after it is built.
+
+    Example:
+
+    >>> loss = resolve_supervised_loss(None)
+    >>> [m.name for m in CohortMetrics(["accuracy"], 2, loss)]
+    ['peer0_accuracy', 'peer1_accuracy', 'ensemble_accuracy']
+    """
+
+    def __init__(self, metrics, num_peers, supervised_loss):
+        if metrics is None:
+            metrics = []
+        if not isinstance(metrics, (list, tuple)):
+            raise ValueError(
+                f"`metrics` must be a list; received {type(metrics).__name__}."
+            )
+        sparse = _is_sparse(supervised_loss)
+        prefixes = [f"peer{k}" for k in range(num_peers)] + ["ensemble"]
+        # One group per output: peer 0 … peer K−1, then the ensemble.
+        self.groups = [
+            [
+                _single_metric(identifier, f"{prefix}_{_base_name(identifier)}", sparse)
+                for identifier in metrics
+            ]
+            for prefix in prefixes
+        ]
+
+    def __iter__(self):
+        return (metric for group in self.groups for metric in group)
+
+    def update_state(self, y, outputs, sample_weight=None):
+        """Update group g with `outputs[g]` (peer logits, then the ensemble)."""
+        for group, output in zip(self.groups, outputs):
+            for metric in group:
+                metric.update_state(y, output, sample_weight=sample_weight)

@@ -1,0 +1,37 @@
+"""Shared pytest setup: quiet TensorFlow, a `--full` flag for the slow variants."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="also run tests marked `slow` (the full fault/stress versions)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--full"):
+        return
+    deselected = [item for item in items if "slow" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if "slow" not in item.keywords]
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Each test starts from float32 and a fresh Keras name scope."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.clear_session()
+    yield
+    keras.mixed_precision.set_global_policy("float32")
