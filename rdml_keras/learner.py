@@ -81,7 +81,7 @@ def _validate_peers(peers, divergence):
                     f"and {index}. Peers must not share weights."
                 )
             owner[id(layer)] = index
-    shapes = [tuple(p.output.shape) for p in peers if _has_symbolic_output(p)]
+    shapes = [shape for shape in map(_output_shape, peers) if shape is not None]
     if any(len(shape) != 2 for shape in shapes):
         raise ValueError(
             f"Each peer must output logits of shape (batch, classes); "
@@ -95,11 +95,15 @@ def _validate_peers(peers, divergence):
     return peers
 
 
-def _has_symbolic_output(model):
+def _output_shape(model):
+    """The symbolic output shape of a Functional/Sequential peer, else None."""
     try:
-        return not isinstance(model.output, (list, tuple, dict))
+        outputs = model.outputs
     except (AttributeError, ValueError):
-        return False
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    return tuple(outputs[0].shape)
 
 
 def _validate_weight(value):
@@ -352,7 +356,7 @@ class MutualLearner(keras.Model):
         self.cohort_metrics.update_state(y, outputs, sample_weight)
         logs = {m.name: m.result() for m in self.metrics}
         if self.alpha is not None:
-            logs["alpha"] = ops.convert_to_tensor(self.alpha)
+            logs["alpha"] = tf.identity(self.alpha.value)
         return logs
 
     def train_step(self, data):
@@ -389,7 +393,8 @@ class MutualLearner(keras.Model):
             # Built over every peer so each per-peer `apply` finds its slots.
             self.optimizer.build(self.trainable_variables)
         iterations = self.optimizer.iterations
-        start = ops.convert_to_tensor(iterations)
+        # A snapshot: `ops.convert_to_tensor` would hand back the variable.
+        start = tf.identity(iterations.value)
         total = 0.0
         with tf.GradientTape(persistent=True) as tape:
             logits = self(x, training=True)
@@ -465,7 +470,7 @@ class MutualLearner(keras.Model):
 
 
 def _num_classes(peers):
-    for peer in peers:
-        if _has_symbolic_output(peer):
-            return int(peer.output.shape[-1])
+    for shape in map(_output_shape, peers):
+        if shape is not None:
+            return int(shape[-1])
     return None

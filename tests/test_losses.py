@@ -1,0 +1,345 @@
+"""Divergences against independent float64 NumPy/SciPy formulas."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.special import log_softmax
+from scipy.special import logsumexp
+from scipy.special import softmax
+
+from rdml_keras import losses
+
+ALPHAS = [0.3, 0.5, 0.999, 1.0, 1.001, 2.0, 5.0]
+
+
+def reference_renyi(target, learner, alpha, temperature=1.0):
+    """D_α(p‖q) straight from its definition, in float64."""
+    log_p = log_softmax(np.float64(target) / temperature, axis=-1)
+    log_q = log_softmax(np.float64(learner) / temperature, axis=-1)
+    if alpha == 1.0:
+        value = np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)
+    else:
+        value = logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
+    return value * temperature**2
+
+
+def reference_kl_probabilities(target, learner):
+    """KL from the probabilities themselves (scipy.special.rel_entr style)."""
+    p = softmax(np.float64(target), axis=-1)
+    q = softmax(np.float64(learner), axis=-1)
+    return np.sum(p * np.log(p / q), axis=-1)
+
+
+def reference_pairwise(weights, residual):
+    """Σ_j Σ_k w_j w_k (a_j − a_k)² by brute force, O(C²)."""
+    diff = residual[:, :, None] - residual[:, None, :]
+    return np.sum(weights[:, :, None] * weights[:, None, :] * diff**2, axis=(1, 2))
+
+
+@pytest.fixture
+def logits():
+    rng = np.random.default_rng(7)
+    return (
+        rng.normal(scale=3.0, size=(32, 10)).astype("float32"),
+        rng.normal(scale=3.0, size=(32, 10)).astype("float32"),
+    )
+
+
+def gradient_wrt_learner(fn, target, learner):
+    learner = tf.Variable(learner)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(fn(target, learner))
+    return tape.gradient(value, learner).numpy()
+
+
+# --------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_renyi_matches_definition(logits, alpha):
+    target, learner = logits
+    got = losses.renyi_divergence(target, learner, alpha).numpy()
+    np.testing.assert_allclose(
+        got, reference_renyi(target, learner, alpha), rtol=2e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+@pytest.mark.parametrize("temperature", [0.5, 4.0])
+def test_renyi_temperature_divides_logits_and_scales_by_t_squared(
+    logits, alpha, temperature
+):
+    target, learner = logits
+    got = losses.renyi_divergence(target, learner, alpha, temperature).numpy()
+    want = reference_renyi(target, learner, alpha, temperature)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_renyi_at_alpha_one_is_kl_from_probabilities(logits):
+    target, learner = logits
+    want = reference_kl_probabilities(target, learner)
+    np.testing.assert_allclose(
+        losses.renyi_divergence(target, learner, 1.0).numpy(), want, rtol=2e-5
+    )
+    np.testing.assert_allclose(
+        losses.kl_divergence(target, learner).numpy(), want, rtol=2e-5
+    )
+
+
+def test_renyi_at_alpha_zero_is_zero(logits):
+    target, learner = logits
+    np.testing.assert_allclose(
+        losses.renyi_divergence(target, learner, 0.0).numpy(), 0.0, atol=1e-6
+    )
+
+
+def test_renyi_is_continuous_through_alpha_one(logits):
+    target, learner = logits
+    alphas = 1.0 + np.array([-1e-3, -1e-5, -1e-7, 0.0, 1e-7, 1e-5, 1e-3])
+    values = np.stack(
+        [losses.renyi_divergence(target, learner, a).numpy() for a in alphas]
+    )
+    want = np.stack([reference_renyi(target, learner, a) for a in alphas])
+    np.testing.assert_allclose(values, want, rtol=1e-5)
+    # Neighbouring orders 2e-7 apart must agree to float32 resolution.
+    np.testing.assert_allclose(values[2], values[4], rtol=1e-5)
+
+
+def test_renyi_is_non_decreasing_in_alpha(logits):
+    target, learner = logits
+    alphas = [0.0, 0.1, 0.5, 0.9, 0.999, 1.0, 1.001, 1.5, 2.0, 5.0, 20.0]
+    values = np.stack(
+        [losses.renyi_divergence(target, learner, a).numpy() for a in alphas]
+    )
+    assert np.all(np.diff(values, axis=0) >= -1e-5)
+    assert np.all(values[-1] > values[1])
+
+
+def test_alpha_may_be_a_variable():
+    target = np.array([[2.0, 0.0, -1.0]], "float32")
+    learner = np.array([[0.0, 1.0, 0.0]], "float32")
+    alpha = keras.Variable(0.5, trainable=False)
+    first = losses.renyi_divergence(target, learner, alpha).numpy()
+    alpha.assign(3.0)
+    second = losses.renyi_divergence(target, learner, alpha).numpy()
+    np.testing.assert_allclose(first, reference_renyi(target, learner, 0.5), rtol=1e-5)
+    np.testing.assert_allclose(second, reference_renyi(target, learner, 3.0), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ gradients
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_renyi_gradient_is_q_minus_r(logits, alpha):
+    """∂D_α/∂z_q = q − r with r = softmax(α log p + (1−α) log q) (DESIGN §1.2)."""
+    target, learner = logits
+    got = gradient_wrt_learner(
+        lambda t, l: losses.renyi_divergence(t, l, alpha), target, learner
+    )
+    log_p = log_softmax(np.float64(target), axis=-1)
+    log_q = log_softmax(np.float64(learner), axis=-1)
+    q = np.exp(log_q)
+    r = softmax(alpha * log_p + (1 - alpha) * log_q, axis=-1)
+    np.testing.assert_allclose(got, q - r, atol=2e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_renyi_gradient_matches_finite_differences(alpha):
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(1, 5))
+    learner = rng.normal(size=(1, 5))
+    analytic = gradient_wrt_learner(
+        lambda t, l: losses.renyi_divergence(t, l, alpha),
+        target.astype("float32"),
+        learner.astype("float32"),
+    )
+    step = 1e-5
+    numeric = np.zeros_like(learner)
+    for c in range(learner.shape[1]):
+        plus, minus = learner.copy(), learner.copy()
+        plus[0, c] += step
+        minus[0, c] -= step
+        numeric[0, c] = (
+            reference_renyi(target, plus, alpha) - reference_renyi(target, minus, alpha)
+        )[0] / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, atol=1e-5)
+
+
+# ----------------------------------------------------------------- stability
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 0.999, 1.0, 1.001, 2.0, 5.0])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_finite_values_and_gradients_at_huge_logits(alpha, dtype):
+    target = tf.constant([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype=dtype)
+    learner = tf.Variable(tf.constant([[-1e4, 1e4, 0.0], [1e4, -1e4, 5.0]], dtype=dtype))
+    with tf.GradientTape() as tape:
+        value = losses.renyi_divergence(target, learner, alpha)
+    gradient = tape.gradient(value, learner)
+    assert value.dtype == tf.float32
+    assert np.all(np.isfinite(value.numpy()))
+    assert np.all(np.isfinite(gradient.numpy().astype("float32")))
+    # Reference on the same (rounded) inputs: bfloat16 stores 1e4 as 9984.
+    rounded = lambda z: np.asarray(tf.cast(z, tf.float64))
+    want = reference_renyi(rounded(target), rounded(learner), alpha)
+    np.testing.assert_allclose(value.numpy(), want, rtol=1e-5, atol=1e-3)
+
+
+def test_float16_inputs_match_float32_inputs(logits):
+    target, learner = (z / 2 for z in logits)
+    t16, l16 = target.astype("float16"), learner.astype("float16")
+    for alpha in (0.5, 1.0, 2.0):
+        from_half = losses.renyi_divergence(t16, l16, alpha).numpy()
+        exact = reference_renyi(t16.astype("float64"), l16.astype("float64"), alpha)
+        np.testing.assert_allclose(from_half, exact, rtol=2e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ DKL / IKL
+
+
+def test_decoupled_kl_matches_pairwise_formula(logits):
+    target, learner = logits
+    alpha, beta = 0.7, 1.3
+    p = softmax(np.float64(target), axis=-1)
+    residual = np.float64(target) - np.float64(learner)
+    want = alpha / 4 * reference_pairwise(p, residual) - beta * np.sum(
+        p * log_softmax(np.float64(learner), axis=-1), axis=-1
+    )
+    got = losses.decoupled_kl(target, learner, alpha=alpha, beta=beta).numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-5)
+
+
+def test_decoupled_kl_trains_like_kl(logits):
+    """With a stop-gradient target DKL's learner gradient is KL's (β = 1)."""
+    target, learner = logits
+    dkl = gradient_wrt_learner(losses.decoupled_kl, target, learner)
+    kl = gradient_wrt_learner(losses.kl_divergence, target, learner)
+    np.testing.assert_allclose(dkl, kl, atol=1e-6)
+
+
+def test_improved_kl_matches_pairwise_formula_and_reaches_learner(logits):
+    target, learner = logits
+    rng = np.random.default_rng(3)
+    weights = softmax(rng.normal(size=target.shape), axis=-1)
+    residual = np.float64(target) - np.float64(learner)
+    want = 0.5 / 4 * reference_pairwise(weights, residual) - np.sum(
+        softmax(np.float64(target), -1) * log_softmax(np.float64(learner), -1), -1
+    )
+    got = losses.improved_kl(target, learner, weights, alpha=0.5).numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-5)
+    # Unlike DKL, the weighted MSE moves the learner: gradient differs from KL.
+    ikl = gradient_wrt_learner(
+        lambda t, l: losses.improved_kl(t, l, weights, alpha=0.5), target, learner
+    )
+    kl = gradient_wrt_learner(losses.kl_divergence, target, learner)
+    assert np.abs(ikl - kl).max() > 1e-2
+
+
+def test_improved_kl_class_means_track_true_classes():
+    loss = losses.ImprovedKL(num_classes=3, momentum=0.0)
+    target = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]], "float32")
+    labels = np.array([2, 2, 0])
+    loss((target, labels), target)
+    means = loss.class_means.numpy()
+    p = softmax(np.float64(target), axis=-1)
+    np.testing.assert_allclose(means[2], p[:2].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(means[0], p[2], rtol=1e-5)
+    np.testing.assert_allclose(means[1], 1 / 3, rtol=1e-6)  # unseen: untouched
+
+
+# -------------------------------------------------------------- Loss classes
+
+
+def test_loss_class_sums_classes_and_averages_batch(logits):
+    target, learner = logits
+    loss = losses.RenyiDivergence(alpha=2.0)
+    np.testing.assert_allclose(
+        float(loss(target, learner)),
+        reference_renyi(target, learner, 2.0).mean(),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        losses.RenyiDivergence(alpha=1.5, temperature=2.0),
+        losses.KLDivergence(temperature=3.0),
+        losses.DecoupledKL(alpha=0.5, beta=2.0),
+        losses.ImprovedKL(num_classes=10, alpha=2.0, momentum=0.5),
+    ],
+    ids=lambda loss: type(loss).__name__,
+)
+def test_loss_config_round_trip(loss, logits):
+    target, learner = logits
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(restored) is type(loss)
+    assert restored.get_config() == loss.get_config()
+    np.testing.assert_allclose(
+        float(restored(target, learner)), float(loss(target, learner)), rtol=1e-6
+    )
+
+
+def test_renyi_loss_distils_a_teacher_through_compile():
+    """Plain teacher → student distillation with `compile(loss=...)`."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(256, 6)).astype("float32")
+    teacher_logits = (x @ np.random.default_rng(1).normal(size=(6, 4))).astype("float32")
+    student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    student.compile(optimizer=keras.optimizers.Adam(0.05), loss=losses.RenyiDivergence(alpha=2.0))
+    before = student.evaluate(x, teacher_logits, verbose=0)
+    student.fit(x, teacher_logits, epochs=30, batch_size=64, verbose=0)
+    after = student.evaluate(x, teacher_logits, verbose=0)
+    assert after < 0.1 * before
+
+
+def test_distillation_adapter_plugs_into_keras_distiller():
+    from rdml_keras.distillation import RenyiDistillation
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 6)).astype("float32")
+    y = rng.integers(0, 4, size=128)
+    teacher = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    adapter = RenyiDistillation(alpha=2.0, temperature=2.0)
+    teacher_logits = teacher.predict(x, verbose=0)
+    student_logits = student.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        float(adapter.compute_loss(teacher_logits, student_logits)),
+        reference_renyi(teacher_logits, student_logits, 2.0, 2.0).mean(),
+        rtol=1e-5,
+    )
+    distiller = keras.distillation.Distiller(
+        teacher=teacher, student=student, distillation_losses=adapter
+    )
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = distiller.fit(x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["distillation_loss"][0])
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(adapter)
+    )
+    assert restored.get_config() == adapter.get_config()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("alpha", [-0.5, float("nan"), float("inf"), "two"])
+def test_bad_alpha_is_rejected_naming_the_value(alpha):
+    with pytest.raises(ValueError, match="alpha") as error:
+        losses.RenyiDivergence(alpha=alpha)
+    assert repr(alpha) in str(error.value)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_bad_temperature_is_rejected_naming_the_value(temperature):
+    with pytest.raises(ValueError, match="temperature") as error:
+        losses.KLDivergence(temperature=temperature)
+    assert repr(temperature) in str(error.value)
+
+
+def test_unknown_divergence_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="'renyii'.*renyi"):
+        losses.get("renyii")
