@@ -1,0 +1,20 @@
+"""README.md's ten-line example runs as written and trains something."""
+
+import ast
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_ten_line_example_runs_and_learns(capsys):
+    text = README.read_text()
+    section = text.split("## Ten lines", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 10
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    results = ast.literal_eval(printed)
+    # Ten-class digits: chance is 0.1.
+    assert results["ensemble_accuracy"] > 0.8
+    assert {"peer0_accuracy", "peer1_div", "alpha"} <= set(results)
