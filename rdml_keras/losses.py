@@ -148,7 +148,11 @@ def renyi_divergence(target_logits, logits, alpha, temperature=1.0):
 
     safe_t = ops.where(near_one, ops.ones_like(t), t)
     exact = _log_moment_generating(log_p, d, safe_t) / safe_t
-    return ops.where(near_one, expansion, exact) * (temperature**2)
+    value = ops.where(near_one, expansion, exact)
+    # α = 0 is exactly 0 (not rounding noise), so the "independent" baseline
+    # gets exactly zero mimicry gradient.
+    value = ops.where(t == -1.0, ops.zeros_like(value), value)
+    return value * (temperature**2)
 
 
 def kl_divergence(target_logits, logits, temperature=1.0):

@@ -35,3 +35,14 @@ def _reset_keras_state():
     keras.utils.clear_session()
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def pytest_configure(config):
+    """Hypothesis: a reduced profile by default, the full one with --full."""
+    from hypothesis import HealthCheck
+    from hypothesis import settings
+
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("default", max_examples=30, **common)
+    settings.register_profile("full", max_examples=500, **common)
+    settings.load_profile("full" if config.getoption("--full") else "default")

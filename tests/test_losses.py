@@ -87,11 +87,13 @@ def test_renyi_at_alpha_one_is_kl_from_probabilities(logits):
     )
 
 
-def test_renyi_at_alpha_zero_is_zero(logits):
+def test_renyi_at_alpha_zero_is_exactly_zero_with_zero_gradient(logits):
     target, learner = logits
-    np.testing.assert_allclose(
-        losses.renyi_divergence(target, learner, 0.0).numpy(), 0.0, atol=1e-6
+    assert np.all(losses.renyi_divergence(target, learner, 0.0).numpy() == 0.0)
+    gradient = gradient_wrt_learner(
+        lambda t, l: losses.renyi_divergence(t, l, 0.0), target, learner
     )
+    assert np.all(gradient == 0.0)
 
 
 def test_renyi_is_continuous_through_alpha_one(logits):
