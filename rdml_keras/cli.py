@@ -1,0 +1,295 @@
+"""`python -m rdml_keras …`: train, evaluate and summarize runs.
+
+    python -m rdml_keras train --config configs/quickstart.yaml [--set epochs=3] [--out DIR]
+    python -m rdml_keras train --config configs/cifar100/resnet32_dml.yaml --seeds 0,1,2
+    python -m rdml_keras evaluate --run runs/quickstart
+    python -m rdml_keras summarize runs/cifar100_resnet32_*
+
+Exit status: 0 success, 1 the run failed (non-finite loss), 2 bad input
+(config, --set, run directory, dataset; nothing is written), 130 interrupted
+(re-run the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_METHOD_LABELS = {"none": "independent", "kl": "DML (KL)", "renyi": "RDML (Rényi)",
+                  "dkl": "DKL", "ikl": "IKL"}
+_METHOD_ORDER = {"none": 0, "kl": 1, "dkl": 2, "ikl": 3, "renyi": 4}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests).
+
+    >>> build_parser().parse_args(["evaluate", "--run", "runs/x"]).command
+    'evaluate'
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m rdml_keras",
+        description="Rényi-divergence deep mutual learning (RDML) with Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a cohort from a YAML config",
+                           description="Train a cohort; re-running the same command "
+                           "resumes an interrupted run.")
+    train.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       dest="overrides",
+                       help="override a config key, e.g. --set divergence.alpha=1.5 "
+                            "(repeatable; values are YAML)")
+    train.add_argument("--out", metavar="DIR",
+                       help="run directory (default: runs/<config name>)")
+    train.add_argument("--seeds", metavar="S,S,...",
+                       help="repeat the run per seed into DIR/seed<s> and write "
+                            "DIR/summary.json with mean ± std")
+    train.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
+                       help="Keras fit verbosity (2: one line per epoch, for log files)")
+
+    evaluate = sub.add_parser("evaluate", help="re-evaluate a run's exported peers")
+    evaluate.add_argument("--run", required=True, metavar="DIR", help="run directory")
+
+    summarize = sub.add_parser("summarize", help="markdown table comparing runs")
+    summarize.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                           help="run directories (single runs or --seeds sweeps)")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status instead of exiting.
+
+    >>> main(["train", "--config", "does/not/exist.yaml"])  # doctest: +SKIP
+    2
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+    from rdml_keras.config import ConfigError
+    from rdml_keras.training import NonFiniteLossError
+    from rdml_keras.training import RunError
+
+    commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize}
+    try:
+        return commands[args.command](args)
+    except (ConfigError, RunError) as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except NonFiniteLossError as e:
+        _error(str(e))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted; run the same command again to resume from the last "
+               "finished epoch")
+        return EXIT_INTERRUPTED
+
+
+def _error(message: str):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def parse_seeds(text: str | None):
+    """`"0,1,2"` -> [0, 1, 2]; None stays None.
+
+    >>> parse_seeds("0, 1,2")
+    [0, 1, 2]
+    """
+    from rdml_keras.config import ConfigError
+
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: got {text!r}; expected distinct comma-separated "
+                          "integers >= 0, e.g. 0,1,2", path="seeds")
+    return seeds
+
+
+def _train(args) -> int:
+    from rdml_keras import training
+    from rdml_keras.config import load_config
+
+    # Everything the user typed is validated before any directory exists.
+    config = load_config(args.config, args.overrides)
+    seeds = parse_seeds(args.seeds)
+    if seeds is None and config.seeds:
+        seeds = list(config.seeds)
+    out = pathlib.Path(args.out or os.path.join("runs", config.name or "run"))
+    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    if seeds:
+        summary = training.train_seeds(config, out, seeds, verbose=verbose)
+        print(f"\n{config.name}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+              f"mean ± std, written to {out / training.SUMMARY_FILE}")
+        print(results_table(summary))
+    else:
+        results = training.train(config, out, verbose=verbose)
+        print(f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
+              f"written to {out / training.RESULTS_FILE}")
+        print(results_table(results))
+    return EXIT_OK
+
+
+def _evaluate(args) -> int:
+    from rdml_keras import training
+
+    run = pathlib.Path(args.run)
+    if not run.is_dir():
+        raise training.RunError(f"--run {run}: no such run directory")
+    config_file = run / training.CONFIG_FILE
+    seeds = _sweep_seeds(run)
+    if seeds:
+        runs = [training.evaluate_run(run / f"seed{s}") for s in seeds]
+        print(f"{run}: test split, {len(seeds)} seeds, mean ± std")
+        print(results_table(training.summarize_results(
+            [{**r, "epochs": 0, "seconds": 0.0} for r in runs])))
+        return EXIT_OK
+    if not config_file.is_file():
+        raise training.RunError(f"--run {run}: no {training.CONFIG_FILE}; "
+                                "not an rdml_keras run directory")
+    results = training.evaluate_run(run)
+    print(f"{run}: test split")
+    print(results_table(results))
+    return EXIT_OK
+
+
+def _sweep_seeds(run: pathlib.Path):
+    """The seeds of a --seeds sweep directory, or None for a single run."""
+    from rdml_keras import training
+    from rdml_keras.config import ConfigError
+    from rdml_keras.config import config_from_yaml_text
+
+    try:
+        config = config_from_yaml_text(
+            (run / training.CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ConfigError):
+        return None
+    return list(config.seeds) if config.seeds else None
+
+
+# --------------------------------------------------------------------------
+# Tables.
+
+
+def _pct(value) -> str:
+    if isinstance(value, dict):  # mean ± std
+        if len(value.get("values", [])) > 1:
+            return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
+        value = value["mean"]
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _loss(value) -> str:
+    if isinstance(value, dict):
+        if len(value.get("values", [])) > 1:
+            return f"{value['mean']:.4f} ± {value['std']:.4f}"
+        value = value["mean"]
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def results_table(results: dict) -> str:
+    """Markdown table of one results.json (or a summary.json of seeds).
+
+    >>> print(results_table({"peers": [{"name": "a", "architecture": "mlp",
+    ...     "test_accuracy": 0.9, "test_loss": 0.3}], "ensemble": {"test_accuracy": 0.91}}))
+    | peer | architecture | test accuracy (%) | test loss |
+    |---|---|---:|---:|
+    | a | mlp | 90.00 | 0.3000 |
+    | ensemble | | 91.00 | |
+    """
+    lines = ["| peer | architecture | test accuracy (%) | test loss |", "|---|---|---:|---:|"]
+    for peer in results["peers"]:
+        lines.append(f"| {peer['name']} | {peer['architecture']} | "
+                     f"{_pct(peer['test_accuracy'])} | {_loss(peer['test_loss'])} |")
+    lines.append(f"| ensemble | | {_pct(results['ensemble']['test_accuracy'])} | |")
+    return "\n".join(lines)
+
+
+def load_run_results(run_dir) -> list[dict]:
+    """results.json of a run, or of every seed of a --seeds sweep."""
+    from rdml_keras import training
+
+    run = pathlib.Path(run_dir)
+    if (run / training.RESULTS_FILE).is_file():
+        return [training.read_json(run / training.RESULTS_FILE)]
+    seeds = _sweep_seeds(run)
+    if seeds:
+        found = [run / f"seed{s}" / training.RESULTS_FILE for s in seeds]
+    else:
+        found = sorted(run.glob(f"seed*/{training.RESULTS_FILE}"))
+    found = [p for p in found if p.is_file()]
+    if not found:
+        raise training.RunError(f"{run}: no {training.RESULTS_FILE} (not a finished run "
+                                "or --seeds sweep)")
+    return [training.read_json(p) for p in found]
+
+
+def summary_table(run_dirs) -> str:
+    """Markdown table comparing runs: independent vs DML vs RDML, per cohort.
+
+    Rows are grouped by dataset and cohort, methods in the order independent,
+    DML, …, RDML by α; cells are top-1 test accuracy in %, mean ± sample std
+    over seeds when a directory holds several.
+    """
+    rows = []
+    for run_dir in run_dirs:
+        runs = load_run_results(run_dir)
+        config = runs[0]["config"]
+        div = config["divergence"]
+        peers = [p["architecture"] for p in runs[0]["peers"]]
+        cohort = (f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1
+                  else " + ".join(peers))
+        alpha = "-"
+        if div["kind"] == "renyi":
+            alpha = (f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
+                     if div.get("schedule") == "cosine" else f"{div['alpha']:g}")
+        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs]
+                      for k in range(len(peers))]
+        ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
+        rows.append({
+            "key": (config["dataset"]["name"], cohort, _METHOD_ORDER.get(div["kind"], 9),
+                    div.get("alpha") or div.get("alpha_max") or 0.0),
+            "cells": [str(run_dir), config["dataset"]["name"], cohort,
+                      _METHOD_LABELS.get(div["kind"], div["kind"]), alpha],
+            "peers": [_cell(a) for a in accuracies],
+            "ensemble": _cell(ensemble),
+            "seeds": str(len(runs)),
+        })
+    rows.sort(key=lambda row: row["key"])
+    width = max(len(row["peers"]) for row in rows)
+    header = (["run", "dataset", "cohort", "method", "α"]
+              + [f"peer {k + 1} (%)" for k in range(width)] + ["ensemble (%)", "seeds"])
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * 5 + "---:|" * (width + 2)]
+    for row in rows:
+        peers = row["peers"] + [""] * (width - len(row["peers"]))
+        lines.append("| " + " | ".join(row["cells"] + peers
+                                       + [row["ensemble"], row["seeds"]]) + " |")
+    return "\n".join(lines)
+
+
+def _cell(values) -> str:
+    from rdml_keras.training import mean_std
+
+    return _pct(mean_std(values)) if len(values) > 1 else _pct(values[0])
+
+
+def _summarize(args) -> int:
+    print(summary_table(args.runs))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,360 @@
+"""Config loading, validation messages, overrides, shipped YAMLs, lr schedules."""
+
+import importlib.util
+import math
+import pathlib
+
+import pytest
+import yaml
+
+from rdml_keras.config import ConfigError
+from rdml_keras.config import ExperimentConfig
+from rdml_keras.config import apply_overrides
+from rdml_keras.config import config_from_yaml_text
+from rdml_keras.config import load_config
+from rdml_keras.config import schema_rows
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+QUICKSTART = CONFIGS / "quickstart.yaml"
+SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
+
+BASE = {
+    "dataset": {"name": "digits"},
+    "peers": ["small_cnn", "small_cnn"],
+    "divergence": {"kind": "renyi", "alpha": 2.0},
+    "epochs": 2,
+}
+
+
+def write(tmp_path, raw, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return path
+
+
+def error_of(tmp_path, overrides, raw=None):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, raw or BASE), overrides)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- shipped files
+
+
+def test_shipped_configs_exist():
+    names = {p.relative_to(CONFIGS).as_posix() for p in SHIPPED}
+    assert "quickstart.yaml" in names
+    for cohort in ("resnet32", "mobilenetv2", "wrn_28_10", "resnet32_vs_mobilenetv2"):
+        for method in ("independent", "dml", "rdml_a0.5", "rdml_a1.5", "rdml_a2"):
+            assert f"cifar100/{cohort}_{method}.yaml" in names
+    for method in ("independent", "dml", "rdml_a0.5", "rdml_a1.5", "rdml_a2"):
+        assert f"cifar10/resnet32_{method}.yaml" in names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_shipped_config_loads_and_round_trips(path):
+    config = load_config(path)
+    assert config_from_yaml_text(config.to_yaml()) == config
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p.parent.name.startswith("cifar")],
+                         ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_paper_grid_follows_dml_schedule(path):
+    config = load_config(path)
+    opt = config.optimizer
+    assert config.dataset.name == path.parent.name
+    assert (opt.name, opt.learning_rate, opt.momentum, opt.nesterov) == ("sgd", 0.1, 0.9, True)
+    assert opt.weight_decay == pytest.approx(5e-4)
+    assert (opt.schedule, opt.milestones) == ("multistep", (60, 120, 180))
+    assert (config.epochs, config.batch_size) == (200, 64)
+    assert config.dataset.augment == "standard"
+    method = path.stem.split("_")[-1] if "rdml" not in path.stem else "rdml"
+    expected = {"independent": ("none", 0.1), "dml": ("kl", 0.1), "rdml": ("renyi", 0.2)}
+    assert (config.divergence.kind, opt.gamma) == expected[method]
+    if method == "rdml":
+        assert f"_a{config.divergence.alpha:g}" in path.stem
+    # Distinct names: the default run directory is runs/<name>.
+    assert config.name == f"{path.parent.name}_{path.stem}"
+
+
+def test_grid_files_match_generator():
+    spec = importlib.util.spec_from_file_location("make_grid", CONFIGS / "make_grid.py")
+    make_grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_grid)
+    for path in SHIPPED:
+        if path.parent.name.startswith("cifar"):
+            cohort, method = path.stem.split("_rdml")[0], None
+            for m in make_grid.METHODS:
+                if path.stem.endswith("_" + m):
+                    cohort, method = path.stem[: -len(m) - 1], m
+            assert path.read_text() == make_grid.render(path.parent.name, cohort, method)
+
+
+def test_quickstart_is_offline_rdml():
+    config = load_config(QUICKSTART)
+    assert config.dataset.name == "mnist_sample"
+    assert [p.architecture for p in config.peers] == ["small_cnn", "small_cnn"]
+    assert (config.divergence.kind, config.divergence.alpha) == ("renyi", 2.0)
+    assert config.name == "quickstart"
+
+
+# ---------------------------------------------------------------- validation
+
+BAD_VALUES = [
+    # (override, key path, value as shown, part of "what is allowed")
+    ("divergence.alpha=-1", "divergence.alpha", "-1", "finite number >= 0"),
+    ("divergence.alpha=.nan", "divergence.alpha", "nan", "finite number >= 0"),
+    ("divergence.alpha=two", "divergence.alpha", "'two'", "finite number"),
+    ("divergence.temperature=0", "divergence.temperature", "0", "> 0"),
+    ("divergence.weight=-0.5", "divergence.weight", "-0.5", ">= 0"),
+    ("divergence.kind=js", "divergence.kind", "'js'", "renyi, kl, dkl, ikl, none"),
+    ("divergence.update=parallel", "divergence.update", "'parallel'", "simultaneous"),
+    ("divergence.schedule=linear", "divergence.schedule", "'linear'", "constant, cosine"),
+    ("divergence.weight_warmup_epochs=-1", "divergence.weight_warmup_epochs", "-1", ">= 0"),
+    ("batch_size=0", "batch_size", "0", "an integer >= 1"),
+    ("epochs=0", "epochs", "0", "an integer >= 1"),
+    ("epochs=1.5", "epochs", "1.5", "an integer >= 1"),
+    ("epochs=true", "epochs", "True", "an integer >= 1"),
+    ("precision=float64", "precision", "'float64'", "float32, mixed_float16, mixed_bfloat16"),
+    ("jit_compile=maybe", "jit_compile", "'maybe'", '"auto"'),
+    ("seed=-3", "seed", "-3", ">= 0"),
+    ("seeds=[1, 1]", "seeds", "[1, 1]", "distinct integers"),
+    ("steps_per_execution=0", "steps_per_execution", "0", ">= 1"),
+    ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adamw"),
+    ("optimizer.learning_rate=0", "optimizer.learning_rate", "0", "> 0"),
+    ("optimizer.learning_rate=.inf", "optimizer.learning_rate", "inf", "finite"),
+    ("optimizer.momentum=1.0", "optimizer.momentum", "1.0", "< 1"),
+    ("optimizer.nesterov=yes please", "optimizer.nesterov", "'yes please'", "true or false"),
+    ("optimizer.schedule=linear", "optimizer.schedule", "'linear'",
+     "constant, step, multistep, cosine"),
+    ("optimizer.milestones=[120, 60]", "optimizer.milestones", "[120, 60]", "increasing"),
+    ("optimizer.gamma=0", "optimizer.gamma", "0", "> 0"),
+    ("optimizer.warmup_epochs=-1", "optimizer.warmup_epochs", "-1", ">= 0"),
+    ("dataset.name=imagenet", "dataset.name", "'imagenet'", "mnist_sample"),
+    ("dataset.train_size=0", "dataset.train_size", "0", "null or an integer >= 1"),
+    ("dataset.download=1", "dataset.download", "1", "true or false"),
+    ("peers.0.architecture=resnet33", "peers.0.architecture", "'resnet33'", "resnet32"),
+    ("peers.1.architecture=wrn_27_10", "peers.1.architecture", "'wrn_27_10'", "6n+4"),
+    ("peers.0.name=a/b", "peers.0.name", "'a/b'", "letters, digits"),
+    ("peers=[small_cnn]", "peers", "['small_cnn']", "at least 2 peers"),
+    ("peers=small_cnn", "peers", "'small_cnn'", "at least 2 peers"),
+]
+
+
+@pytest.mark.parametrize("override,key,shown,allowed", BAD_VALUES,
+                         ids=[b[0] for b in BAD_VALUES])
+def test_bad_value_names_key_value_and_allowed(tmp_path, override, key, shown, allowed):
+    message = error_of(tmp_path, [override])
+    assert message.startswith("--set: "), message
+    assert f"{key}: got {shown}" in message, message
+    assert allowed in message, message
+
+
+def test_bad_value_in_file_names_the_file(tmp_path):
+    message = error_of(tmp_path, [], {**BASE, "batch_size": -8})
+    assert message.startswith(str(tmp_path / "exp.yaml") + ": batch_size: got -8")
+    assert "an integer >= 1" in message
+
+
+def test_unknown_key_in_file(tmp_path):
+    message = error_of(tmp_path, [], {**BASE, "optimzer": {"name": "sgd"}})
+    assert "optimzer: unknown key (value {'name': 'sgd'})" in message
+    assert "optimizer" in message and "did you mean 'optimizer'?" in message
+
+
+def test_unknown_nested_key_in_file(tmp_path):
+    raw = {**BASE, "divergence": {"kind": "renyi", "alpah": 2}}
+    message = error_of(tmp_path, [], raw)
+    assert "divergence.alpah: unknown key (value 2)" in message
+    assert "did you mean 'alpha'?" in message
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("divergence.alpah=2", "unknown key 'divergence.alpah'"),
+    ("epochz=2", "unknown key 'epochz'"),
+    ("optimizer.lr=0.1", "unknown key 'optimizer.lr'"),
+    ("epochs.value=3", "unknown key 'epochs.value'"),
+    ("peers.5.architecture=mlp", "peer index '5'; expected 0..1"),
+    ("peers.0.depth=3", "unknown key 'peers.0.depth'"),
+    ("epochs", "expected KEY=VALUE"),
+    ("=3", "dotted key"),
+])
+def test_unknown_override_key_is_an_error(tmp_path, override, expected):
+    message = error_of(tmp_path, [override])
+    assert expected in message, message
+    assert override in message, message
+
+
+def test_override_suggests_close_key(tmp_path):
+    assert "did you mean 'divergence.alpha'?" in error_of(tmp_path, ["divergence.alpah=2"])
+
+
+@pytest.mark.parametrize("raw,key,expected", [
+    ({**BASE, "divergence": {"kind": "kl", "alpha": 2}}, "divergence.alpha",
+     "null when divergence.kind is 'kl'"),
+    ({**BASE, "divergence": {"kind": "renyi"}}, "divergence.alpha", "missing"),
+    ({k: v for k, v in BASE.items() if k != "divergence"}, "divergence.alpha", "missing"),
+    ({**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2}},
+     "divergence.alpha_min", "missing"),
+    ({**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha": 2,
+                             "alpha_max": 2, "alpha_min": 1}},
+     "divergence.alpha", "null when divergence.schedule is cosine"),
+    ({**BASE, "divergence": {"kind": "kl", "schedule": "cosine"}},
+     "divergence.schedule", "constant when divergence.kind is 'kl'"),
+    ({**BASE, "optimizer": {"schedule": "multistep"}}, "optimizer.milestones",
+     "non-empty list"),
+    ({**BASE, "optimizer": {"schedule": "step"}}, "optimizer.step_epochs", "missing"),
+    ({**BASE, "peers": [{"architecture": "mlp", "name": "a"},
+                        {"architecture": "small_cnn", "name": "a"}]},
+     "peers.1.name", "not already used by peers.0"),
+    ({**BASE, "peers": [{"arch": "mlp"}, "mlp"]}, "peers.0.arch", "unknown key"),
+    ({k: v for k, v in BASE.items() if k != "peers"}, "peers", "missing"),
+    ({k: v for k, v in BASE.items() if k != "dataset"}, "dataset.name", "missing"),
+])
+def test_cross_field_rules(tmp_path, raw, key, expected):
+    message = error_of(tmp_path, [], raw)
+    assert f"{key}: " in message and expected in message, message
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("[1, 2", "not valid YAML"),
+    ("- a\n- b\n", "got a list at the top level"),
+])
+def test_malformed_files(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_config("nope.yaml")
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_overrides_are_typed_yaml(tmp_path):
+    config = load_config(write(tmp_path, BASE), [
+        "epochs=7", "divergence.alpha=0.5", "optimizer.weight_decay=5e-4",
+        "optimizer.schedule=multistep", "optimizer.milestones=[2, 4]",
+        "dataset.train_size=100", "jit_compile=false", "peers.1.name=second",
+    ])
+    assert config.epochs == 7 and config.divergence.alpha == 0.5
+    # `5e-4` is a string to YAML 1.1; it is still accepted as the number.
+    assert config.optimizer.weight_decay == pytest.approx(5e-4)
+    assert config.optimizer.milestones == (2, 4)
+    assert config.dataset.train_size == 100 and config.jit_compile is False
+    assert [p.name for p in config.peers] == ["small_cnn", "second"]
+
+
+def test_overrides_replace_cohort_and_section(tmp_path):
+    config = load_config(write(tmp_path, BASE), [
+        "peers=[mlp, small_cnn, mlp]", "divergence={kind: kl}", "dataset=mnist_sample"])
+    assert [p.name for p in config.peers] == ["mlp_0", "small_cnn", "mlp_2"]
+    assert config.divergence.kind == "kl" and config.divergence.alpha is None
+    assert config.dataset.name == "mnist_sample"
+
+
+def test_override_null_switches_kind(tmp_path):
+    config = load_config(write(tmp_path, BASE),
+                         ["divergence.kind=kl", "divergence.alpha=null"])
+    assert config.divergence.kind == "kl"
+
+
+def test_apply_overrides_does_not_mutate_input():
+    raw = {"peers": ["mlp", "mlp"], "epochs": 3}
+    new, touched = apply_overrides(raw, ["peers.0.name=x", "epochs=1"])
+    assert raw == {"peers": ["mlp", "mlp"], "epochs": 3}
+    assert new["peers"][0] == {"architecture": "mlp", "name": "x"}
+    assert touched == {"peers.0.name", "epochs"}
+
+
+def test_defaults_and_names(tmp_path):
+    config = load_config(write(tmp_path, BASE, name="my_exp.yaml"))
+    assert config.name == "my_exp"
+    assert config.optimizer.name == "sgd" and config.optimizer.nesterov is True
+    assert (config.batch_size, config.precision, config.jit_compile) == (64, "float32", "auto")
+    assert config.seeds is None and config.seed == 0
+    assert config.to_dict()["peers"][0] == {"architecture": "small_cnn", "name": "small_cnn_0"}
+
+
+def test_architecture_spelling_is_canonical(tmp_path):
+    raw = {**BASE, "dataset": {"name": "cifar10"}, "peers": ["WRN-16-4", "wrn_16_4"]}
+    config = load_config(write(tmp_path, raw))
+    assert [p.architecture for p in config.peers] == ["wrn_16_4", "wrn_16_4"]
+
+
+def test_cosine_alpha_and_for_seed():
+    config = ExperimentConfig.from_dict({
+        **BASE, "seeds": [3, 4],
+        "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2, "alpha_min": 0.5}})
+    assert config.divergence.describe_alpha() == "cos 2→0.5"
+    single = config.for_seed(4)
+    assert (single.seed, single.seeds) == (4, None)
+
+
+def test_schema_rows_cover_every_key():
+    keys = {row[0] for row in schema_rows()}
+    for key in ("dataset.name", "peers", "peers[k].architecture", "peers[k].name",
+                "divergence.kind", "divergence.alpha", "divergence.alpha_min",
+                "optimizer.milestones", "optimizer.warmup_epochs", "epochs", "batch_size",
+                "precision", "jit_compile", "seed", "seeds", "validation_freq"):
+        assert key in keys
+    assert all(row[2] for row in schema_rows())
+
+
+# ---------------------------------------------------------------- lr schedules
+
+
+def lr_at(schedule, step):
+    return float(schedule(step)) if callable(schedule) else float(schedule)
+
+
+def test_multistep_switches_at_epoch_boundaries():
+    from rdml_keras.config import OptimizerConfig
+    from rdml_keras.training import learning_rate_schedule
+
+    cfg = OptimizerConfig(schedule="multistep", milestones=(60, 120, 180), gamma=0.2)
+    schedule = learning_rate_schedule(cfg, epochs=200, steps=10)
+    assert lr_at(schedule, 0) == pytest.approx(0.1)
+    assert lr_at(schedule, 599) == pytest.approx(0.1)   # last step of epoch 60
+    assert lr_at(schedule, 600) == pytest.approx(0.02)  # first step of epoch 61
+    assert lr_at(schedule, 1800) == pytest.approx(0.1 * 0.2 ** 3)
+
+
+def test_step_schedule_and_warmup():
+    from rdml_keras.config import OptimizerConfig
+    from rdml_keras.training import learning_rate_schedule
+
+    cfg = OptimizerConfig(schedule="step", step_epochs=2, gamma=0.5, warmup_epochs=1)
+    schedule = learning_rate_schedule(cfg, epochs=6, steps=4)
+    assert lr_at(schedule, 0) == pytest.approx(0.025)  # warm-up from ~0
+    assert lr_at(schedule, 4) == pytest.approx(0.1)
+    assert lr_at(schedule, 8) == pytest.approx(0.05)
+    assert lr_at(schedule, 16) == pytest.approx(0.025)
+
+
+def test_cosine_with_warmup():
+    from rdml_keras.config import OptimizerConfig
+    from rdml_keras.training import learning_rate_schedule
+
+    cfg = OptimizerConfig(schedule="cosine", learning_rate=0.4, warmup_epochs=1)
+    schedule = learning_rate_schedule(cfg, epochs=5, steps=10)
+    assert lr_at(schedule, 0) == pytest.approx(0.04)  # warm-up from lr / steps
+    assert lr_at(schedule, 10) == pytest.approx(0.4)
+    assert lr_at(schedule, 30) == pytest.approx(0.2, abs=1e-6)
+    assert lr_at(schedule, 50) == pytest.approx(0.0, abs=1e-6)
+    assert not math.isnan(lr_at(schedule, 5))
+
+
+def test_optimizers_and_weight_decay_placement():
+    from rdml_keras.config import OptimizerConfig
+    from rdml_keras.training import build_optimizer
+
+    sgd = build_optimizer(OptimizerConfig(), epochs=1, steps=1)
+    assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
+    assert not sgd.weight_decay  # SGD's decay is the peers' L2 term
+    adamw = build_optimizer(OptimizerConfig(name="adamw", learning_rate=1e-3,
+                                            weight_decay=0.05), epochs=1, steps=1)
+    assert adamw.weight_decay == pytest.approx(0.05)
