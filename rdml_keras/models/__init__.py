@@ -1,0 +1,160 @@
+"""Peer architectures for mutual learning, built by name.
+
+Every builder returns a functional `keras.Model` from channels-last images to
+float32 logits (the last Dense is float32 under any mixed-precision policy)
+with a name that is unique in the Keras session (`resnet32`, `resnet32_1`,
+...), so two peers of the same architecture can sit in one learner.
+
+Example:
+
+>>> from rdml_keras.models import build_peer
+>>> peers = [build_peer("resnet32", (32, 32, 3), 100) for _ in range(2)]
+>>> [p.name for p in peers]
+['resnet32', 'resnet32_1']
+"""
+
+import functools
+
+from rdml_keras.models.mobilenet import mobilenet_v2
+from rdml_keras.models.resnet import ZeroPadShortcut
+from rdml_keras.models.resnet import cifar_resnet
+from rdml_keras.models.small import mlp
+from rdml_keras.models.small import small_cnn
+from rdml_keras.models.vgg import vgg16_bn
+from rdml_keras.models.wide_resnet import parse_wrn_name
+from rdml_keras.models.wide_resnet import wide_resnet
+
+_BUILDERS = {
+    "mlp": mlp,
+    "mobilenetv2": mobilenet_v2,
+    "resnet20": functools.partial(cifar_resnet, 20),
+    "resnet32": functools.partial(cifar_resnet, 32),
+    "resnet44": functools.partial(cifar_resnet, 44),
+    "resnet56": functools.partial(cifar_resnet, 56),
+    "resnet110": functools.partial(cifar_resnet, 110),
+    "small_cnn": small_cnn,
+    "vgg16_bn": vgg16_bn,
+}
+
+# Common WRN presets, listed so they show up in ARCHITECTURES; any other
+# `wrn_{depth}_{width}` with (depth - 4) % 6 == 0 is parsed as well.
+_WRN_PRESETS = ("wrn_16_4", "wrn_16_8", "wrn_28_10", "wrn_40_2", "wrn_40_4")
+
+ARCHITECTURES = tuple(sorted((*_BUILDERS, *_WRN_PRESETS)))
+"""Valid fixed names for `build_peer`; `wrn_{depth}_{width}` is also parsed."""
+
+
+def _normalise(architecture):
+    if not isinstance(architecture, str):
+        return None
+    return architecture.strip().lower().replace("-", "_")
+
+
+def is_valid_architecture(architecture):
+    """Whether `build_peer` accepts `architecture` (without building it).
+
+    Example:
+
+    >>> is_valid_architecture("wrn_22_8"), is_valid_architecture("wrn_27_8")
+    (True, False)
+    """
+    key = _normalise(architecture)
+    if key in _BUILDERS:
+        return True
+    parsed = parse_wrn_name(key) if key is not None else None
+    return parsed is not None and _wrn_problem(*parsed) is None
+
+
+def _wrn_problem(depth, width):
+    if depth < 10 or (depth - 4) % 6:
+        return (
+            f"depth={depth} does not satisfy (depth - 4) % 6 == 0 with "
+            f"depth >= 10 (valid: 16, 22, 28, 40, ...)"
+        )
+    if width < 1:
+        return f"width={width} must be >= 1"
+    return None
+
+
+def build_peer(
+    architecture,
+    input_shape,
+    num_classes,
+    name=None,
+    weight_decay=0.0,
+    **kwargs,
+):
+    """Builds one peer network by architecture name.
+
+    Args:
+        architecture: one of `ARCHITECTURES`, or `"wrn_{depth}_{width}"` for
+            any Wide ResNet with `(depth - 4) % 6 == 0`. Case and `-`/`_`
+            are not significant (`"WRN-28-10"` works).
+        input_shape: `(height, width, channels)` of one example, channels
+            last (any shape for `"mlp"`).
+        num_classes: number of classes (>= 2); the model outputs that many
+            float32 logits.
+        name: model name; by default the architecture name, suffixed `_1`,
+            `_2`, ... for further peers of the same architecture.
+        weight_decay: SGD-style weight decay `wd` (the papers use 5e-4),
+            applied as an L2 penalty `wd / 2 * ||w||^2` on every conv and
+            dense kernel, which gives exactly SGD's `w -= lr * wd * w` update.
+            The penalty lands in `model.losses`. Leave it at 0 when the
+            optimizer decays weights itself (AdamW, `SGD(weight_decay=...)`).
+        **kwargs: passed to the family builder, e.g. `dropout_rate` for Wide
+            ResNets, `alpha` for MobileNetV2, `hidden_units` for the MLP.
+
+    Returns:
+        A functional `keras.Model` from inputs to logits of shape
+        `(batch, num_classes)`.
+
+    Raises:
+        ValueError: unknown architecture, WRN depth not `6n + 4`,
+            `num_classes < 2`, or an input shape the architecture cannot take.
+
+    Example:
+
+    >>> peer = build_peer("resnet32", (32, 32, 3), num_classes=100)
+    >>> peer.output_shape
+    (None, 100)
+    >>> build_peer("wrn_16_4", (32, 32, 3), 10, dropout_rate=0.3).name
+    'wrn_16_4'
+    """
+    key = _normalise(architecture)
+    if key in _BUILDERS:
+        builder = _BUILDERS[key]
+    elif key is not None and parse_wrn_name(key) is not None:
+        depth, width = parse_wrn_name(key)
+        problem = _wrn_problem(depth, width)
+        if problem:
+            raise ValueError(
+                f"Bad Wide ResNet architecture {architecture!r}: {problem}."
+            )
+        builder = functools.partial(wide_resnet, depth, width)
+    else:
+        raise ValueError(
+            f"Unknown architecture {architecture!r}. Valid names: "
+            f"{', '.join(ARCHITECTURES)}; or 'wrn_{{depth}}_{{width}}' for any "
+            f"Wide ResNet with (depth - 4) % 6 == 0."
+        )
+    return builder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        weight_decay=weight_decay,
+        name=name,
+        **kwargs,
+    )
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "ZeroPadShortcut",
+    "build_peer",
+    "cifar_resnet",
+    "is_valid_architecture",
+    "mlp",
+    "mobilenet_v2",
+    "small_cnn",
+    "vgg16_bn",
+    "wide_resnet",
+]

@@ -1,0 +1,129 @@
+"""Pieces shared by the peer families: argument checks, naming, BN defaults."""
+
+import numbers
+
+import keras
+from keras import layers
+
+# The RDML and DML reference code is PyTorch; its BatchNorm defaults
+# (momentum 0.1 on the new value, eps 1e-5) are what the published accuracies
+# were trained with. Keras' own defaults (0.99 / 1e-3) make the running
+# statistics lag far behind on short CIFAR schedules.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def batch_norm(name):
+    return layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )
+
+
+def kernel_regularizer(weight_decay):
+    """L2 regulariser equivalent to SGD weight decay `weight_decay`.
+
+    SGD's decoupled-looking `weight_decay=wd` (PyTorch, the papers) adds
+    `wd * w` to the gradient, i.e. minimises `wd / 2 * ||w||^2`. Keras' `L2(l)`
+    adds `l * ||w||^2`, so `l = wd / 2` gives the same update.
+    """
+    if not weight_decay:
+        return None
+    return keras.regularizers.L2(weight_decay / 2.0)
+
+
+def check_num_classes(num_classes):
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 2
+    ):
+        raise ValueError(
+            f"`num_classes` must be an integer >= 2, got num_classes={num_classes!r}."
+        )
+    return int(num_classes)
+
+
+def check_weight_decay(weight_decay):
+    if (
+        isinstance(weight_decay, bool)
+        or not isinstance(weight_decay, numbers.Real)
+        or not weight_decay >= 0
+        or weight_decay == float("inf")
+    ):
+        raise ValueError(
+            "`weight_decay` must be a finite number >= 0, "
+            f"got weight_decay={weight_decay!r}."
+        )
+    return float(weight_decay)
+
+
+def _is_positive_int(value):
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral)
+        and value > 0
+    )
+
+
+def check_image_shape(input_shape, architecture, min_size=1):
+    """Validates an `(height, width, channels)` shape with static sizes."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(_is_positive_int(d) for d in shape)
+    ):
+        raise ValueError(
+            f"`{architecture}` needs `input_shape=(height, width, channels)` "
+            f"with positive integer sizes (channels last), got "
+            f"input_shape={input_shape!r}."
+        )
+    if shape[0] < min_size or shape[1] < min_size:
+        raise ValueError(
+            f"`{architecture}` needs images of at least {min_size}x{min_size}, "
+            f"got input_shape={input_shape!r}."
+        )
+    return tuple(int(d) for d in shape)
+
+
+def check_any_shape(input_shape, architecture):
+    """Validates a non-empty shape of positive integer sizes (for the MLP)."""
+    if isinstance(input_shape, numbers.Integral) and not isinstance(
+        input_shape, bool
+    ):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(_is_positive_int(d) for d in shape):
+        raise ValueError(
+            f"`{architecture}` needs an `input_shape` of positive integer "
+            f"sizes, got input_shape={input_shape!r}."
+        )
+    return tuple(int(d) for d in shape)
+
+
+def unique_name(prefix):
+    """`prefix`, then `prefix_1`, `prefix_2`, ... within one Keras session.
+
+    Two peers of one architecture must not share a name: the learner logs
+    and TensorBoard scope by model name, and an outer Model refuses two
+    sub-models with the same name.
+    """
+    uid = keras.backend.get_uid(f"rdml_keras_models/{prefix}")
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
+def logits_head(x, num_classes, weight_decay, name="logits"):
+    # float32 whatever the global policy: the divergences take log-softmax of
+    # these, and float16 logits saturate the exponentials.
+    return layers.Dense(
+        num_classes,
+        dtype="float32",
+        kernel_regularizer=kernel_regularizer(weight_decay),
+        name=name,
+    )(x)

@@ -1,0 +1,147 @@
+"""Wide ResNets of Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016.
+
+WRN-d-k: a 3x3 stem of 16 filters, three stages of `n = (d - 4) / 6`
+pre-activation blocks (BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3) with
+16k, 32k and 64k filters, a final BN-ReLU, global average pooling and one
+dense layer. Shortcuts that change shape are 1x1 convolutions of the
+pre-activated input, as in the authors' code. WRN-28-10 has 36.5 M
+parameters.
+"""
+
+import re
+
+import keras
+from keras import layers
+
+from rdml_keras.models import _common
+
+_NAME = re.compile(r"^wrn_(\d+)_(\d+)$")
+
+
+def parse_wrn_name(architecture):
+    """`"wrn_28_10"` -> `(28, 10)`, or `None` if the name is not a WRN.
+
+    Example:
+
+    >>> parse_wrn_name("wrn_28_10")
+    (28, 10)
+    """
+    match = _NAME.match(architecture)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def _conv(x, filters, kernel_size, strides, weight_decay, name):
+    if strides > 1 and kernel_size > 1:
+        # Explicit symmetric padding keeps the strided 3x3 centred on the
+        # same pixels as the strided 1x1 shortcut ("same" would pad only
+        # bottom/right under TF).
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=_common.kernel_regularizer(weight_decay),
+        name=name,
+    )(x)
+
+
+def wide_block(x, filters, strides, dropout_rate, weight_decay, name):
+    """Pre-activation wide basic block."""
+    preact = _common.batch_norm(f"{name}_bn1")(x)
+    preact = layers.ReLU(name=f"{name}_relu1")(preact)
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv(
+            preact, filters, 1, strides, weight_decay, f"{name}_shortcut"
+        )
+    else:
+        shortcut = x
+    y = _conv(preact, filters, 3, strides, weight_decay, f"{name}_conv1")
+    y = _common.batch_norm(f"{name}_bn2")(y)
+    y = layers.ReLU(name=f"{name}_relu2")(y)
+    if dropout_rate:
+        y = layers.Dropout(dropout_rate, name=f"{name}_dropout")(y)
+    y = _conv(y, filters, 3, 1, weight_decay, f"{name}_conv2")
+    return layers.Add(name=f"{name}_add")([shortcut, y])
+
+
+def wide_resnet(
+    depth,
+    width,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    dropout_rate=0.0,
+    weight_decay=0.0,
+    name=None,
+):
+    """Wide ResNet WRN-`depth`-`width` (Zagoruyko & Komodakis 2016).
+
+    Args:
+        depth: total depth, `6n + 4` (16, 22, 28, 40, ...).
+        width: widening factor `k` (1 gives a pre-activation thin ResNet).
+        input_shape: `(height, width, channels)`, channels last.
+        num_classes: number of logits.
+        dropout_rate: dropout between the two convolutions of each block
+            (the paper uses 0.3 on CIFAR; DML uses none).
+        weight_decay: SGD-style weight decay applied as an L2 penalty on every
+            conv and dense kernel (`0` for none, e.g. with AdamW).
+        name: model name; defaults to `wrn_{depth}_{width}` made unique.
+
+    Returns:
+        A functional `keras.Model` from images to float32 logits.
+
+    Example:
+
+    >>> model = wide_resnet(16, 4, input_shape=(32, 32, 3), num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    """
+    if (
+        isinstance(depth, bool)
+        or not isinstance(depth, int)
+        or depth < 10
+        or (depth - 4) % 6
+    ):
+        raise ValueError(
+            f"WRN depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 "
+            f"(16, 22, 28, 40, ...), got depth={depth!r}."
+        )
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(
+            f"WRN width must be a positive integer, got width={width!r}."
+        )
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(
+            f"`dropout_rate` must be in [0, 1), got dropout_rate={dropout_rate!r}."
+        )
+    arch = f"wrn_{depth}_{width}"
+    input_shape = _common.check_image_shape(input_shape, arch)
+    num_classes = _common.check_num_classes(num_classes)
+    weight_decay = _common.check_weight_decay(weight_decay)
+    blocks_per_stage = (depth - 4) // 6
+
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = _conv(inputs, 16, 3, 1, weight_decay, "stem_conv")
+    for stage, base in enumerate((16, 32, 64), start=1):
+        for block in range(1, blocks_per_stage + 1):
+            strides = 2 if stage > 1 and block == 1 else 1
+            x = wide_block(
+                x,
+                base * width,
+                strides,
+                dropout_rate,
+                weight_decay,
+                f"stage{stage}_block{block}",
+            )
+    x = _common.batch_norm("final_bn")(x)
+    x = layers.ReLU(name="final_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = _common.logits_head(x, num_classes, weight_decay)
+    return keras.Model(inputs, outputs, name=name or _common.unique_name(arch))
