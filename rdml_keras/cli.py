@@ -5,9 +5,20 @@
     python -m rdml_keras evaluate --run runs/quickstart
     python -m rdml_keras summarize runs/cifar100_resnet32_*
 
-Exit status: 0 success, 1 the run failed (non-finite loss), 2 bad input
-(config, --set, run directory, dataset; nothing is written), 130 interrupted
-(re-run the same command to resume).
+Exit status: 0 success, 1 the run failed (non-finite loss, or a file could not
+be written), 2 bad input (config, --set, dataset, peers, run directory,
+checkpoint; nothing is written), 130 interrupted (re-run the same command to
+resume).
+
+Training twice into the same --out never clobbers a run:
+
+- an unfinished run of the same config is resumed from its newest complete
+  checkpoint (after Ctrl-C, a crash or SIGKILL alike);
+- a finished run (results.json present), a run of another config, a
+  directory that is not a run directory, a checkpoint that is missing,
+  truncated or of another cohort, and a directory another `train` process is
+  writing to are refused with exit status 2, and left as they are;
+- `--seeds` writes each seed's run alongside, into DIR/seed<s>.
 """
 
 from __future__ import annotations
@@ -39,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a cohort from a YAML config",
-                           description="Train a cohort; re-running the same command "
-                           "resumes an interrupted run.")
+                           description="Train a cohort. Re-running the same command "
+                           "resumes an interrupted (even killed) run from its newest "
+                           "complete checkpoint; a finished run, another config or a "
+                           "directory in use is refused (exit 2) and left untouched.")
     train.add_argument("--config", required=True, metavar="FILE", help="YAML config")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        dest="overrides",
@@ -87,6 +100,10 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except NonFiniteLossError as e:
         _error(str(e))
+        return EXIT_FAILED
+    except OSError as e:  # disk full, permissions: name the file, no traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        _error(f"{where}{e.strerror or e}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _error("interrupted; run the same command again to resume from the last "

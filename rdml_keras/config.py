@@ -29,6 +29,9 @@ from typing import Any, Callable
 import yaml
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# `dataset.name: npz` trains on your own arrays (`dataset.path`, see
+# rdml_keras.validation for what the file must hold).
+NPZ_DATASET = "npz"
 DIVERGENCE_KINDS = ("renyi", "kl", "dkl", "ikl", "none")
 UPDATE_ORDERS = ("simultaneous", "sequential")
 ALPHA_SCHEDULES = ("constant", "cosine")
@@ -207,12 +210,28 @@ _jit.allowed = 'true, false or "auto" (XLA on GPU only)'
 def _dataset_name(value, path):
     from rdml_keras.data import DATASETS
 
-    if not isinstance(value, str) or value not in DATASETS:
-        _fail(path, value, "one of " + ", ".join(DATASETS))
+    names = (*DATASETS, NPZ_DATASET)
+    if not isinstance(value, str) or value not in names:
+        _fail(path, value, "one of " + ", ".join(names))
     return value
 
 
-_dataset_name.allowed = "a name in rdml_keras.data.DATASETS"
+_dataset_name.allowed = f"a name in rdml_keras.data.DATASETS, or {NPZ_DATASET} (your own arrays)"
+
+
+def _file_path(suffix: str, what: str) -> Callable:
+    """A non-empty path string ending in `suffix`. Whether the file exists is
+    checked when the run loads it (a saved run config stays valid if the file
+    moves), still before anything is written."""
+    allowed = f"a path to {what} ending in {suffix}"
+
+    def check(value, path):
+        if not isinstance(value, str) or not value.strip() or not value.endswith(suffix):
+            _fail(path, value, allowed)
+        return value
+
+    check.allowed = allowed
+    return check
 
 
 def _augment(value, path):
@@ -250,6 +269,14 @@ def _architecture(value, path):
 
 
 _architecture.allowed = "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>"
+
+
+def _architecture_or_none(value, path):
+    # None when the peer is loaded from `path`; PeerConfig._parse requires one.
+    return None if value is None else _architecture(value, path)
+
+
+_architecture_or_none.allowed = _architecture.allowed
 
 
 def _peer_name(value, path):
@@ -349,26 +376,71 @@ class DatasetConfig(_Section):
                           doc="training augmentation (mixup/cutmix switch to one-hot labels)")
     train_size: int | None = _field(None, check=_optional(_int(1)),
                                     doc="train on a fixed stratified subset of N examples")
+    path: str | None = _field(None, check=_optional(_file_path(".npz", "an .npz file")),
+                              doc="name npz only: file with x_train, y_train, x_test, y_test "
+                                  "(relative to the working directory)")
+    num_classes: int | None = _field(None, check=_optional(_int(2)),
+                                     doc="name npz only: number of classes (default: "
+                                         "largest label + 1)")
+
+    def _cross_check(self):
+        if self.name == NPZ_DATASET:
+            if self.path is None:
+                raise ConfigError(
+                    f"dataset.path: missing; expected {_file_path('.npz', 'an .npz file').allowed}"
+                    f" when dataset.name is {NPZ_DATASET}", path="dataset.path")
+            return
+        for key in ("path", "num_classes"):
+            if getattr(self, key) is not None:
+                _fail(f"dataset.{key}", getattr(self, key),
+                      f"null unless dataset.name is {NPZ_DATASET} ({self.name!r} knows "
+                      "its own files and classes)")
 
 
 @dataclasses.dataclass(frozen=True)
 class PeerConfig(_Section):
-    """One cohort member. A bare string in YAML means `{architecture: ...}`.
+    """One cohort member. A bare string in YAML means `{architecture: ...}`;
+    `{path: my_peer.keras}` starts from a saved Keras model instead (its own
+    architecture and weights; it must map the dataset's images to one logit
+    per class).
 
     >>> PeerConfig(architecture="resnet32").name is None
     True
+    >>> PeerConfig(path="models/my peer.keras").label
+    'my_peer'
     """
 
-    architecture: str = _field(check=_architecture, doc="peer architecture")
+    architecture: str | None = _field(None, check=_architecture_or_none,
+                                      doc="peer architecture (or set path)")
+    path: str | None = _field(None, check=_optional(_file_path(".keras", "a Keras model file")),
+                              doc="start from this saved model instead of an architecture "
+                                  "(relative to the working directory)")
     name: str | None = _field(None, check=_optional(_peer_name),
-                              doc="peer name (default: the architecture, "
+                              doc="peer name (default: the architecture or file stem, "
                                   "suffixed _<k> when repeated)")
+
+    @property
+    def label(self) -> str:
+        """The architecture, or `<file stem>` for a peer loaded from a file."""
+        if self.architecture is not None:
+            return self.architecture
+        stem = os.path.splitext(os.path.basename(self.path or "peer"))[0]
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:64] or "peer"
 
     @classmethod
     def _parse(cls, raw, path):
         if isinstance(raw, str):
             raw = {"architecture": raw}
-        return super()._parse(raw, path)
+        peer = super()._parse(raw, path)
+        if peer.architecture is None and peer.path is None:
+            raise ConfigError(
+                f"{path}.architecture: missing; expected {_architecture.allowed} "
+                f"(or {path}.path: a .keras model file)", path=f"{path}.architecture")
+        if peer.architecture is not None and peer.path is not None:
+            _fail(f"{path}.path", peer.path,
+                  f"null when {path}.architecture is set (a peer is built from an "
+                  "architecture or loaded from a file, not both)")
+        return peer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -516,6 +588,9 @@ class ExperimentConfig(_Section):
                                   doc="evaluate on the test split every N epochs for the "
                                       "logs (0: only at the end)")
     seed: int = _field(0, check=_int(0), doc="random seed (weights, shuffling, augmentation)")
+    deterministic: bool = _field(False, check=_bool,
+                                 doc="deterministic TensorFlow ops: same seed, same weights, "
+                                     "also across a resume (slower)")
     seeds: tuple[int, ...] | None = _field(None, check=_optional(
         _int_list(0, increasing=False, min_len=1)),
         doc="repeat the run once per seed into <out>/seed<s> (overrides seed)")
@@ -555,9 +630,27 @@ class ExperimentConfig(_Section):
         config = cls(peers=tuple(_resolve_peer_names(peers)), **values)
         if config.name is None and default_name:
             config = dataclasses.replace(config, name=default_name)
+        config.dataset._cross_check()
         config.divergence._cross_check()
         config.optimizer._cross_check()
         return config
+
+    def to_dict(self) -> dict:
+        """Plain dict that `from_dict` reads back; a peer's unused alternative
+        (`path` or `architecture`) and the npz-only dataset keys are left out
+        when null.
+
+        >>> ExperimentConfig.from_dict({"dataset": "digits", "peers": ["mlp"] * 2,
+        ...     "divergence": {"kind": "kl"}}).to_dict()["peers"][0]
+        {'architecture': 'mlp', 'name': 'mlp_0'}
+        """
+        raw = super().to_dict()
+        raw["peers"] = [{k: v for k, v in peer.items()
+                         if v is not None or k not in ("architecture", "path")}
+                        for peer in raw["peers"]]
+        raw["dataset"] = {k: v for k, v in raw["dataset"].items()
+                          if v is not None or k not in ("path", "num_classes")}
+        return raw
 
     def for_seed(self, seed: int) -> "ExperimentConfig":
         """The single run of a multi-seed config.
@@ -585,13 +678,12 @@ def _resolve_peer_names(peers: list[PeerConfig]) -> list[PeerConfig]:
     counts: dict[str, int] = {}
     for peer in peers:
         if peer.name is None:  # only unnamed peers compete for the default
-            counts[peer.architecture] = counts.get(peer.architecture, 0) + 1
+            counts[peer.label] = counts.get(peer.label, 0) + 1
     resolved, seen = [], {}
     for k, peer in enumerate(peers):
         name = peer.name
         if name is None:
-            name = peer.architecture if counts[peer.architecture] == 1 else (
-                f"{peer.architecture}_{k}")
+            name = peer.label if counts[peer.label] == 1 else f"{peer.label}_{k}"
         if name in seen:
             _fail(f"peers.{k}.name", name,
                   f"a name not already used by peers.{seen[name]}")
