@@ -88,9 +88,9 @@ def main(argv=None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return e.code if isinstance(e.code, int) else EXIT_USAGE
 
+    from rdml_keras.callbacks import NonFiniteLossError
     from rdml_keras.config import ConfigError
-    from rdml_keras.training import NonFiniteLossError
-    from rdml_keras.training import RunError
+    from rdml_keras.run_files import RunError
 
     commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize}
     try:
@@ -136,6 +136,7 @@ def parse_seeds(text: str | None):
 
 
 def _train(args) -> int:
+    from rdml_keras import run_files
     from rdml_keras import training
     from rdml_keras.config import load_config
 
@@ -149,23 +150,24 @@ def _train(args) -> int:
     if seeds:
         summary = training.train_seeds(config, out, seeds, verbose=verbose)
         print(f"\n{config.name}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
-              f"mean ± std, written to {out / training.SUMMARY_FILE}")
+              f"mean ± std, written to {out / run_files.SUMMARY_FILE}")
         print(results_table(summary))
     else:
         results = training.train(config, out, verbose=verbose)
         print(f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
-              f"written to {out / training.RESULTS_FILE}")
+              f"written to {out / run_files.RESULTS_FILE}")
         print(results_table(results))
     return EXIT_OK
 
 
 def _evaluate(args) -> int:
+    from rdml_keras import run_files
     from rdml_keras import training
 
     run = pathlib.Path(args.run)
     if not run.is_dir():
-        raise training.RunError(f"--run {run}: no such run directory")
-    config_file = run / training.CONFIG_FILE
+        raise run_files.RunError(f"--run {run}: no such run directory")
+    config_file = run / run_files.CONFIG_FILE
     seeds = _sweep_seeds(run)
     if seeds:
         runs = [training.evaluate_run(run / f"seed{s}") for s in seeds]
@@ -174,8 +176,8 @@ def _evaluate(args) -> int:
             [{**r, "epochs": 0, "seconds": 0.0} for r in runs])))
         return EXIT_OK
     if not config_file.is_file():
-        raise training.RunError(f"--run {run}: no {training.CONFIG_FILE}; "
-                                "not an rdml_keras run directory")
+        raise run_files.RunError(f"--run {run}: no {run_files.CONFIG_FILE}; "
+                                 "not an rdml_keras run directory")
     results = training.evaluate_run(run)
     print(f"{run}: test split")
     print(results_table(results))
@@ -184,13 +186,13 @@ def _evaluate(args) -> int:
 
 def _sweep_seeds(run: pathlib.Path):
     """The seeds of a --seeds sweep directory, or None for a single run."""
-    from rdml_keras import training
+    from rdml_keras import run_files
     from rdml_keras.config import ConfigError
     from rdml_keras.config import config_from_yaml_text
 
     try:
         config = config_from_yaml_text(
-            (run / training.CONFIG_FILE).read_text(encoding="utf-8"))
+            (run / run_files.CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ConfigError):
         return None
     return list(config.seeds) if config.seeds else None
@@ -236,21 +238,21 @@ def results_table(results: dict) -> str:
 
 def load_run_results(run_dir) -> list[dict]:
     """results.json of a run, or of every seed of a --seeds sweep."""
-    from rdml_keras import training
+    from rdml_keras import run_files
 
     run = pathlib.Path(run_dir)
-    if (run / training.RESULTS_FILE).is_file():
-        return [training.read_json(run / training.RESULTS_FILE)]
+    if (run / run_files.RESULTS_FILE).is_file():
+        return [run_files.read_json(run / run_files.RESULTS_FILE)]
     seeds = _sweep_seeds(run)
     if seeds:
-        found = [run / f"seed{s}" / training.RESULTS_FILE for s in seeds]
+        found = [run / f"seed{s}" / run_files.RESULTS_FILE for s in seeds]
     else:
-        found = sorted(run.glob(f"seed*/{training.RESULTS_FILE}"))
+        found = sorted(run.glob(f"seed*/{run_files.RESULTS_FILE}"))
     found = [p for p in found if p.is_file()]
     if not found:
-        raise training.RunError(f"{run}: no {training.RESULTS_FILE} (not a finished run "
-                                "or --seeds sweep)")
-    return [training.read_json(p) for p in found]
+        raise run_files.RunError(f"{run}: no {run_files.RESULTS_FILE} (not a finished run "
+                                 "or --seeds sweep)")
+    return [run_files.read_json(p) for p in found]
 
 
 def summary_table(run_dirs) -> str:

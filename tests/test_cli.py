@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
+from rdml_keras import callbacks
+from rdml_keras import checkpoint
+from rdml_keras import run_files
 from rdml_keras import training
 from rdml_keras.cli import main
 from rdml_keras.cli import summary_table
@@ -199,7 +202,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
     assert main(args) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
     assert not (out / "results.json").exists()
-    assert training.completed_epochs(out) == 1
+    assert checkpoint.completed_epochs(out) == 1
 
     monkeypatch.setattr(training, "build_callbacks", original)
     assert main(args) == 0
@@ -207,11 +210,11 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
     results = json.loads((out / "results.json").read_text())
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert results["epochs"] == 2 and [e["epoch"] for e in history] == [1, 2]
-    assert training.completed_epochs(out) == 2
+    assert checkpoint.completed_epochs(out) == 2
 
     # The kept checkpoint restores the whole cohort: same test scores.
     config = load_config(QUICKSTART, [args[i + 1] for i, a in enumerate(args) if a == "--set"])
-    assert training.check_run_dir(out, config, allow_finished=True) == "finished"
+    assert run_files.check_run_dir(out, config, allow_finished=True) == "finished"
     bundle = training.load_data(config)
     learner = training.build_learner(config, bundle.input_shape, bundle.num_classes)
     training.compile_learner(learner, config, training.steps_per_epoch(bundle, config.batch_size))
@@ -223,10 +226,10 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
 
 
 def test_non_finite_loss_names_epoch_and_peer():
-    guard = training.NonFiniteGuard(["alice", "bob"])
+    guard = callbacks.NonFiniteGuard(["alice", "bob"])
     guard.on_epoch_begin(2)
     guard.on_train_batch_end(0, {"loss": 1.0, "peer1_ce": 0.5})
-    with pytest.raises(training.NonFiniteLossError) as info:
+    with pytest.raises(callbacks.NonFiniteLossError) as info:
         guard.on_train_batch_end(6, {"loss": math.inf, "peer0_ce": 0.3,
                                      "peer1_ce": math.nan})
     message = str(info.value)
@@ -236,7 +239,7 @@ def test_non_finite_loss_names_epoch_and_peer():
 
 def test_non_finite_loss_exit_status(tmp_path, capsys, monkeypatch):
     def diverge(*args, **kwargs):
-        raise training.NonFiniteLossError("non-finite training loss at epoch 1")
+        raise callbacks.NonFiniteLossError("non-finite training loss at epoch 1")
 
     monkeypatch.setattr(training, "train", diverge)
     assert main(["train", "--config", QUICKSTART, "--out", str(tmp_path / "r")]) == 1

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import pytest
 
+from rdml_keras import checkpoint
+from rdml_keras import run_files
 from rdml_keras import training
 from rdml_keras.cli import main
 from rdml_keras.config import load_config
@@ -55,7 +57,7 @@ def command(out):
 
 
 def child_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != training.FAULT_ENV}
+    env = {k: v for k, v in os.environ.items() if k != checkpoint.FAULT_ENV}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env.update(extra)
     return env
@@ -90,7 +92,7 @@ def run_to_end(out, log_dir, **env):
 
 
 def finished_epochs(run):
-    path = run / training.HISTORY_FILE
+    path = run / run_files.HISTORY_FILE
     try:
         return len(json.loads(path.read_text())["epochs"])
     except (OSError, ValueError, KeyError):
@@ -108,7 +110,7 @@ def wait_until(condition, proc, timeout=240):
 
 def peer_weights(run):
     weights = {}
-    for path in sorted((run / training.PEERS_DIR).glob("*.keras")):
+    for path in sorted((run / run_files.PEERS_DIR).glob("*.keras")):
         weights[path.name] = keras.saving.load_model(path, compile=False).get_weights()
     return weights
 
@@ -125,24 +127,24 @@ def assert_same_weights(expected_run, run):
 def assert_same_history(expected_run, run):
     def entries(r):
         return [{k: v for k, v in e.items() if k != "seconds"}
-                for e in json.loads((r / training.HISTORY_FILE).read_text())["epochs"]]
+                for e in json.loads((r / run_files.HISTORY_FILE).read_text())["epochs"]]
 
     assert entries(run) == entries(expected_run)
 
 
 def assert_intact(run, epochs=3):
     """A finished, complete, loadable run directory with no leftovers."""
-    results = json.loads((run / training.RESULTS_FILE).read_text())
+    results = json.loads((run / run_files.RESULTS_FILE).read_text())
     assert results["epochs"] == epochs
-    history = json.loads((run / training.HISTORY_FILE).read_text())["epochs"]
+    history = json.loads((run / run_files.HISTORY_FILE).read_text())["epochs"]
     assert [e["epoch"] for e in history] == list(range(1, epochs + 1))
-    assert training.completed_epochs(run) == epochs
-    leftovers = [p for p in run.rglob("*") if training.is_temporary(p.name)]
+    assert checkpoint.completed_epochs(run) == epochs
+    leftovers = [p for p in run.rglob("*") if run_files.is_temporary(p.name)]
     assert leftovers == []
-    config = training.config_from_yaml_text((run / training.CONFIG_FILE).read_text())
+    config = training.config_from_yaml_text((run / run_files.CONFIG_FILE).read_text())
     x = np.zeros((3, 8, 8, 1), "float32")
     for k, peer in enumerate(config.peers):
-        model = keras.saving.load_model(training.peer_path(run, k, peer.name), compile=False)
+        model = keras.saving.load_model(run_files.peer_path(run, k, peer.name), compile=False)
         assert np.all(np.isfinite(model.predict(x, verbose=0)))
 
 
@@ -176,8 +178,8 @@ def test_sigkill_mid_epoch_resumes_to_the_same_weights(reference, tmp_path):
     proc.send_signal(signal.SIGKILL)
     status, _, _ = finish(proc)
     assert status == -signal.SIGKILL
-    assert not (out / training.RESULTS_FILE).exists()
-    resumed_from = training.completed_epochs(out)
+    assert not (out / run_files.RESULTS_FILE).exists()
+    resumed_from = checkpoint.completed_epochs(out)
     assert resumed_from in (1, 2)
 
     stdout = run_to_end(out, logs)
@@ -198,14 +200,14 @@ def test_kill_during_checkpoint_write_resumes_from_the_previous_one(
     reference_run, _ = reference
     out, logs = tmp_path / "run", tmp_path / "logs"
     status, _, stderr = finish(start(out, logs, **{
-        training.FAULT_ENV: f"checkpoint_{stage}:2"}))
+        checkpoint.FAULT_ENV: f"checkpoint_{stage}:2"}))
     assert status == -signal.SIGKILL, stderr[-3000:]
-    backup = out / training.BACKUP_DIR
+    backup = out / run_files.BACKUP_DIR
     # The hook really cut the write short: no complete epoch-2 checkpoint.
     if stage == "partial":
         partial = backup / ".partial.weights.h5"
-        assert partial.stat().st_size < (backup / training.WEIGHTS_FILE).stat().st_size
-    assert training.completed_epochs(out) == 1
+        assert partial.stat().st_size < (backup / run_files.WEIGHTS_FILE).stat().st_size
+    assert checkpoint.completed_epochs(out) == 1
     assert finished_epochs(out) == 2  # history was ahead: epoch 2 is redone
 
     stdout = run_to_end(out, logs)
@@ -226,7 +228,7 @@ def test_killed_again_and_again_at_random_instants(reference, tmp_path):
     out, logs = tmp_path / "run", tmp_path / "logs"
     kills = []
     for _ in range(5):
-        if (out / training.RESULTS_FILE).exists():  # a kill landed after the end
+        if (out / run_files.RESULTS_FILE).exists():  # a kill landed after the end
             break
         proc = start(out, logs)
         done = finished_epochs(out)
@@ -243,8 +245,8 @@ def test_killed_again_and_again_at_random_instants(reference, tmp_path):
             break
         proc.send_signal(signal.SIGKILL)
         finish(proc)
-        kills.append((target, round(delay, 2), training.completed_epochs(out)))
-    if not (out / training.RESULTS_FILE).exists():
+        kills.append((target, round(delay, 2), checkpoint.completed_epochs(out)))
+    if not (out / run_files.RESULTS_FILE).exists():
         run_to_end(out, logs)
     print("kills (epochs waited for, delay s, epochs checkpointed):", kills)
     assert kills, "no kill landed"
@@ -265,9 +267,9 @@ def test_sigkill_at_each_epoch(reference, tmp_path):
         wait_until(lambda: finished_epochs(out) >= epoch, proc)
         proc.send_signal(signal.SIGKILL)
         finish(proc)
-        if (out / training.RESULTS_FILE).exists():
+        if (out / run_files.RESULTS_FILE).exists():
             break
-    if not (out / training.RESULTS_FILE).exists():
+    if not (out / run_files.RESULTS_FILE).exists():
         run_to_end(out, logs)
     assert_intact(out)
     assert_same_weights(reference_run, out)
@@ -320,14 +322,14 @@ def _foreign_checkpoint(backup):
     config = load_config(QUICKSTART, ["dataset.name=digits"])
     learner = training.build_learner(config, (8, 8, 1), 10)
     training.compile_learner(learner, config, steps=1)
-    checkpoint = training.RunCheckpoint(backup, log=None)
-    checkpoint.set_model(learner)
-    checkpoint.on_epoch_end(0)
+    saver = checkpoint.RunCheckpoint(backup, log=None)
+    saver.set_model(learner)
+    saver.on_epoch_end(0)
 
 
 def _damage(run, how):
-    backup = run / training.BACKUP_DIR
-    weights, metadata = backup / training.WEIGHTS_FILE, backup / training.METADATA_FILE
+    backup = run / run_files.BACKUP_DIR
+    weights, metadata = backup / run_files.WEIGHTS_FILE, backup / run_files.METADATA_FILE
     if how == "truncated":
         data = weights.read_bytes()
         weights.write_bytes(data[: len(data) // 2])
@@ -336,14 +338,14 @@ def _damage(run, how):
     elif how == "replaced":  # another cohort's weights under the same name
         other = run.parent / "other"
         _foreign_checkpoint(other)
-        shutil.copyfile(other / training.WEIGHTS_FILE, weights)
+        shutil.copyfile(other / run_files.WEIGHTS_FILE, weights)
     elif how == "other-cohort":  # a whole checkpoint copied from another run
         shutil.rmtree(backup)
         _foreign_checkpoint(backup)
     elif how == "keras-metadata":  # Keras's own metadata (no checksum), foreign file
         other = run.parent / "other"
         _foreign_checkpoint(other)
-        shutil.copyfile(other / training.WEIGHTS_FILE, weights)
+        shutil.copyfile(other / run_files.WEIGHTS_FILE, weights)
         metadata.write_text(json.dumps({"epoch": 1, "batch": 0}))
     elif how == "garbage-metadata":
         metadata.write_text('{"epoch": 1, "weights_sha')
@@ -381,36 +383,36 @@ def test_damaged_checkpoint_is_refused_and_nothing_changes(
 def test_damaged_latest_falls_back_to_the_previous_checkpoint(stopped_runs, tmp_path,
                                                               capsys):
     run = _copy(stopped_runs, 2, tmp_path)
-    weights = run / training.BACKUP_DIR / training.WEIGHTS_FILE
+    weights = run / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:4096])
     assert main(["train", "--config", QUICKSTART, "--out", str(run), *TINY]) == 0
     out = capsys.readouterr().out
     assert f"warning: {weights}: truncated or replaced" in out
     assert f"Resuming from {weights}.bkp (epoch 1)" in out
     assert f"resuming {run} after epoch 1 of 3" in out
-    results = json.loads((run / training.RESULTS_FILE).read_text())
+    results = json.loads((run / run_files.RESULTS_FILE).read_text())
     assert results["epochs"] == 3
-    history = json.loads((run / training.HISTORY_FILE).read_text())["epochs"]
+    history = json.loads((run / run_files.HISTORY_FILE).read_text())["epochs"]
     assert [e["epoch"] for e in history] == [1, 2, 3]
-    assert training.completed_epochs(run) == 3
+    assert checkpoint.completed_epochs(run) == 3
 
 
 def test_checkpoint_metadata_describes_its_weights(stopped_runs, tmp_path):
     """Keras's file names and "epoch" key, plus what makes a torn or foreign
     file detectable; the previous epoch's pair is kept as *.bkp."""
-    backup = stopped_runs[2] / training.BACKUP_DIR
-    meta = json.loads((backup / training.METADATA_FILE).read_text())
-    assert meta["epoch"] == 2 and meta["format"] == training.CHECKPOINT_FORMAT
-    previous = json.loads((backup / (training.METADATA_FILE + ".bkp")).read_text())
+    backup = stopped_runs[2] / run_files.BACKUP_DIR
+    meta = json.loads((backup / run_files.METADATA_FILE).read_text())
+    assert meta["epoch"] == 2 and meta["format"] == checkpoint.CHECKPOINT_FORMAT
+    previous = json.loads((backup / (run_files.METADATA_FILE + ".bkp")).read_text())
     assert previous["epoch"] == 1
-    weights = backup / training.WEIGHTS_FILE
+    weights = backup / run_files.WEIGHTS_FILE
     assert meta["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert meta["weights_bytes"] == weights.stat().st_size
     assert {"weights_signature", "weights_count", "seed_states"} <= set(meta)
     # Written atomically, yet with ordinary permissions (not mkstemp's 0600).
     plain = tmp_path / "plain"
     plain.write_text("")
-    assert (backup / training.METADATA_FILE).stat().st_mode == plain.stat().st_mode
+    assert (backup / run_files.METADATA_FILE).stat().st_mode == plain.stat().st_mode
 
 
 # ---------------------------------------------------------------- NaN
@@ -448,9 +450,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
     assert err.startswith("error: non-finite training loss at epoch 2, batch 3:"), err
     assert "(peers: bob;" in err and "from mimicking them: alice" in err
     assert "Last good state: epoch 1" in err and "Traceback" not in err
-    assert not (out / training.RESULTS_FILE).exists()
-    assert training.completed_epochs(out) == 1
-    assert [e["epoch"] for e in json.loads((out / training.HISTORY_FILE).read_text())[
+    assert not (out / run_files.RESULTS_FILE).exists()
+    assert checkpoint.completed_epochs(out) == 1
+    assert [e["epoch"] for e in json.loads((out / run_files.HISTORY_FILE).read_text())[
         "epochs"]] == [1]
 
     # The exported peers are exactly the epoch-1 checkpoint's, and predict
@@ -461,10 +463,10 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
     learner = training.build_learner(config, (8, 8, 1), 10)
     training.compile_learner(learner, config, steps=1)
     learner.optimizer.build(learner.trainable_variables)
-    learner.load_weights(out / training.BACKUP_DIR / training.WEIGHTS_FILE)
+    learner.load_weights(out / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE)
     _, _, x_test, y_test = load_arrays("digits", normalize=True)
     for k, name in enumerate(["alice", "bob"]):
-        peer = keras.saving.load_model(training.peer_path(out, k, name), compile=False)
+        peer = keras.saving.load_model(run_files.peer_path(out, k, name), compile=False)
         for exported, kept in zip(peer.get_weights(), learner.peers[k].get_weights()):
             np.testing.assert_array_equal(exported, kept)
         logits = peer.predict(x_test, verbose=0)
@@ -475,7 +477,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
     monkeypatch.setattr(training, "build_callbacks", original)
     assert main(args) == 0
     assert "after epoch 1 of 3" in capsys.readouterr().out
-    assert json.loads((out / training.RESULTS_FILE).read_text())["epochs"] == 3
+    assert json.loads((out / run_files.RESULTS_FILE).read_text())["epochs"] == 3
 
 
 def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys,
@@ -497,8 +499,8 @@ def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "non-finite weights at the end of epoch 1 (peers: mlp_0)" in err
     assert "No epoch had finished" in err
-    assert training.completed_epochs(out) == 0
-    assert not (out / training.BACKUP_DIR / training.WEIGHTS_FILE).exists()
+    assert checkpoint.completed_epochs(out) == 0
+    assert not (out / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE).exists()
 
 
 @pytest.mark.slow
@@ -512,7 +514,7 @@ def test_diverging_learning_rate_exits_1_from_the_command(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: non-finite training loss at epoch 1" in proc.stderr
     assert "(peers: " in proc.stderr and "Traceback" not in proc.stderr
-    assert not (out / training.RESULTS_FILE).exists()
+    assert not (out / run_files.RESULTS_FILE).exists()
 
 
 def test_mixed_float16_overflow_steps_are_skipped_not_failures(tmp_path, monkeypatch):
@@ -568,7 +570,7 @@ def test_finished_run_is_refused_byte_for_byte(reference, capsys):
 def test_run_directory_in_use_is_refused(stopped_runs, tmp_path, capsys):
     run = _copy(stopped_runs, 1, tmp_path)
     before = tree(run)
-    with training.run_lock(run):  # as a `train` process writing to it would
+    with run_files.run_lock(run):  # as a `train` process writing to it would
         status = main(["train", "--config", QUICKSTART, "--out", str(run), *TINY])
     assert status == 2
     assert "another `train` process is writing to this run directory" in (

@@ -1,0 +1,153 @@
+"""Callbacks that watch a run: `NonFiniteGuard` stops it at the first
+non-finite loss or weight (`NonFiniteLossError`); `EpochHistory` keeps
+`history.json`.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+
+import keras
+
+from rdml_keras.run_files import read_json
+from rdml_keras.run_files import write_json
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the message names the epoch, batch, the
+    logged values that went non-finite and the peer(s) they came from. The
+    last finished epoch's checkpoint in `backup/` is left untouched and its
+    peers are exported to `peers/`. The CLI exits with status 1.
+
+    >>> issubclass(NonFiniteLossError, RuntimeError)
+    True
+    """
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop at the first non-finite training loss, naming the epoch, the batch,
+    every logged value that went non-finite and the peer(s) it came from.
+
+    A peer whose own cross-entropy is non-finite is named as the source; a
+    peer whose only non-finite value is its divergence (it mimics a broken
+    peer) is listed separately. At each epoch end, before the checkpoint is
+    written, the peers' weights are checked too: an update that made them
+    non-finite on the epoch's last batch must not reach the checkpoint.
+
+    Raises instead of setting `stop_training` so that the epoch-end
+    checkpoint is not overwritten with NaN weights. Under `mixed_float16`
+    the logged loss is the unscaled float32 loss: a step whose scaled
+    gradients overflow is skipped by the LossScaleOptimizer and logs a finite
+    loss, so it is not counted as a failure.
+
+    >>> NonFiniteGuard(["a", "b"]).peer_names
+    ['a', 'b']
+    """
+
+    def __init__(self, peer_names):
+        super().__init__()
+        self.peer_names = list(peer_names)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        bad = [f"{k}={float(v)}" for k, v in sorted(logs.items())
+               if _is_number(v) and not math.isfinite(float(v))]
+        raise NonFiniteLossError(
+            f"non-finite training loss at epoch {self._epoch + 1}, batch {batch + 1}: "
+            f"{', '.join(bad)}{self._describe_peers(logs)}. Lower the learning rate or "
+            "use float32; the checkpoint of the last finished epoch is kept.")
+
+    def _describe_peers(self, logs) -> str:
+        bad_keys = [k for k, v in logs.items() if k.startswith("peer")
+                    and k.split("_")[0][4:].isdigit()
+                    and int(k.split("_")[0][4:]) < len(self.peer_names)
+                    and _is_number(v) and not math.isfinite(float(v))]
+        index = {k: int(k.split("_")[0][4:]) for k in bad_keys}
+        sources = sorted({index[k] for k in bad_keys if k.endswith("_ce")})
+        touched = sorted(set(index.values()) - set(sources))
+        if not sources:
+            sources, touched = touched, []
+        if not sources:
+            return ""
+        text = " (peers: " + ", ".join(self.peer_names[k] for k in sources)
+        if touched:
+            text += ("; non-finite divergence only, from mimicking them: "
+                     + ", ".join(self.peer_names[k] for k in touched))
+        return text + ")"
+
+    def on_epoch_end(self, epoch, logs=None):
+        peers = list(getattr(self.model, "peers", None) or [self.model])
+        names = self.peer_names if len(self.peer_names) == len(peers) else [
+            getattr(p, "name", str(k)) for k, p in enumerate(peers)]
+        bad = [name for name, peer in zip(names, peers) if not _all_finite(peer.weights)]
+        if bad:
+            raise NonFiniteLossError(
+                f"non-finite weights at the end of epoch {epoch + 1} (peers: "
+                f"{', '.join(bad)}), although every logged loss was finite. Lower the "
+                "learning rate or use float32; the checkpoint of the last finished "
+                "epoch is kept.")
+
+
+def _all_finite(variables) -> bool:
+    for variable in variables:
+        if "float" not in str(variable.dtype):
+            continue
+        if not bool(keras.ops.all(keras.ops.isfinite(variable.value))):
+            return False
+    return True
+
+
+def _is_number(value):
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Keep `history.json`: one entry per finished epoch, with the logs, the
+    learning rate at the epoch's start and the epoch's wall time. Entries are keyed by epoch, so an epoch
+    redone after an interruption replaces its old entry instead of doubling.
+
+    >>> EpochHistory("/tmp/h.json").path.name
+    'h.json'
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.entries = []
+        self._start = None
+        self._learning_rate = None
+
+    def on_train_begin(self, logs=None):
+        self.entries = read_json(self.path)["epochs"] if self.path.is_file() else []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        # The rate of the epoch's first step. (TensorBoard's epoch_learning_rate
+        # is read at epoch end, i.e. the rate the *next* step will use.)
+        self._learning_rate = _current_learning_rate(self.model.optimizer)
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1}
+        entry.update({k: float(v) for k, v in (logs or {}).items() if _is_number(v)})
+        entry["learning_rate"] = self._learning_rate
+        entry["seconds"] = time.perf_counter() - (self._start or time.perf_counter())
+        self.entries = [e for e in self.entries if e["epoch"] <= epoch] + [entry]
+        write_json(self.path, {"epochs": self.entries})
+
+
+def _current_learning_rate(optimizer):
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -1,0 +1,304 @@
+"""Checkpointing: `RunCheckpoint`, the `BackupAndRestore` whose checkpoints in
+`backup/` survive a kill at any instant (checksummed, verified on restore), and
+`completed_epochs`, which reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import tempfile
+
+import keras
+
+from rdml_keras.run_files import _PARTIAL_WEIGHTS
+from rdml_keras.run_files import BACKUP_DIR
+from rdml_keras.run_files import METADATA_FILE
+from rdml_keras.run_files import PREVIOUS_SUFFIX
+from rdml_keras.run_files import WEIGHTS_FILE
+from rdml_keras.run_files import RunError
+from rdml_keras.run_files import _fsync_dir
+from rdml_keras.run_files import _fsync_file
+from rdml_keras.run_files import write_atomic
+
+CHECKPOINT_FORMAT = "rdml_keras.checkpoint/1"
+
+# Test-only fault injection (tests/test_reliability.py): with
+# RDML_FAULT_INJECT=checkpoint_<stage>:<epoch> the process SIGKILLs itself in the
+# middle of the checkpoint write that ends epoch <epoch> (1-based), at <stage>:
+# "partial" (new weights half-written to the temporary file), "rotated"
+# (previous checkpoint moved to *.bkp, new one not yet in place) or "replaced"
+# (new weights in place, their metadata not yet written). Unset: no effect.
+FAULT_ENV = "RDML_FAULT_INJECT"
+
+
+class CheckpointError(RunError):
+    """A run directory's checkpoint cannot be resumed from: missing, truncated,
+    unreadable or written for another cohort. The message names every file
+    tried; nothing in the run directory has been changed.
+
+    >>> issubclass(CheckpointError, RunError)
+    True
+    """
+
+
+def _first_line(error) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _fault_point(stage: str, epoch: int, partial=None):
+    """Test-only: SIGKILL this process here if FAULT_ENV asks for it."""
+    if os.environ.get(FAULT_ENV) != f"checkpoint_{stage}:{epoch}":
+        return
+    if partial is not None:  # a torn write: only the first half reached the disk
+        os.truncate(partial, os.path.getsize(partial) // 2)
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _weights_signature(model) -> dict:
+    """Shapes and dtypes of the model's weights, in order: a checkpoint of
+    another cohort (other architectures, another number of classes) differs."""
+    shapes = [[list(w.shape), str(w.dtype)] for w in model.weights]
+    digest = hashlib.sha256(json.dumps(shapes).encode()).hexdigest()
+    return {"weights_signature": digest, "weights_count": len(shapes)}
+
+
+def _seed_states(model):
+    # Random layers' (Dropout, ...) generator states: not part of the weights
+    # file, but needed for a resumed run to draw what the uninterrupted run drew.
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def _load_weights(model, path: pathlib.Path):
+    """`model.load_weights(path)`, also for `*.weights.h5.bkp` (Keras insists
+    on the `.weights.h5` suffix): through a link in a temporary folder, so
+    the run directory is not touched."""
+    if path.name.endswith(".weights.h5"):
+        model.load_weights(str(path))
+        return
+    with tempfile.TemporaryDirectory(prefix="rdml_keras_") as folder:
+        alias = pathlib.Path(folder) / "checkpoint.weights.h5"
+        try:
+            os.symlink(path.resolve(), alias)
+        except OSError:  # no symlinks (Windows without privileges): copy
+            import shutil
+
+            shutil.copyfile(path, alias)
+        model.load_weights(str(alias))
+
+
+@dataclasses.dataclass
+class _Candidate:
+    epoch: int
+    weights: pathlib.Path
+    metadata: pathlib.Path
+    meta: dict
+
+
+class RunCheckpoint(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose checkpoints survive a kill at any instant.
+
+    Keras 3.15's callback saves `latest.weights.h5` in place and writes its
+    metadata afterwards: a kill mid-save leaves a torn weights file, a kill
+    between the two pairs epoch N's weights with epoch N-1's count (epoch N is
+    then trained twice), and on a failed load it copies `.bkp` files over the
+    current ones. Here, at each epoch end:
+
+    1. the weights go to a temporary file, fsynced;
+    2. the previous complete checkpoint is moved to `*.bkp` (renames only);
+    3. the new weights are renamed to `latest.weights.h5`;
+    4. `training_metadata.json` is written atomically: the epoch, the SHA-256
+       and size of its weights file, a signature of the cohort's weight
+       shapes, and the random layers' generator states.
+
+    `restore()` only reads: it loads the newest checkpoint whose weights file
+    matches its metadata (whichever of the two names it has) and fits this
+    cohort, falling back to the previous epoch's pair with a warning, and
+    raises `CheckpointError` naming each file when none is usable. The file
+    names and the "epoch" key are Keras's, so `model.load_weights(
+    "backup/latest.weights.h5")` works on the result, and metadata written by
+    Keras's own callback (no checksum) is still read.
+
+    >>> RunCheckpoint("/tmp/run/backup").weights_path.name
+    'latest.weights.h5'
+    """
+
+    def __init__(self, backup_dir, log=print):
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True,
+                         delete_checkpoint=False)
+        self.dir = pathlib.Path(backup_dir)
+        self.weights_path = self.dir / WEIGHTS_FILE
+        self.metadata_path = self.dir / METADATA_FILE
+        self.previous_weights_path = self.dir / (WEIGHTS_FILE + PREVIOUS_SUFFIX)
+        self.previous_metadata_path = self.dir / (METADATA_FILE + PREVIOUS_SUFFIX)
+        self.log = log
+        self.restored_epoch = None
+        self._good = None  # (weights, metadata) of the newest complete checkpoint
+
+    # ------------------------------------------------------------ reading
+
+    def scan(self):
+        """(candidates newest first, problems): what `restore` would try,
+        verified against the checksums but not loaded. Reads only."""
+        candidates, problems = [], []
+        digests = {}
+
+        def digest(path):
+            if path not in digests:
+                digests[path] = (path.stat().st_size, _sha256(path))
+            return digests[path]
+
+        slots = ((self.metadata_path, self.weights_path, self.previous_weights_path),
+                 (self.previous_metadata_path, self.previous_weights_path,
+                  self.weights_path))
+        for metadata, own, other in slots:
+            if not metadata.is_file():
+                continue
+            try:
+                meta = json.loads(metadata.read_text(encoding="utf-8"))
+                epoch = meta["epoch"]
+                if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                    raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+                problems.append((None, f"{metadata}: unreadable checkpoint metadata "
+                                       f"({type(e).__name__}: {_first_line(e)})"))
+                continue
+            expected = meta.get("weights_sha256")
+            if expected is None:  # Keras's own metadata: paired by name
+                if own.is_file():
+                    candidates.append(_Candidate(epoch, own, metadata, meta))
+                else:
+                    problems.append((epoch, f"{own}: missing (the weights of epoch {epoch}, "
+                                            f"listed by {metadata})"))
+                continue
+            found = None
+            # The other name covers a kill between the renames of one save.
+            for weights in (own, other):
+                if weights.is_file() and digest(weights) == (meta.get("weights_bytes"),
+                                                             expected):
+                    found = weights
+                    break
+            if found is not None:
+                candidates.append(_Candidate(epoch, found, metadata, meta))
+                continue
+            if not own.is_file():
+                state = "missing"
+            else:
+                size, actual = digest(own)
+                state = (f"truncated or replaced: {size} bytes with SHA-256 {actual[:12]}…, "
+                         f"expected {meta.get('weights_bytes')} bytes with {expected[:12]}…")
+            problems.append((epoch, f"{own}: {state} (the weights of epoch {epoch}, "
+                                    f"listed by {metadata})"))
+        unique = {}
+        for candidate in sorted(candidates, key=lambda c: -c.epoch):
+            unique.setdefault((candidate.weights, candidate.epoch), candidate)
+        return list(unique.values()), problems
+
+    def newest_epoch(self) -> int:
+        """Epoch of the newest checkpoint whose files are complete (0: none)."""
+        candidates, _ = self.scan()
+        return candidates[0].epoch if candidates else 0
+
+    def restore(self, model=None) -> int:
+        """Load the newest usable checkpoint into `model`; return its epoch (0
+        when the backup folder holds no checkpoint at all). Writes nothing.
+
+        Raises CheckpointError, naming every file, when checkpoint files exist
+        but none is complete and fits this cohort.
+        """
+        model = model if model is not None else self.model
+        candidates, problems = self.scan()
+        signature = _weights_signature(model)
+        for candidate in candidates:
+            meta = candidate.meta
+            if meta.get("weights_signature", signature["weights_signature"]) != (
+                    signature["weights_signature"]):
+                problems.append((candidate.epoch, (
+                    f"{candidate.weights}: written for a different cohort ("
+                    f"{meta.get('weights_count')} weight tensors of other shapes; this "
+                    f"config's cohort has {signature['weights_count']})")))
+                continue
+            try:
+                if model.optimizer is not None and not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+                _load_weights(model, candidate.weights)
+            except Exception as e:  # h5py and Keras raise OSError, ValueError, ...
+                problems.append((candidate.epoch, (
+                    f"{candidate.weights}: cannot be loaded into this cohort "
+                    f"({type(e).__name__}: {_first_line(e)})")))
+                continue
+            states = meta.get("seed_states")
+            variables = _seed_states(model)
+            if states is not None and len(states) == len(variables):
+                for variable, state in zip(variables, states):
+                    variable.assign(keras.ops.convert_to_tensor(state, dtype=variable.dtype))
+            newer = [text for epoch, text in problems
+                     if epoch is None or epoch >= candidate.epoch]
+            if newer and self.log is not None:
+                self.log(f"warning: {'; '.join(newer)}. Resuming from {candidate.weights} "
+                         f"(epoch {candidate.epoch}), the newest complete checkpoint.")
+            self._good = (candidate.weights, candidate.metadata)
+            self.restored_epoch = candidate.epoch
+            return candidate.epoch
+        if problems:
+            raise CheckpointError(
+                f"cannot resume from {self.dir}: no usable checkpoint. "
+                + "; ".join(text for _, text in problems)
+                + ". Nothing was changed. Move the run directory aside (or delete it) to "
+                "train from epoch 1, or choose another --out.")
+        self._good = None
+        self.restored_epoch = 0
+        return 0
+
+    def on_train_begin(self, logs=None):
+        # `train()` restores before `fit` (to check the checkpoint before
+        # anything is written); used on its own, this behaves like Keras's.
+        if self.restored_epoch is None:
+            epoch = self.restore(self.model)
+            self.model._initial_epoch = epoch
+
+    # ------------------------------------------------------------ writing
+
+    def _save_model(self):
+        epoch = self._current_epoch
+        self.dir.mkdir(parents=True, exist_ok=True)
+        partial = self.dir / _PARTIAL_WEIGHTS
+        self.model.save_weights(str(partial), overwrite=True)
+        _fsync_file(partial)
+        _fault_point("partial", epoch, partial)
+        meta = {"epoch": epoch, "batch": self._last_batch_seen,
+                "format": CHECKPOINT_FORMAT,
+                "weights_sha256": _sha256(partial),
+                "weights_bytes": partial.stat().st_size,
+                **_weights_signature(self.model),
+                "seed_states": [keras.ops.convert_to_numpy(v).tolist()
+                                for v in _seed_states(self.model)]}
+        # Keep the newest complete checkpoint as the previous one (renames:
+        # at every instant one complete pair can be found by its checksum).
+        if self._good is not None:
+            weights, metadata = self._good
+            if weights == self.weights_path:
+                os.replace(self.weights_path, self.previous_weights_path)
+            if metadata == self.metadata_path:
+                os.replace(self.metadata_path, self.previous_metadata_path)
+        _fault_point("rotated", epoch)
+        os.replace(partial, self.weights_path)
+        _fault_point("replaced", epoch)
+        write_atomic(self.metadata_path, json.dumps(meta) + "\n")
+        _fsync_dir(self.dir)
+        self._good = (self.weights_path, self.metadata_path)
+
+
+def completed_epochs(run_dir) -> int:
+    """Epochs finished so far: the newest complete checkpoint's (0 if none)."""
+    return RunCheckpoint(pathlib.Path(run_dir) / BACKUP_DIR, log=None).newest_epoch()

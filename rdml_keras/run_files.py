@@ -1,0 +1,242 @@
+"""The run-directory file layer: the names of a run directory's files; writing
+them atomically (temporary name, fsync, rename) and reading them back; removing
+a killed write's leftovers; locking the directory; and deciding, before
+anything is written, what a directory holds (new, resumable or finished).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import re
+import tempfile
+
+from rdml_keras.config import ConfigError
+from rdml_keras.config import ExperimentConfig
+from rdml_keras.config import config_from_yaml_text
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.json"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.json"
+BACKUP_DIR = "backup"
+LOGS_DIR = "logs"
+PEERS_DIR = "peers"
+# Keras BackupAndRestore's names, so `load_weights(backup/latest.weights.h5)`
+# and tools that read the "epoch" key keep working.
+WEIGHTS_FILE = "latest.weights.h5"
+METADATA_FILE = "training_metadata.json"
+PREVIOUS_SUFFIX = ".bkp"
+# Temporary names (always renamed into place, or removed on the next run).
+_PARTIAL_WEIGHTS = ".partial.weights.h5"
+_TEMPORARY = re.compile(
+    r"^(\.(config\.yaml|history\.json|results\.json|summary\.json|"
+    r"training_metadata\.json)\..+\.tmp|\.tmp-.+\.keras|\.partial\.weights\.h5)$")
+
+
+class RunError(Exception):
+    """Input that passed config validation but cannot be run: a run directory
+    that is finished or holds another config, a dataset that cannot be
+    loaded, a peer that cannot take the data. The CLI exits with status 2.
+
+    >>> str(RunError("runs/x already holds a finished run"))
+    'runs/x already holds a finished run'
+    """
+
+
+# --------------------------------------------------------------------------
+# Files.
+
+
+def write_atomic(path, text: str):
+    """Write `text` to `path` so readers see the old file or the new one,
+    never half of one (temp file in the same directory + os.replace).
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.json")
+    >>> write_atomic(p, "{}"); open(p).read()
+    '{}'
+    """
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes the file private (0600); give it the usual permissions.
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back
+    os.umask(mask)
+    return mask
+
+
+def write_json(path, obj):
+    """`write_atomic` for JSON (indent 2, UTF-8, no NaN tokens: they become null)."""
+    write_atomic(path, json.dumps(_finite_or_none(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path):
+    """Read a JSON file written by `write_json`."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _finite_or_none(obj):
+    # Strict JSON has no NaN; a diverged metric is recorded as null.
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def peer_path(run_dir, k: int, name: str) -> pathlib.Path:
+    """Where peer k is exported: `<run>/peers/peer{k}_{name}.keras`."""
+    return pathlib.Path(run_dir) / PEERS_DIR / f"peer{k}_{name}.keras"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether `name` is one of this module's temporary files (left behind
+    only by a process killed mid-write).
+
+    >>> is_temporary(".history.json.k2j4_x.tmp"), is_temporary("history.json")
+    (True, False)
+    """
+    return bool(_TEMPORARY.match(name))
+
+
+def remove_stale_temporaries(run_dir) -> list[pathlib.Path]:
+    """Delete temporary files a killed run left in `run_dir` (and its peers/
+    and backup/ folders); return them. Only names `is_temporary` matches."""
+    removed = []
+    run_dir = pathlib.Path(run_dir)
+    for folder in (run_dir, run_dir / PEERS_DIR, run_dir / BACKUP_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.is_file() and is_temporary(path.name):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _fsync_dir(path):
+    # Make renames durable across a power cut, where the OS allows it.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_atomic(model, path: pathlib.Path):
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the .keras suffix
+    model.save(tmp)
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold an exclusive lock on the run directory while training into it.
+
+    The lock is `flock` on the directory itself: no lock file is left behind,
+    and the kernel releases it when the holder dies, even by SIGKILL. A second
+    `train` into the same directory gets RunError instead of interleaving its
+    writes. (No locking where `fcntl` does not exist, i.e. on Windows.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"--out {run_dir}: another `train` process is writing to this "
+                           "run directory; wait for it to finish (then re-run to resume "
+                           "or see its results) or choose another --out.") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# --------------------------------------------------------------------------
+# Run-directory state: decided before anything is written.
+
+
+def check_run_dir(run_dir, config: ExperimentConfig, *, allow_finished=False) -> str:
+    """Return "new", "resume" or (with allow_finished) "finished"; raise
+    RunError for a directory this config must not write into.
+
+    >>> import tempfile
+    >>> check_run_dir(tempfile.mkdtemp() + "/fresh", None)
+    'new'
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.exists():
+        return "new"
+    if not run_dir.is_dir():
+        raise RunError(f"--out {run_dir}: exists and is not a directory")
+    if all(is_temporary(p.name) for p in run_dir.iterdir()):
+        return "new"  # empty, or only the temporary file of a killed first write
+    config_file = run_dir / CONFIG_FILE
+    if not config_file.is_file():
+        raise RunError(f"--out {run_dir}: exists, is not empty and holds no {CONFIG_FILE}; "
+                       "it is not an rdml_keras run directory. Choose another --out.")
+    try:
+        saved = config_from_yaml_text(config_file.read_text(encoding="utf-8"))
+    except ConfigError as e:
+        raise RunError(f"{config_file}: unreadable run config ({e}); choose another --out"
+                       ) from None
+    if saved != config:
+        diffs = _differences(saved.to_dict(), config.to_dict())
+        raise RunError(f"--out {run_dir}: holds a run with a different config "
+                       f"({'; '.join(diffs[:5])}). Choose another --out, or delete it.")
+    finished = (run_dir / RESULTS_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file()
+    if finished and not allow_finished:
+        raise RunError(f"--out {run_dir}: already holds a finished run ({RESULTS_FILE} "
+                       "present); refusing to overwrite it. Choose another --out, or "
+                       "delete the directory to train again.")
+    return "finished" if finished else "resume"
+
+
+def _differences(old, new, prefix=""):
+    diffs = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _differences(a, b, path + ".")
+        elif a != b:
+            diffs.append(f"{path}: {a!r} there, {b!r} now")
+    return diffs
