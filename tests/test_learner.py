@@ -298,6 +298,30 @@ def test_alpha_schedule_reaches_a_jit_compiled_step():
     np.testing.assert_allclose(history.history["alpha"], alphas)
 
 
+@pytest.mark.parametrize("update", ["simultaneous", "sequential"])
+def test_schedules_change_alpha_and_weight_without_retracing(update):
+    """α and λ move every epoch, yet the train step is traced exactly once."""
+    from rdml_keras import schedules
+
+    traces = []
+
+    class CountingLearner(MutualLearner):
+        def train_step(self, data):
+            traces.append(1)  # Python runs only while tracing
+            return super().train_step(data)
+
+    x, y = make_data()
+    learner = CountingLearner([make_peer(0), make_peer(1)], alpha=2.0, update=update)
+    learner.compile(optimizer=keras.optimizers.SGD(0.1))
+    callbacks = [schedules.CosineAlpha(3.0, 1.0, epochs=3),
+                 schedules.DivergenceWeightWarmup(2)]
+    history = learner.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
+                          callbacks=callbacks)
+    assert EXAMPLES % BATCH == 0  # no ragged last batch, which may trace once more
+    assert len(traces) == 1
+    assert len(set(np.round(history.history["alpha"], 6))) == 3
+
+
 # ------------------------------------------------------------ distribution
 
 MIRRORED_SCRIPT = textwrap.dedent(
