@@ -1,0 +1,34 @@
+"""The one line every benchmark prints about the machine it ran on."""
+
+import os
+import platform
+
+
+def machine():
+    """CPU model, core count, GPUs, and the Python / TensorFlow / Keras versions.
+
+    >>> "CPU cores" in machine()
+    True
+    """
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                 for g in gpus]
+        accelerator = f"GPU: {', '.join(names)}"
+    else:
+        accelerator = "no GPU"
+    return (f"{cpu}, {os.cpu_count()} CPU cores, {accelerator}; Python "
+            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
+            f"{keras.__version__}")
