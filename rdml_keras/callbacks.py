@@ -1,6 +1,6 @@
 """Callbacks that watch a run: `NonFiniteGuard` stops it at the first
 non-finite loss or weight (`NonFiniteLossError`); `EpochHistory` keeps
-`history.json`.
+`history.json`; `PeerHistograms` writes every peer's weights to TensorBoard.
 """
 
 from __future__ import annotations
@@ -151,3 +151,60 @@ class EpochHistory(keras.callbacks.Callback):
 def _current_learning_rate(optimizer):
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class PeerHistograms(keras.callbacks.Callback):
+    """TensorBoard histograms of every peer's weights, tagged `peer{k}/<path>`.
+
+    Keras's `TensorBoard(histogram_freq=N)` tags each weight by `weight.path`,
+    which leaves out the model that holds it: two peers of one architecture
+    write `dense/kernel` twice and TensorBoard keeps one. This callback adds
+    the peer's index, as the scalar tags do (`peer0_accuracy`). Like Keras's,
+    it writes at the end of epochs 0, N, 2N, ... with the epoch as the step.
+
+    Args:
+        log_dir: the TensorBoard run directory to write to, e.g. the `train`
+            run of `keras.callbacks.TensorBoard(log_dir)`: `log_dir/train`.
+        freq: write every `freq` epochs (an int >= 1).
+
+    Example:
+
+    ```python
+    learner.fit(x, y, epochs=10, callbacks=[
+        keras.callbacks.TensorBoard("logs"),
+        PeerHistograms("logs/train", freq=1)])
+    ```
+    """
+
+    def __init__(self, log_dir, freq=1):
+        super().__init__()
+        if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
+            raise ValueError(f"freq: got {freq!r}; expected an int >= 1")
+        self.log_dir = str(log_dir)
+        self.freq = freq
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        if not hasattr(self.model, "peers"):
+            raise TypeError(f"PeerHistograms needs a MutualLearner; got "
+                            f"{type(self.model).__name__}")
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        if epoch % self.freq:
+            return
+        with self._writer.as_default():
+            for k, peer in enumerate(self.model.peers):
+                for weight in peer.weights:
+                    tf.summary.histogram(f"peer{k}/{weight.path}", weight, step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+

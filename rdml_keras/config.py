@@ -587,6 +587,9 @@ class ExperimentConfig(_Section):
     validation_freq: int = _field(1, check=_int(0),
                                   doc="evaluate on the test split every N epochs for the "
                                       "logs (0: only at the end)")
+    histogram_freq: int = _field(0, check=_int(0),
+                                 doc="TensorBoard histograms of every peer's weights every "
+                                     "N epochs (0: off)")
     seed: int = _field(0, check=_int(0), doc="random seed (weights, shuffling, augmentation)")
     deterministic: bool = _field(False, check=_bool,
                                  doc="deterministic TensorFlow ops: same seed, same weights, "

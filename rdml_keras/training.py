@@ -47,6 +47,7 @@ from rdml_keras import validation
 from rdml_keras.callbacks import EpochHistory
 from rdml_keras.callbacks import NonFiniteGuard
 from rdml_keras.callbacks import NonFiniteLossError
+from rdml_keras.callbacks import PeerHistograms
 from rdml_keras.checkpoint import CheckpointError
 from rdml_keras.checkpoint import RunCheckpoint
 from rdml_keras.checkpoint import _first_line
@@ -339,6 +340,9 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print):
         # alpha) and the optimizer's learning rate.
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR), write_graph=False),
     ]
+    if config.histogram_freq:
+        callbacks.append(PeerHistograms(run_dir / LOGS_DIR / "train",
+                                        config.histogram_freq))
     return callbacks
 
 

@@ -121,6 +121,7 @@ BAD_VALUES = [
     ("seed=-3", "seed", "-3", ">= 0"),
     ("seeds=[1, 1]", "seeds", "[1, 1]", "distinct integers"),
     ("steps_per_execution=0", "steps_per_execution", "0", ">= 1"),
+    ("histogram_freq=-1", "histogram_freq", "-1", ">= 0"),
     ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adamw"),
     ("optimizer.learning_rate=0", "optimizer.learning_rate", "0", "> 0"),
     ("optimizer.learning_rate=.inf", "optimizer.learning_rate", "inf", "finite"),
@@ -299,7 +300,8 @@ def test_schema_rows_cover_every_key():
     for key in ("dataset.name", "peers", "peers[k].architecture", "peers[k].name",
                 "divergence.kind", "divergence.alpha", "divergence.alpha_min",
                 "optimizer.milestones", "optimizer.warmup_epochs", "epochs", "batch_size",
-                "precision", "jit_compile", "seed", "seeds", "validation_freq"):
+                "precision", "jit_compile", "seed", "seeds", "validation_freq",
+                "histogram_freq"):
         assert key in keys
     assert all(row[2] for row in schema_rows())
 

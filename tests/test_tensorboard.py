@@ -45,6 +45,7 @@ def run_dir(tmp_path_factory):
         "optimizer": {"name": "adamw", "learning_rate": LEARNING_RATE, "weight_decay": 1e-4},
         "epochs": EPOCHS,
         "batch_size": 64,
+        "histogram_freq": 1,
     })
     out = tmp_path_factory.mktemp("tb") / "run"
     training.train(config, out, verbose=0, log=lambda *_: None)
@@ -146,3 +147,21 @@ def test_validation_series_ends_at_the_reported_test_accuracy(server, run_dir):
                   tag="epoch_ensemble_accuracy")
     assert series[-1][2] == pytest.approx(results["ensemble"]["test_accuracy"], abs=1e-5)
 
+
+def test_every_peer_weight_has_a_histogram_per_epoch(server):
+    """`histogram_freq: 1`: one histogram series per weight of each peer (two
+    MLPs of one architecture, so Keras's own tags would collide), one point
+    per epoch, and the two peers' first kernels differ."""
+    from rdml_keras.models import build_peer
+
+    tags = _get(server, "/data/plugin/histograms/tags").get("train", {})
+    reference = build_peer("mlp", (8, 8, 1), 10)  # the peers' architecture
+    expected = {f"peer{k}/{w.path}" for k in (0, 1) for w in reference.weights}
+    assert set(tags) == expected
+    series = {}
+    for k in (0, 1):
+        tag = f"peer{k}/{reference.weights[0].path}"
+        points = _get(server, "/data/plugin/histograms/histograms", run="train", tag=tag)
+        assert [point[1] for point in points] == list(range(EPOCHS))
+        series[k] = points[-1][2]  # buckets [left, right, count] at the last epoch
+    assert series[0] != series[1]
