@@ -119,16 +119,18 @@ def test_profile_step_quick():
     text = _run("profile_step.py", "--quick")
     header, rows = _table(text)
     assert [row[1] for row in rows] == ["MutualLearner RDML α=1.5, K=2", "plain fit, 1 peer"]
-    categories = header[4:-1]
+    def share(cell):  # "1.20 (1.0%)" -> 1.0
+        return float(cell.split("(")[1].rstrip("%)"))
+
     for row in rows:
         cell = dict(zip(header, row))
-        total = _first_number(cell["op time (ms)"])
-        assert total > 0
-        shares = [float(cell[c].split("(")[1].rstrip("%)")) for c in categories]
-        assert abs(sum(shares) - 100.0) < 0.5  # every op lands in one category
-        # The peers' own layers are profiled as such, not lumped into "other".
+        assert _first_number(cell["op time (ms)"]) > 0
+        # The peers' own layers are recognised as such, not lumped into "other".
         assert _first_number(cell["peer forward"]) > 0
         assert _first_number(cell["peer backward"]) > 0
+        # What mutual learning adds stays a small part of the step (README:
+        # 1.0 % at batch 64; more at this smoke test's batch 16).
+        assert share(cell["loss, divergence, ensemble, metrics"]) < 10.0
 
 
 @pytest.mark.parametrize("script", ["speed.py", "accuracy.py", "profile_step.py",
