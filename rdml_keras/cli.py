@@ -4,6 +4,8 @@
     python -m rdml_keras train --config configs/cifar100/resnet32_dml.yaml --seeds 0,1,2
     python -m rdml_keras evaluate --run runs/quickstart
     python -m rdml_keras summarize runs/cifar100_resnet32_*
+    python -m rdml_keras sweep --config configs/quickstart.yaml \
+        --grid divergence.alpha=0,0.5,1,2 --seeds 0,1,2 --out runs/alpha
 
 Exit status: 0 success, 1 the run failed (non-finite loss, or a file could not
 be written), 2 bad input (config, --set, dataset, peers, run directory,
@@ -73,6 +75,52 @@ def build_parser() -> argparse.ArgumentParser:
     summarize = sub.add_parser("summarize", help="markdown table comparing runs")
     summarize.add_argument("runs", nargs="+", metavar="RUN_DIR",
                            help="run directories (single runs or --seeds sweeps)")
+    summarize.add_argument("--paired", action="store_true",
+                           help="one row per method (independent, DML, RDML by α) and "
+                                "setting, mean ± std over seeds, with the paired per-seed "
+                                "Δ vs independent and vs DML (what a sweep's summary.md "
+                                "shows)")
+
+    sweep = sub.add_parser(
+        "sweep", help="grid or TPE search over config keys, any number of workers",
+        description="Run a grid (Optuna GridSampler) or a search (TPE) over config keys; "
+        "every trial is an ordinary run directory under --out/runs. Running the same "
+        "command again (another terminal, or another machine with a shared --storage "
+        "and --out) joins the study as another worker; a killed worker's trial is "
+        "retried and resumes from its checkpoint. Writes --out/summary.md, "
+        "--out/alpha.png and a TensorBoard HParams dashboard (tensorboard --logdir OUT).")
+    sweep.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="grid dimension (repeatable; values are YAML, e.g. "
+                            "divergence.alpha=0,0.5,1,2 or optimizer={name: sgd},"
+                            "{name: adamw}); linked keys move together: "
+                            "dataset.train_size,epochs=[250,40],[4000,6]")
+    sweep.add_argument("--seeds", metavar="S,S,...",
+                       help="paired seeds, a grid dimension (default: the config's "
+                            "seeds, or its seed)")
+    sweep.add_argument("--search", action="append", default=[],
+                       metavar="KEY=float(LO,HI)",
+                       help="TPE search dimension (repeatable): float(LO,HI), "
+                            "float(LO,HI,log) or int(LO,HI); each trial trains every seed")
+    sweep.add_argument("--trials", type=int, metavar="N",
+                       help="with --search: trials of the study, all workers together")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       dest="overrides", help="override a config key for every trial")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="Optuna RDB storage shared by the workers (default "
+                            "sqlite:///OUT/study.db; postgresql://USER@HOST/DB for "
+                            "several machines)")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="sweep directory")
+    sweep.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
+                       help="seconds between a worker's heartbeats (default 60)")
+    sweep.add_argument("--grace-period", type=int, default=120, metavar="S",
+                       help="seconds without a heartbeat after which a trial is failed "
+                            "and retried (default 120)")
+    sweep.add_argument("--max-retry", type=int, default=3, metavar="N",
+                       help="retries of a trial whose worker died (default 3)")
+    sweep.add_argument("--verbose", choices=["0", "1", "2"], default="0",
+                       help="Keras fit verbosity of each trial (default 0: progress "
+                            "lines only)")
     return parser
 
 
@@ -92,7 +140,8 @@ def main(argv=None) -> int:
     from rdml_keras.config import ConfigError
     from rdml_keras.run_files import RunError
 
-    commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize}
+    commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize,
+                "sweep": _sweep}
     try:
         return commands[args.command](args)
     except (ConfigError, RunError) as e:
@@ -306,7 +355,33 @@ def _cell(values) -> str:
 
 
 def _summarize(args) -> int:
+    if getattr(args, "paired", False):
+        from rdml_keras import report
+
+        records = report.load_records(args.runs)
+        if not records:
+            from rdml_keras import run_files
+
+            raise run_files.RunError(f"{', '.join(args.runs)}: no results.json (not "
+                                     "finished runs or --seeds sweeps)")
+        print(report.paired_table(records))
+        return EXIT_OK
     print(summary_table(args.runs))
+    return EXIT_OK
+
+
+def _sweep(args) -> int:
+    from rdml_keras import sweep
+
+    # Config, grid, search and storage are all checked before --out exists.
+    spec = sweep.build_spec(
+        config_path=args.config, overrides=args.overrides, grids=args.grid,
+        seeds=args.seeds, searches=args.search, trials=args.trials,
+        storage=args.storage, out=args.out, heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period, max_retry=args.max_retry)
+    paths = sweep.Worker(spec, log=lambda text: print(text, flush=True),
+                         verbose=int(args.verbose)).run()
+    print(paths["summary"].read_text(encoding="utf-8"))
     return EXIT_OK
 
 

@@ -48,6 +48,7 @@ DIVERGENCES = ("none", "kl", "renyi", "dkl", "ikl")
 # Our event files carry this suffix, so re-logging replaces them instead of
 # adding a second experiment or session to the same directory.
 _SUFFIX = ".rdml_hparams"
+_STANDARD = ("divergence", "alpha", "seed", "peers", "dataset", "epochs", "learning_rate")
 
 
 def effective_alpha(divergence: dict) -> float:
@@ -104,8 +105,9 @@ def run_metrics(results: dict) -> dict:
     return metrics
 
 
-def sweep_config(num_peers: int = 2, alphas=None):
-    """(hparams, metrics) lists for `hp.hparams_config`."""
+def sweep_config(num_peers: int = 2, alphas=None, extra=()):
+    """(hparams, metrics) lists for `hp.hparams_config`; `extra` names further
+    hyperparameters (dotted config keys a sweep varies, e.g. dataset.train_size)."""
     alpha_domain = hp.Discrete(sorted({0.0, 1.0} | {float(a) for a in alphas})) \
         if alphas else None
     hparams = [
@@ -118,6 +120,7 @@ def sweep_config(num_peers: int = 2, alphas=None):
         hp.HParam("dataset"),
         hp.HParam("epochs"),
         hp.HParam("learning_rate"),
+        *[hp.HParam(key) for key in extra or () if key not in _STANDARD],
     ]
     metrics = [
         hp.Metric("test_ensemble_accuracy", display_name="test ensemble accuracy"),
@@ -144,21 +147,24 @@ def _write(logdir: pathlib.Path, write):
     writer.close()
 
 
-def log_sweep(logdir, num_peers: int = 2, alphas=None) -> pathlib.Path:
+def log_sweep(logdir, num_peers: int = 2, alphas=None, extra=()) -> pathlib.Path:
     """Write the experiment definition at the sweep root `logdir`.
 
     Point TensorBoard at `logdir`. `alphas` (optional) makes α a discrete
     hyperparameter with those values (plus 0 and 1, the baselines).
     """
     logdir = pathlib.Path(logdir)
-    hparams, metrics = sweep_config(num_peers, alphas)
+    hparams, metrics = sweep_config(num_peers, alphas, extra)
     _write(logdir, lambda: hp.hparams_config(hparams=hparams, metrics=metrics))
     return logdir
 
 
-def log_run(run_dir, results: dict | None = None) -> pathlib.Path:
+def log_run(run_dir, results: dict | None = None, extra: dict | None = None
+            ) -> pathlib.Path:
     """Log one finished run (its `results.json` unless `results` is given)
-    as an HParams session in `<run_dir>/logs`; returns that folder.
+    as an HParams session in `<run_dir>/logs`; returns that folder. `extra`
+    adds hyperparameters ({dotted key: value}; lists and mappings are logged
+    as their YAML text, null as "null").
 
     The test accuracies become scalars (step: the last epoch's index) in the
     same folder. Calling it again replaces what it wrote before.
@@ -170,6 +176,8 @@ def log_run(run_dir, results: dict | None = None) -> pathlib.Path:
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     step = max(int(results.get("epochs") or 1) - 1, 0)
     values = run_hparams(results)
+    values.update({key: _hparam_value(value) for key, value in (extra or {}).items()
+                   if key not in _STANDARD})
     metrics = run_metrics(results)
 
     def write():
@@ -180,3 +188,14 @@ def log_run(run_dir, results: dict | None = None) -> pathlib.Path:
     logdir = run_dir / "logs"
     _write(logdir, write)
     return logdir
+
+
+def _hparam_value(value):
+    """HParams take bool, int, float or str."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if value is None:
+        return "null"
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()

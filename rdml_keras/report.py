@@ -1,0 +1,341 @@
+"""Tables and plots over many finished runs: independent vs DML vs RDML by α,
+paired by seed (`summarize --paired`, and a sweep's summary.md / alpha.png).
+
+Runs are grouped into *settings*: everything in the config except the
+divergence section, the seed and the name. Inside a setting each row is one
+method (independent, DML, RDML at each α), with mean ± sample std over seeds,
+and the paired per-seed difference of the peers' mean test accuracy against
+independent training and against DML, with the number of seeds where it is
+positive. Independent training is `divergence.kind: none` or Rényi α = 0 (the
+divergence is exactly zero), DML is `kind: kl` or Rényi α = 1 (KL).
+
+From history.json (when the run logged a test evaluation every epoch) the
+table adds the reference RDML code's metric, the mean test accuracy of the
+last 5 epochs, beside the final one, and each peer's divergence (its mimicry
+term, the training-epoch mean) at the last epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import statistics
+import tempfile
+
+from rdml_keras.hparams import effective_alpha
+
+LAST_EPOCHS = 5
+_KIND_ORDER = {"none": 0, "kl": 1, "renyi": 2, "dkl": 3, "ikl": 4}
+
+
+@dataclasses.dataclass
+class Record:
+    """One finished run: its directory, results.json and history.json."""
+
+    run_dir: pathlib.Path
+    results: dict
+    history: list
+
+    @property
+    def config(self) -> dict:
+        return self.results["config"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def peer_accuracies(self) -> list[float]:
+        return [float(p["test_accuracy"]) for p in self.results["peers"]]
+
+    @property
+    def mean_accuracy(self) -> float:
+        return statistics.fmean(self.peer_accuracies)
+
+    def last_epochs_accuracy(self, n: int = LAST_EPOCHS):
+        """Mean over peers of the mean test accuracy of the last `n` epochs
+        (None unless each of them logged one)."""
+        peers = len(self.results["peers"])
+        tail = self.history[-n:]
+        if len(tail) < n:
+            return None
+        values = []
+        for entry in tail:
+            epoch = [entry.get(f"val_peer{k}_accuracy") for k in range(peers)]
+            if any(v is None for v in epoch):
+                return None
+            values.append(statistics.fmean(epoch))
+        return statistics.fmean(values)
+
+    def last_divergences(self):
+        """Each peer's training divergence in the last epoch (None if not logged)."""
+        if not self.history:
+            return None
+        last = self.history[-1]
+        values = [last.get(f"peer{k}_div") for k in range(len(self.results["peers"]))]
+        return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def load_records(run_dirs) -> list[Record]:
+    """Records of run directories, expanding `--seeds` directories to their
+    seed<s> runs; directories without results.json are skipped."""
+    from rdml_keras.run_files import HISTORY_FILE
+    from rdml_keras.run_files import RESULTS_FILE
+    from rdml_keras.run_files import read_json
+
+    records = []
+    for run_dir in run_dirs:
+        run_dir = pathlib.Path(run_dir)
+        dirs = [run_dir] if (run_dir / RESULTS_FILE).is_file() else sorted(
+            p.parent for p in run_dir.glob(f"seed*/{RESULTS_FILE}"))
+        for path in dirs:
+            try:
+                results = read_json(path / RESULTS_FILE)
+                history = (read_json(path / HISTORY_FILE)["epochs"]
+                           if (path / HISTORY_FILE).is_file() else [])
+            except (OSError, ValueError, KeyError):
+                continue
+            records.append(Record(path, results, history))
+    return records
+
+
+# --------------------------------------------------------------------------
+# Methods and settings.
+
+
+def method_of(divergence: dict) -> tuple:
+    """(sort key, label, α cell, role) of a divergence config; role is
+    "independent", "dml" or None.
+
+    >>> method_of({"kind": "renyi", "alpha": 0.0})[1:]
+    ('independent (α=0)', '0', 'independent')
+    >>> method_of({"kind": "kl"})[1:]
+    ('DML', '1', 'dml')
+    """
+    kind = divergence.get("kind")
+    if kind == "renyi" and divergence.get("schedule") == "cosine":
+        text = f"cos {divergence['alpha_max']:g}→{divergence['alpha_min']:g}"
+        return (2, float(divergence["alpha_max"]), 1, text), "RDML", text, None
+    alpha = effective_alpha(divergence)
+    if kind == "none":
+        return (0, 0.0, 0, ""), "independent", "0", "independent"
+    if kind == "kl":
+        return (1, 1.0, 0, ""), "DML", "1", "dml"
+    if kind == "renyi":
+        if alpha == 0:
+            return (0, 0.0, 1, ""), "independent (α=0)", "0", "independent"
+        if alpha == 1:
+            return (1, 1.0, 1, ""), "DML (α=1)", "1", "dml"
+        return (2, alpha, 0, ""), "RDML", f"{alpha:g}", None
+    return (3 + _KIND_ORDER.get(kind, 9), alpha, 0, kind), str(kind).upper(), "-", None
+
+
+def _flatten(raw, prefix=""):
+    flat = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+    elif isinstance(raw, list) and raw and all(isinstance(v, dict) for v in raw):
+        for k, value in enumerate(raw):
+            flat.update(_flatten(value, f"{prefix}{k}."))
+    else:
+        flat[prefix[:-1]] = raw
+    return flat
+
+
+def _setting(config: dict) -> dict:
+    return {k: v for k, v in _flatten(config).items()
+            if k not in ("seed", "seeds", "name") and not k.startswith("divergence.")}
+
+
+def group_records(records) -> list[tuple[str, dict]]:
+    """[(setting title, {method label: {"key", "alpha", "role", "runs": {seed: Record}}})],
+    settings in the order of their varying values; the title names what
+    differs between settings (empty when there is one)."""
+    settings = []
+    for record in records:
+        flat = _setting(record.config)
+        for existing in settings:
+            if existing[0] == flat:
+                existing[1].append(record)
+                break
+        else:
+            settings.append((flat, [record]))
+    varying = sorted({k for flat, _ in settings for k in flat
+                      if len({repr(f.get(k)) for f, _ in settings}) > 1})
+    groups = []
+    for flat, members in settings:
+        title = ", ".join(f"{k}={_short(flat.get(k))}" for k in varying)
+        methods = {}
+        for record in members:
+            key, label, alpha, role = method_of(record.config["divergence"])
+            entry = methods.setdefault(label, {"key": key, "alpha": alpha, "role": role,
+                                               "runs": {}})
+            entry["runs"][record.seed] = record
+        methods = dict(sorted(methods.items(), key=lambda item: item[1]["key"]))
+        groups.append((title, methods, [flat.get(k) for k in varying]))
+    groups.sort(key=lambda g: [_sort_value(v) for v in g[2]])
+    return [(title, methods) for title, methods, _ in groups]
+
+
+def _sort_value(value):
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(
+        value, bool) else (1, 0, repr(value))
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------
+# The paired table.
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = [float(v) for v in values]
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _pct(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    mean, std = _mean_std(values)
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if len(values) > 1 else f"{100 * mean:.2f}"
+
+
+def _num(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    mean, std = _mean_std(values)
+    return f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}"
+
+
+def _paired(runs: dict, reference: dict | None) -> str:
+    if not reference:
+        return "—"
+    shared = sorted(set(runs) & set(reference))
+    if not shared:
+        return "—"
+    diffs = [runs[s].mean_accuracy - reference[s].mean_accuracy for s in shared]
+    mean, std = _mean_std(diffs)
+    wins = sum(d > 0 for d in diffs)
+    return f"{100 * mean:+.2f} ± {100 * std:.2f} ({wins}/{len(diffs)})"
+
+
+def paired_table(records) -> str:
+    """Markdown: per setting, one row per method with mean ± std over seeds
+    and paired Δ against independent and DML (pp, seeds positive)."""
+    if not records:
+        return "(no finished runs)"
+    peers = max(len(r.results["peers"]) for r in records)
+    header = (["method", "α", "seeds"] + [f"peer {k + 1} (%)" for k in range(peers)]
+              + ["ensemble (%)", "Δ vs independent (pp)", "Δ vs DML (pp)",
+                 f"last-{LAST_EPOCHS} mean (%)"]
+              + [f"peer {k + 1} div, last epoch" for k in range(peers)])
+    blocks = []
+    groups = group_records(records)
+    for title, methods in groups:
+        lines = []
+        if title:
+            lines.append(f"**{title}**")
+            lines.append("")
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|---|---:|---:|" + "---:|" * (len(header) - 3))
+        references = {}
+        for role in ("independent", "dml"):
+            # Prefer kind none / kl over Rényi α = 0 / 1 when both are present.
+            for entry in methods.values():
+                if entry["role"] == role:
+                    references.setdefault(role, entry)
+        for label, entry in methods.items():
+            runs = entry["runs"]
+            seeds = sorted(runs)
+            cells = [label, entry["alpha"], str(len(seeds))]
+            for k in range(peers):
+                cells.append(_pct([runs[s].peer_accuracies[k] for s in seeds
+                                   if k < len(runs[s].peer_accuracies)]))
+            cells.append(_pct([runs[s].results["ensemble"]["test_accuracy"] for s in seeds]))
+            # Each row is compared with the methods above it: DML with the
+            # independent cohort, RDML with both.
+            skip = {"independent": ("independent",), "dml": ("independent", "dml")}
+            for role in ("independent", "dml"):
+                reference = references.get(role)
+                if reference is None or entry["role"] in skip[role]:
+                    cells.append("—")
+                else:
+                    cells.append(_paired(runs, reference["runs"]))
+            cells.append(_pct([runs[s].last_epochs_accuracy() for s in seeds]))
+            for k in range(peers):
+                cells.append(_num([(runs[s].last_divergences() or [None] * peers)[k]
+                                   for s in seeds]))
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+# --------------------------------------------------------------------------
+# The α plot.
+
+
+def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
+    """Mean peer test accuracy against α (mean ± std over seeds), one panel
+    per setting; independent training and DML marked. Written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = pathlib.Path(path)
+    groups = group_records(records)
+    columns = max(1, min(columns, len(groups)))
+    rows = -(-len(groups) // columns)
+    figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, (title, methods) in enumerate(groups):
+        ax = axes[index // columns][index % columns]
+        rdml_x, rdml_y, rdml_e = [], [], []
+        for label, entry in methods.items():
+            values = [r.mean_accuracy * 100 for r in entry["runs"].values()]
+            mean, std = _mean_std(values)
+            key = entry["key"]
+            if key[0] > 2 or entry["alpha"].startswith("cos"):
+                continue  # DKL/IKL and α schedules have no place on the α axis
+            alpha = key[1]
+            if entry["role"] == "independent":
+                ax.errorbar([alpha], [mean], yerr=[std], fmt="s", color="tab:gray",
+                            capsize=4, markersize=8, label=label, zorder=3)
+                ax.axhline(mean, color="tab:gray", linestyle=":", linewidth=1)
+            elif entry["role"] == "dml":
+                ax.errorbar([alpha], [mean], yerr=[std], fmt="^", color="tab:orange",
+                            capsize=4, markersize=9, label="DML (KL)" if label == "DML"
+                            else "DML (α=1 = KL)", zorder=3)
+                ax.axhline(mean, color="tab:orange", linestyle="--", linewidth=1)
+            if entry["role"] is None or label.endswith("=0)") or label.endswith("=1)"):
+                rdml_x.append(alpha)
+                rdml_y.append(mean)
+                rdml_e.append(std)
+        if rdml_x:
+            order = sorted(range(len(rdml_x)), key=rdml_x.__getitem__)
+            ax.errorbar([rdml_x[i] for i in order], [rdml_y[i] for i in order],
+                        yerr=[rdml_e[i] for i in order], fmt="o-", color="tab:blue",
+                        capsize=3, label="Rényi α (RDML)", zorder=2)
+        seeds = sorted({s for entry in methods.values() for s in entry["runs"]})
+        ax.set_title((title or "all runs") + f"  ({len(seeds)} seeds)", fontsize=8,
+                     wrap=True)
+        ax.set_xlabel("Rényi order α (0 = independent, 1 = DML)")
+        ax.set_ylabel("mean peer test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for index in range(len(groups), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -1,0 +1,310 @@
+"""`python -m rdml_keras sweep`: real worker processes sharing a real Optuna
+study, on SQLite and on a PostgreSQL server this file starts itself.
+
+Each run is tiny (two MLP peers, 200 bundled MNIST images, 2-3 epochs), so the
+tests are about the machinery: every grid point trained exactly once by the
+workers together, a SIGKILLed worker's trial resumed from its checkpoint by
+the other worker, the reports, and bad input refused before anything exists.
+Against PostgreSQL the killed-worker scenario runs (two concurrent workers,
+one of them killed), which covers the concurrent case as well.
+"""
+
+import glob
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from rdml_keras import sweep
+from rdml_keras.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+TINY = ["--set", "peers=[mlp, mlp]", "--set", "dataset.train_size=200",
+        "--set", "batch_size=50", "--set", "validation_freq=0"]
+GRID = ["--grid", "divergence.alpha=0,1", "--seeds", "0,1"]  # 4 runs
+FAST_HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
+WORKER_TIMEOUT = 240
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin() -> pathlib.Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if found:
+        return pathlib.Path(found[-1]).parent
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        return pathlib.Path(pg_ctl).parent
+    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: install the "
+                "Debian package `postgresql` (.ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server on a free 127.0.0.1 port with a fresh data
+    directory; stopped (and its files removed) after the module."""
+    bin_dir = _pg_bin()
+    root = pathlib.Path(tempfile.mkdtemp(prefix="rdml_pg_"))
+    as_postgres = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", _free_port()
+
+    def pg(tool, *args, check=True):
+        return subprocess.run([*as_postgres, str(bin_dir / tool), *args], check=check,
+                              capture_output=True, text=True, timeout=120)
+
+    pg("initdb", "-D", str(data), "--auth=trust", "--username=postgres", "-E", "UTF8")
+    try:
+        pg("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
+           "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+        pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rdml")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/rdml"
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request):
+    """None: the default sqlite:///DIR/study.db; else a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _worker(out, storage, log, *extra, env=None):
+    command = [sys.executable, "-u", "-m", "rdml_keras", "sweep", "--config", QUICKSTART,
+               *TINY, *GRID, *extra, *FAST_HEARTBEAT, "--out", str(out)]
+    if storage:
+        command += ["--storage", storage]
+    return subprocess.Popen(command, cwd=ROOT, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+def _wait(proc, log):
+    try:
+        return proc.wait(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"worker timed out:\n{pathlib.Path(log).read_text()[-3000:]}")
+
+
+def _expected_dirs(out):
+    return {out / "runs" / f"divergence.alpha={a}__seed={s}" for a in (0, 1) for s in (0, 1)}
+
+
+def _trials(out, storage):
+    import optuna
+
+    name = json.loads((out / "sweep.json").read_text())["study_name"]
+    study = optuna.load_study(study_name=name,
+                              storage=storage or f"sqlite:///{out / 'study.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+def _trained_points(trials):
+    """{(alpha, seed): [outcome, ...]} over trials that trained (or resumed)."""
+    import optuna
+
+    points = {}
+    for t in trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            points.setdefault((t.params["divergence.alpha"], t.params["seed"]), []).append(
+                t.user_attrs["outcome"])
+        elif "outcome" in t.user_attrs:
+            # Any other trial with an outcome skipped its run: never a second training.
+            assert t.state == optuna.trial.TrialState.PRUNED, t
+            assert t.user_attrs["outcome"].startswith("skipped"), t
+    return points
+
+
+def _check_runs(out, logs, epochs):
+    text = "\n".join(pathlib.Path(log).read_text() for log in logs)
+    assert "Traceback" not in text, text[-3000:]
+    dirs = _expected_dirs(out)
+    assert set((out / "runs").iterdir()) == dirs
+    for run in dirs:
+        assert (run / "results.json").is_file(), run
+        history = json.loads((run / "history.json").read_text())["epochs"]
+        assert [e["epoch"] for e in history] == list(range(1, epochs + 1)), run
+        # Each run directory was created by exactly one `train` call.
+        assert text.count(f"run directory: {run}\n") == 1, (run, text[-3000:])
+    return text
+
+
+def _check_reports(out):
+    summary = (out / "summary.md").read_text()
+    rows = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| method | α | seeds | peer 1 (%) | peer 2 (%) | ensemble (%) "
+                              "| Δ vs independent (pp) | Δ vs DML (pp) | last-5 mean (%) |")
+    assert rows[1].startswith("| independent (α=0) | 0 | 2 | ")
+    assert rows[2].startswith("| DML (α=1) | 1 | 2 | ")
+    assert "(" in rows[2].split(" | ")[6] and "/2)" in rows[2].split(" | ")[6]
+    assert len(rows) == 3
+    assert (out / "alpha.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(out.glob("events.out.tfevents.*.rdml_hparams"))  # HParams experiment
+    for run in _expected_dirs(out):
+        assert list((run / "logs").glob("events.out.tfevents.*.rdml_hparams"))
+    return rows
+
+
+# ---------------------------------------------------------------- workers
+
+
+def test_two_workers_cover_the_grid_once(tmp_path, capsys):
+    """SQLite (the default storage): two concurrent workers, 4 runs."""
+    out, storage = tmp_path / "sweep", None
+    logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
+    procs = [_worker(out, storage, log, "--set", "epochs=2") for log in logs]
+    codes = [_wait(p, log) for p, log in zip(procs, logs)]
+    assert codes == [0, 0], [pathlib.Path(log).read_text()[-3000:] for log in logs]
+    text = _check_runs(out, logs, epochs=2)
+    assert "resuming" not in text
+
+    points = _trained_points(_trials(out, storage))
+    assert points == {(a, s): ["trained"] for a in (0, 1) for s in (0, 1)}
+    # Both workers trained (concurrently, into disjoint runs).
+    pids = {t.user_attrs["worker_pid"] for t in _trials(out, storage)
+            if t.user_attrs.get("outcome") == "trained"}
+    assert pids == {procs[0].pid, procs[1].pid}
+    assert all("runs done" in pathlib.Path(log).read_text() for log in logs)  # progress
+
+    rows = _check_reports(out)
+    # summary.md is what `summarize --paired` prints.
+    assert main(["summarize", "--paired", *map(str, sorted(_expected_dirs(out)))]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert printed == rows
+
+    # The same command once more: joins the finished study, trains nothing.
+    command = ["sweep", "--config", QUICKSTART, *TINY, *GRID, "--set", "epochs=2",
+               "--out", str(out)] + (["--storage", storage] if storage else [])
+    assert main(command) == 0
+    again = capsys.readouterr().out
+    assert "run directory:" not in again
+    assert "trained 0 trial(s); 4/4 runs done" in again
+    assert _trained_points(_trials(out, storage)) == points
+
+
+def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
+    """Two concurrent workers on a 4-run grid, on SQLite and on PostgreSQL; one
+    is SIGKILLed mid-trial. Every run is still trained exactly once (the killed
+    one resumed by the survivor), and together they cover the grid."""
+    out = tmp_path / "sweep"
+    logs = [tmp_path / "killed.log", tmp_path / "survivor.log"]
+    # The first worker SIGKILLs itself in the middle of epoch 2's checkpoint
+    # write (rdml_keras.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
+    killed = _worker(out, storage, logs[0], "--set", "epochs=3",
+                     env={"RDML_FAULT_INJECT": "checkpoint_replaced:2"})
+    survivor = _worker(out, storage, logs[1], "--set", "epochs=3")
+    # (Started together: the first worker dies in its first trial, long before
+    # the survivor is through the grid.)
+    assert _wait(killed, logs[0]) == -signal.SIGKILL, logs[0].read_text()[-3000:]
+    assert _wait(survivor, logs[1]) == 0, logs[1].read_text()[-3000:]
+
+    started = [line for line in logs[0].read_text().splitlines() if "started:" in line]
+    assert len(started) == 1  # it died in its first trial
+    victim = pathlib.Path(started[0].split(" -> ")[1])
+    text = _check_runs(out, logs, epochs=3)
+    # The survivor resumed it from epoch 1's checkpoint: not trained from scratch.
+    assert f"resuming {victim} after epoch 1 of 3" in logs[1].read_text()
+    assert text.count("resuming") == 1
+
+    points = _trained_points(_trials(out, storage))
+    alpha, seed = (float(victim.name.split("__")[0].split("=")[1]),
+                   int(victim.name.split("seed=")[1]))
+    expected = {(a, s): ["trained"] for a in (0, 1) for s in (0, 1)}
+    expected[(alpha, seed)] = ["resumed"]
+    assert points == expected
+    _check_reports(out)
+
+
+# ---------------------------------------------------------------- specification
+
+
+def test_same_command_names_the_same_study(tmp_path):
+    args = dict(config_path=QUICKSTART, overrides=["epochs=1"], out=tmp_path / "s",
+                grids=["divergence.alpha=0,0.5", "dataset.train_size,epochs=[250,4],[500,2]"],
+                seeds="0,1")
+    first, second = sweep.build_spec(**args), sweep.build_spec(**args)
+    assert first.study_name == second.study_name
+    assert first.study_name.startswith("quickstart-")
+    other = sweep.build_spec(**{**args, "grids": ["divergence.alpha=0,2"]})
+    assert other.study_name != first.study_name
+    points = first.grid_points()
+    assert len(points) == 2 * 2 * 2
+    point = {"divergence.alpha": 0.5, "dataset.train_size,epochs": "[500, 2]", "seed": 1}
+    assert point in points
+    config = first.run_config(point, 1)
+    assert (config.divergence.alpha, config.dataset.train_size, config.epochs,
+            config.seed) == (0.5, 500, 2, 1)
+    assert first.run_dir(point, 1).name == (
+        "divergence.alpha=0.5__dataset.train_size=500__epochs=2__seed=1")
+    assert not (tmp_path / "s").exists()  # building the spec writes nothing
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--grid", "divergence.alpah=1,2"], "unknown key 'divergence.alpah'"),
+    (["--grid", "divergence.alpha=0.5,abc"],
+     "--grid divergence.alpha=abc: divergence.alpha: got 'abc'; expected"),
+    (["--grid", "epochs=1,2.5"], "--grid epochs=2.5: epochs: got 2.5; expected an integer"),
+    (["--grid", "divergence.alpha="], "empty grid"),
+    ([], "empty grid"),
+    (["--grid", "divergence.alpha=1,1"], "given twice"),
+    (["--grid", "divergence.alpha=1", "--seeds", "0,x"], "--seeds: got '0,x'"),
+    (["--search", "divergence.alpha=float(0.5,3)"], "--search needs --trials"),
+    (["--search", "divergence.alpha=float(3,0.5)", "--trials", "2"], "expected finite LO < HI"),
+    (["--grid", "divergence.alpha=1", "--storage", "redis://localhost:6379/0"],
+     "unsupported backend 'redis'"),
+    (["--grid", "divergence.alpha=1", "--storage", "no database"], "not a database URL"),
+    (["--grid", "divergence.alpha=1", "--storage", "sqlite://"], "in-memory SQLite"),
+    (["--grid", "divergence.alpha=1", "--storage", "sqlite:////nonexistent/dir/s.db"],
+     "directory /nonexistent/dir does not exist"),
+    (["--grid", "divergence.alpha=1", "--storage",
+      f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/rdml"], "cannot connect"),
+], ids=["unknown-key", "wrong-type", "wrong-int", "empty-values", "no-grid", "duplicate",
+        "bad-seeds", "search-no-trials", "search-bounds", "unsupported-storage",
+        "not-a-url", "in-memory", "sqlite-no-dir", "unreachable-postgres"])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
+    out = tmp_path / "sweep"
+    status = main(["sweep", "--config", QUICKSTART, "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_out_of_another_sweep_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"study_name": "someone-else"}))
+    assert main(["sweep", "--config", QUICKSTART, "--out", str(out),
+                 "--grid", "divergence.alpha=1"]) == 2
+    assert "holds another sweep" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
