@@ -10,8 +10,8 @@
 #   DRY_RUN=1 benchmarks/cifar100.sh                         # print the commands only
 #
 # Every configs/cifar100/<cohort>_<method>.yaml follows DESIGN §4 (SGD Nesterov
-# 0.9, lr 0.1, batch 64, weight decay 5e-4, 200 epochs, lr ×0.1 (independent,
-# DML) or ×0.2 (RDML) at epochs 60/120/180, pad-4 crop + flip). Extra arguments
+# 0.9, lr 0.1, batch 64, weight decay 5e-4, 200 epochs, lr ×0.1 at epochs
+# 60/120/180 for every method alike, pad-4 crop + flip). Extra arguments
 # are passed to every `python -m rdml_keras train` (e.g. `--set epochs=1` for a
 # plumbing check). Interrupted runs resume when the script is run again.
 #
@@ -43,7 +43,7 @@ for cohort in $COHORTS; do
     extra=()
     if [[ ! -f "$config" && "$method" =~ ^rdml_a([0-9.]+)$ ]]; then
       # An α outside the generated grid (default: α = 3): the α = 2 config
-      # (same schedule, lr ×0.2) with α overridden.
+      # (the schedule every method shares) with α overridden.
       config="configs/cifar100/${cohort}_rdml_a2.yaml"
       extra=(--set "divergence.alpha=${BASH_REMATCH[1]}"
              --set "name=cifar100_${cohort}_${method}")
