@@ -1,27 +1,27 @@
-"""`MutualLearner`: a cohort of peer models trained by (Rényi) deep mutual learning."""
+"""`MutualLearner`: a cohort of peer models trained by (Rényi) deep mutual learning.
+
+The cohort objective lives in `compute_loss` and the per-peer and ensemble
+metrics in `compute_metrics`, both in `keras.ops`, so Keras's own trainers run
+them on TensorFlow, JAX and PyTorch (as `keras.distillation.Distiller` does).
+On TensorFlow a `train_step` override adds the sequential update order
+(`rdml_keras/train_steps/`).
+"""
 
 import math
 
 import keras
-import tensorflow as tf
 from keras import ops
+from keras import tree
 
 from rdml_keras import losses as divergences
 from rdml_keras.metrics import CohortMetrics
+from rdml_keras.metrics import LatestValue
 from rdml_keras.metrics import resolve_supervised_loss
+from rdml_keras.train_steps import BACKEND
+from rdml_keras.train_steps import SEQUENTIAL_BACKENDS
+from rdml_keras.train_steps import TrainStep
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
-
-
-def _scale_for_replicas(value):
-    """Divide by the replica count, as Keras does for its own losses."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return value / replicas if replicas > 1 else value
-
-
-def _unscale_for_replicas(value):
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return value * replicas if replicas > 1 else value
 
 
 def ensemble_log_probabilities(logits):
@@ -34,13 +34,43 @@ def ensemble_log_probabilities(logits):
 
     >>> import numpy as np
     >>> z = [np.zeros((1, 4)), np.zeros((1, 4))]
-    >>> np.allclose(np.exp(ensemble_log_probabilities(z)), 0.25)
+    >>> bool(np.allclose(np.exp(ensemble_log_probabilities(z)), 0.25))
     True
     """
     log_probs = ops.stack(
         [ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
     )
     return ops.logsumexp(log_probs, axis=0) - math.log(len(logits))
+
+
+class _PerExampleValues(keras.losses.Loss):
+    """Keras's own reduction applied to per-example values computed elsewhere.
+
+    Calling it as `reducer(values, values, sample_weight)` gives exactly what
+    the original loss's `__call__` would: sample weights, the loss's reduction
+    and, under `tf.distribute`, Keras's per-replica scaling. The learner needs
+    the per-example values anyway for its trackers, and IKL must be evaluated
+    once per step because evaluating it updates its class means.
+    """
+
+    def call(self, y_true, y_pred):
+        return y_pred
+
+
+def _per_example(loss, y_true, y_pred):
+    """`loss.call` with the input conversion `Loss.__call__` applies first."""
+    y_true = tree.map_structure(
+        lambda t: ops.convert_to_tensor(t, dtype=loss.dtype), y_true
+    )
+    return loss.call(y_true, ops.convert_to_tensor(y_pred, dtype=loss.dtype))
+
+
+def _weighted(values, sample_weight):
+    """Per-example values times their weights: what a batch mean averages."""
+    if sample_weight is None:
+        return values
+    weights = ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
+    return values * weights
 
 
 def _validate_peers(peers, divergence):
@@ -72,15 +102,15 @@ def _validate_peers(peers, divergence):
                 f"weights: build a second model instead."
             )
         owner[id(peer)] = index
-        for layer in peer._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.InputLayer) or not layer.weights:
-                continue
-            if id(layer) in owner:
+    weight_owner = {}
+    for index, peer in enumerate(peers):
+        for weight in peer.weights:
+            first = weight_owner.setdefault(id(weight), index)
+            if first != index:
                 raise ValueError(
-                    f"Layer {layer.name!r} is shared by peers {owner[id(layer)]} "
-                    f"and {index}. Peers must not share weights."
+                    f"Weight {weight.path!r} is shared by peers {first} and "
+                    f"{index}. Peers must not share weights."
                 )
-            owner[id(layer)] = index
     shapes = [shape for shape in map(_output_shape, peers) if shape is not None]
     if any(len(shape) != 2 for shape in shapes):
         raise ValueError(
@@ -119,8 +149,24 @@ def _validate_weight(value):
     return weight
 
 
+def _validate_update(update):
+    if update not in UPDATE_ORDERS:
+        raise ValueError(
+            f"Unknown update order {update!r}. Expected one of "
+            f"{list(UPDATE_ORDERS)}."
+        )
+    if update == "sequential" and BACKEND not in SEQUENTIAL_BACKENDS:
+        raise ValueError(
+            f"update='sequential' is implemented on the "
+            f"{' and '.join(SEQUENTIAL_BACKENDS)} backend only; this Keras runs "
+            f"on backend {BACKEND!r}. Use update='simultaneous' (the reference "
+            f"RDML code's order), or set KERAS_BACKEND=tensorflow."
+        )
+    return update
+
+
 @keras.saving.register_keras_serializable(package="rdml_keras")
-class MutualLearner(keras.Model):
+class MutualLearner(TrainStep, keras.Model):
     """A cohort of K peers trained together by (Rényi) deep mutual learning.
 
     Peer k minimises
@@ -129,7 +175,7 @@ class MutualLearner(keras.Model):
 
     where `sg` is stop-gradient and D the divergence (Rényi of order α by
     default; KL at α = 1 is vanilla DML). Calling the learner returns the list
-    of the peers' logits.
+    of the peers' logits. Works on the TensorFlow, JAX and PyTorch backends.
 
     Args:
         peers: list of K keras.Model instances that map the same inputs to
@@ -142,7 +188,7 @@ class MutualLearner(keras.Model):
         update: `"simultaneous"` (every peer updates against the others'
             pre-update predictions; one forward pass each) or `"sequential"`
             (DML Algorithm 1: peers update in turn against the latest
-            predictions; one extra forward pass per peer).
+            predictions; one extra forward pass per peer; TensorFlow only).
         alpha: Rényi order α for `divergence="renyi"`; defaults to 1 (KL).
         temperature: softmax temperature for a named divergence.
 
@@ -169,11 +215,7 @@ class MutualLearner(keras.Model):
         name="mutual_learner",
         **kwargs,
     ):
-        if update not in UPDATE_ORDERS:
-            raise ValueError(
-                f"Unknown update order {update!r}. Expected one of "
-                f"{list(UPDATE_ORDERS)}."
-            )
+        update = _validate_update(update)
         if alpha is not None and not (
             isinstance(divergence, str) and divergence.lower() == "renyi"
         ):
@@ -195,11 +237,13 @@ class MutualLearner(keras.Model):
         self.peers = peers
         self.divergence = divergence
         self.update = update
+        # Model state, not Python floats: a compiled step (a pure function of
+        # the model's variables on JAX) reads the value a schedule wrote.
         self._divergence_weight = keras.Variable(
             weight, dtype="float32", trainable=False, name="divergence_weight"
         )
-        # Tracked so checkpoints and `.keras` files carry the divergence's
-        # state (α, IKL's class means) alongside the peers' weights.
+        # Tracked so the compiled step, checkpoints and `.keras` files carry
+        # the divergence's state (α, IKL's class means) with the peers.
         self._divergence_state = [
             v for v in vars(divergence).values() if isinstance(v, keras.Variable)
         ] if divergence is not None else []
@@ -213,6 +257,7 @@ class MutualLearner(keras.Model):
             if divergence is not None
             else []
         )
+        self.alpha_tracker = LatestValue(name="alpha") if self.alpha is not None else None
         self.supervised_loss = None
         self.cohort_metrics = CohortMetrics(None, len(peers), None)
         self._compile_args = {}
@@ -235,6 +280,8 @@ class MutualLearner(keras.Model):
     @property
     def metrics(self):
         trackers = [self.loss_tracker, *self.ce_trackers, *self.div_trackers]
+        if self.alpha_tracker is not None:
+            trackers.append(self.alpha_tracker)
         return trackers + list(self.cohort_metrics)
 
     # ------------------------------------------------------------------
@@ -264,6 +311,13 @@ class MutualLearner(keras.Model):
         self.supervised_loss = resolve_supervised_loss(loss)
         self.cohort_metrics = CohortMetrics(
             metrics, len(self.peers), self.supervised_loss
+        )
+        self._reduce_ce = _PerExampleValues(
+            name="ce", reduction=self.supervised_loss.reduction
+        )
+        self._reduce_divergence = _PerExampleValues(
+            name="divergence",
+            reduction=getattr(self.divergence, "reduction", "sum_over_batch_size")
         )
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         self._compile_args = {
@@ -308,140 +362,97 @@ class MutualLearner(keras.Model):
         return ops.convert_to_numpy(ops.exp(ensemble_log_probabilities(logits)))
 
     # ------------------------------------------------------------------
-    # Train / test steps
+    # The cohort objective (every backend)
     # ------------------------------------------------------------------
 
-    def _peer_objective(self, k, logits, y, sample_weight):
-        """(total, ce, divergence) for peer k, each scaled per replica.
+    def peer_loss(self, k, logits, y, sample_weight=None):
+        """Peer k's CE + λ·mimicry, and its per-example value for the trackers.
 
         `logits` holds every peer's current logits; the other peers' entries
-        are used as stop-gradient targets.
+        are stop-gradient targets. The scalar loss goes through Keras's own
+        reduction (sample weights, per-replica scaling under `tf.distribute`);
+        the per-example values feed the `peer{k}_ce` / `peer{k}_div` trackers,
+        whose batch means are then right on any number of replicas.
         """
         learner_logits = ops.cast(logits[k], "float32")
-        ce = self.supervised_loss(y, learner_logits, sample_weight)
-        total = ce
-        mimicry = None
-        if self.divergence is not None:
-            terms = []
-            for j, target in enumerate(logits):
-                if j == k:
-                    continue
-                target = ops.stop_gradient(ops.cast(target, "float32"))
-                if getattr(self.divergence, "uses_labels", False):
-                    target = (target, y)
-                terms.append(self.divergence(target, learner_logits, sample_weight))
-            mimicry = ops.sum(ops.stack(terms)) / (len(logits) - 1)
-            total = total + ops.cast(self._divergence_weight, "float32") * mimicry
-        if self.peers[k].losses:
-            # Regularisers (e.g. L2 weight decay) are per peer, scaled like
-            # Keras's own additional losses.
-            total = total + _scale_for_replicas(
-                ops.cast(ops.sum(self.peers[k].losses), "float32")
+        ce = _per_example(self.supervised_loss, y, learner_logits)
+        self.ce_trackers[k].update_state(_weighted(ce, sample_weight))
+        loss = self._reduce_ce(ce, ce, sample_weight)
+        if self.divergence is None:
+            return loss, _weighted(ce, sample_weight)
+        terms = []
+        for j, target in enumerate(logits):
+            if j == k:
+                continue
+            target = ops.stop_gradient(ops.cast(target, "float32"))
+            if getattr(self.divergence, "uses_labels", False):
+                target = (target, y)
+            terms.append(_per_example(self.divergence, target, learner_logits))
+        mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}
+        self.div_trackers[k].update_state(_weighted(mimicry, sample_weight))
+        weight = ops.cast(self._divergence_weight, "float32")
+        loss = loss + weight * self._reduce_divergence(mimicry, mimicry, sample_weight)
+        return loss, _weighted(ce + weight * mimicry, sample_weight)
+
+    def regularisation_loss(self, x, y, y_pred, sample_weight=None):
+        """The peers' own losses (weight decay, `add_loss`), as Keras sums them.
+
+        `keras.Model.compute_loss` without a compiled loss is exactly that sum,
+        with Keras's distribution-aware scaling.
+        """
+        if not self.losses:
+            return ops.zeros((), "float32")
+        return ops.cast(
+            super().compute_loss(x, y, y_pred, sample_weight), "float32"
+        )
+
+    def track_loss(self, per_example, x, y, y_pred, sample_weight=None):
+        """Update the `loss` tracker from the peers' per-example objectives.
+
+        Also logs α as this step read it (`alpha`), when the divergence has one.
+        """
+        if self.alpha_tracker is not None:
+            self.alpha_tracker.update_state(self.alpha)
+        total = ops.sum(ops.stack(per_example), axis=0)
+        if self.losses:
+            raw = ops.sum(
+                ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses])
             )
-        return total, ce, mimicry
+            total = total + raw
+        self.loss_tracker.update_state(total)
 
-    def _track(self, k, total, ce, mimicry, batch_size):
-        self.ce_trackers[k].update_state(
-            _unscale_for_replicas(ce), sample_weight=batch_size
-        )
-        if mimicry is not None:
-            self.div_trackers[k].update_state(
-                _unscale_for_replicas(mimicry), sample_weight=batch_size
-            )
-        return total
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        """Σ_k L_k plus the peers' regularisers; updates the loss trackers.
 
-    def _logs(self, logits, y, sample_weight):
-        ensemble = ensemble_log_probabilities(logits)
-        outputs = [ops.cast(z, "float32") for z in logits] + [ensemble]
-        self.cohort_metrics.update_state(y, outputs, sample_weight)
-        logs = {m.name: m.result() for m in self.metrics}
-        if self.alpha is not None:
-            logs["alpha"] = tf.identity(self.alpha.value)
-        return logs
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = ops.shape(y)[0]
-        if self.update == "simultaneous":
-            logits = self._simultaneous_step(x, y, sample_weight, batch_size)
-        else:
-            logits = self._sequential_step(x, y, sample_weight, batch_size)
-        return self._logs(logits, y, sample_weight)
-
-    def _simultaneous_step(self, x, y, sample_weight, batch_size):
-        with tf.GradientTape() as tape:
-            logits = self(x, training=True)
-            total = 0.0
-            for k in range(len(self.peers)):
-                peer_total, ce, mimicry = self._peer_objective(
-                    k, logits, y, sample_weight
-                )
-                total = total + self._track(k, peer_total, ce, mimicry, batch_size)
-            scaled = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        self.loss_tracker.update_state(
-            _unscale_for_replicas(total), sample_weight=batch_size
-        )
-        return logits
-
-    def _sequential_step(self, x, y, sample_weight, batch_size):
-        # One persistent tape records every peer's forward pass once. Peer k's
-        # gradient is taken before its own weights change, so it is exact;
-        # after its update its logits are recomputed for the peers after it.
-        if not self.optimizer.built:
-            # Built over every peer so each per-peer `apply` finds its slots.
-            self.optimizer.build(self.trainable_variables)
-        iterations = self.optimizer.iterations
-        # A snapshot: `ops.convert_to_tensor` would hand back the variable.
-        start = tf.identity(iterations.value)
-        total = 0.0
-        with tf.GradientTape(persistent=True) as tape:
-            logits = self(x, training=True)
-            current = list(logits)
-            for k, peer in enumerate(self.peers):
-                peer_total, ce, mimicry = self._peer_objective(
-                    k, current[:k] + [logits[k]] + current[k + 1 :], y, sample_weight
-                )
-                total = total + self._track(k, peer_total, ce, mimicry, batch_size)
-                scaled = self.optimizer.scale_loss(peer_total)
-                with tape.stop_recording():
-                    variables = peer.trainable_variables
-                    # Every peer sees the same step count, as if each had its
-                    # own optimizer (Adam's bias correction, lr schedules).
-                    iterations.assign(start)
-                    self.optimizer.apply(tape.gradient(scaled, variables), variables)
-                    if k < len(self.peers) - 1:
-                        current[k] = peer(x, training=True)
-        del tape
-        self.loss_tracker.update_state(
-            _unscale_for_replicas(total), sample_weight=batch_size
-        )
-        return current
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = ops.shape(y)[0]
-        logits = self(x, training=False)
-        total = 0.0
-        # Read at trace time: the traced test function never updates
-        # divergence statistics (IKL's class means).
-        updates = getattr(self.divergence, "update_statistics", None)
-        if updates is not None:
-            self.divergence.update_statistics = False
+        `y_pred` is the list of the peers' logits. Because each L_k depends on
+        peer k's weights only, the gradient of the sum w.r.t. peer k's weights
+        is ∇L_k: one backward pass gives every peer its own update.
+        """
+        statistics = getattr(self.divergence, "update_statistics", None)
+        if statistics is not None:
+            # IKL's class means move in training only. `training` is a Python
+            # bool while tracing, so the test step never writes them.
+            self.divergence.update_statistics = bool(training)
         try:
-            for k in range(len(self.peers)):
-                peer_total, ce, mimicry = self._peer_objective(
-                    k, logits, y, sample_weight
-                )
-                total = total + self._track(k, peer_total, ce, mimicry, batch_size)
+            results = [
+                self.peer_loss(k, y_pred, y, sample_weight)
+                for k in range(len(self.peers))
+            ]
         finally:
-            if updates is not None:
-                self.divergence.update_statistics = updates
-        self.loss_tracker.update_state(
-            _unscale_for_replicas(total), sample_weight=batch_size
-        )
-        return self._logs(logits, y, sample_weight)
+            if statistics is not None:
+                self.divergence.update_statistics = statistics
+        self.track_loss([value for _, value in results], x, y, y_pred, sample_weight)
+        total = ops.sum(ops.stack([loss for loss, _ in results]))
+        return total + self.regularisation_loss(x, y, y_pred, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Per-peer and ensemble metrics, plus the trackers and α."""
+        ensemble = ensemble_log_probabilities(y_pred)
+        outputs = [ops.cast(z, "float32") for z in y_pred] + [ensemble]
+        self.cohort_metrics.update_state(y, outputs, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
 
     # ------------------------------------------------------------------
     # Serialisation

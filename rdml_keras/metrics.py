@@ -6,6 +6,7 @@ ensemble (`peer{k}_<name>`, `ensemble_<name>`).
 """
 
 import keras
+from keras import ops
 
 _LOGIT_LOSSES = {
     "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
@@ -108,3 +109,32 @@ class CohortMetrics:
         for group, output in zip(self.groups, outputs):
             for metric in group:
                 metric.update_state(y, output, sample_weight=sample_weight)
+
+
+class LatestValue(keras.metrics.Metric):
+    """Reports the last value it was given, e.g. α as the compiled step saw it.
+
+    A metric rather than a read in `compute_metrics`: on JAX the step is a pure
+    function, and only metric variables are state there.
+
+    Example:
+
+    >>> metric = LatestValue(name="alpha")
+    >>> metric.update_state(1.5)
+    >>> float(metric.result())
+    1.5
+    """
+
+    def __init__(self, name="latest_value", dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        # Every replica sees the same value: keep the first replica's.
+        self.value = self.add_variable(
+            shape=(), initializer="zeros", name="value",
+            aggregation="only_first_replica",
+        )
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, self.dtype))
+
+    def result(self):
+        return ops.copy(self.value.value)
