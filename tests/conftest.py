@@ -1,4 +1,5 @@
-"""Shared pytest setup: quiet TensorFlow, a `--full` flag for the slow variants."""
+"""Shared pytest setup: quiet TensorFlow, `--full` for the slow variants, and
+the backend-agnostic tests run again on JAX (tests/backend_mirror.py)."""
 
 import os
 
@@ -6,6 +7,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
+from backend_mirror import CHILD_ENV  # noqa: E402
+from backend_mirror import ResultRecorder  # noqa: E402
+from backend_mirror import add_mirrors  # noqa: E402
+
+MIRROR_BACKENDS = ("jax",)
+_RUNS = pytest.StashKey()
 
 
 def pytest_addoption(parser):
@@ -15,15 +22,32 @@ def pytest_addoption(parser):
         default=False,
         help="also run tests marked `slow` (the full fault/stress versions)",
     )
+    parser.addoption(
+        "--backends",
+        default=",".join(("tensorflow",) + MIRROR_BACKENDS),
+        help="comma-separated Keras backends to test (default: %(default)s). "
+        "This process runs every test on KERAS_BACKEND (tensorflow unless set); "
+        "each other backend listed runs the `backends`-marked tests in a child "
+        "pytest of its own",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--full"):
+    if not config.getoption("--full"):
+        deselected = [item for item in items if "slow" in item.keywords]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if "slow" not in item.keywords]
+    if os.environ.get(CHILD_ENV):
         return
-    deselected = [item for item in items if "slow" in item.keywords]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if "slow" not in item.keywords]
+    here = os.environ["KERAS_BACKEND"]
+    others = [b for b in config.getoption("--backends").split(",") if b and b != here]
+    config.stash[_RUNS] = add_mirrors(config, items, others)
+
+
+def pytest_unconfigure(config):
+    for run in config.stash.get(_RUNS, []):
+        run.close()
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +64,13 @@ def _reset_keras_state():
 
 
 def pytest_configure(config):
-    """Hypothesis: a reduced profile by default, the full one with --full."""
+    """Markers, the child's result recorder, and the hypothesis profiles."""
+    config.addinivalue_line(
+        "markers", "backends: backend-agnostic; also run on every other backend"
+    )
+    if os.environ.get(CHILD_ENV):
+        config.pluginmanager.register(ResultRecorder(os.environ[CHILD_ENV]))
+    # Hypothesis: a reduced profile by default, the full one with --full.
     from hypothesis import HealthCheck
     from hypothesis import settings
 

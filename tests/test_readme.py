@@ -4,9 +4,12 @@ import ast
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.backends
 def test_ten_line_example_runs_and_learns(capsys):
     text = README.read_text()
     section = text.split("## Ten lines", 1)[1]

@@ -9,6 +9,8 @@ import pytest
 from rdml_keras import MutualLearner
 from rdml_keras import schedules
 
+pytestmark = pytest.mark.backends
+
 
 def cohort(divergence="renyi", **kwargs):
     def peer(seed):

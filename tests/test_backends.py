@@ -1,0 +1,119 @@
+"""Across backends: one `.keras` file for all, and a core that needs no TensorFlow.
+
+Each backend runs in its own subprocess (Keras fixes its backend at import).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+SAVE = textwrap.dedent(
+    """
+    import sys, numpy as np, keras
+    from rdml_keras import MutualLearner
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.integers(0, 4, size=64)
+    def peer(seed, hidden):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((6,)), keras.layers.Dense(hidden, activation="relu"),
+                                 keras.layers.BatchNormalization(), keras.layers.Dense(4)])
+    learner = MutualLearner([peer(0, 8), peer(1, 5)], alpha=1.5, divergence_weight=0.5)
+    learner.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
+    learner.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    learner.save(sys.argv[1])
+    np.save(sys.argv[2], np.stack(learner.predict(x, verbose=0)))
+    """
+)
+
+LOAD = textwrap.dedent(
+    """
+    import json, sys, numpy as np, keras
+    import rdml_keras
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.integers(0, 4, size=64)
+    learner = keras.models.load_model(sys.argv[1])
+    predictions = np.stack(learner.predict(x, verbose=0))
+    np.save(sys.argv[2], predictions)
+    history = learner.fit(x, y, batch_size=16, epochs=1, verbose=0)  # and it trains on
+    print(json.dumps({"backend": keras.backend.backend(),
+                      "alpha": float(learner.alpha), "weight": float(learner.divergence_weight),
+                      "iterations": int(learner.optimizer.iterations),
+                      "loss": history.history["loss"]}))
+    """
+)
+
+
+def run(backend, script, *args, env=None):
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {}), "KERAS_BACKEND": backend},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("saved_on, loaded_on", [("tensorflow", "jax"), ("jax", "tensorflow")])
+def test_a_keras_file_from_one_backend_loads_and_predicts_the_same_on_the_other(
+    tmp_path, saved_on, loaded_on
+):
+    path = tmp_path / "cohort.keras"
+    run(saved_on, SAVE, path, tmp_path / "saved.npy")
+    report = json.loads(run(loaded_on, LOAD, path, tmp_path / "loaded.npy").splitlines()[-1])
+    assert report["backend"] == loaded_on
+    np.testing.assert_allclose(
+        np.load(tmp_path / "loaded.npy"), np.load(tmp_path / "saved.npy"), atol=1e-5
+    )
+    assert report["alpha"] == 1.5 and report["weight"] == 0.5
+    # 2 epochs × 4 steps on the first backend, one more epoch on the second.
+    assert report["iterations"] == 12
+    assert np.isfinite(report["loss"][0])
+
+
+NO_TENSORFLOW = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+    BLOCKED = {"tensorflow", "tensorflow_datasets", "sklearn", "mlxtend", "matplotlib"}
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np, keras
+    import rdml_keras
+    from rdml_keras import MutualLearner, models, schedules
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=64)
+    peers = [models.build_peer("small_cnn", (28, 28, 1), 10, weight_decay=5e-4) for _ in range(2)]
+    learner = MutualLearner(peers, alpha=2.0)
+    learner.compile(optimizer="adam", metrics=["accuracy"])
+    history = learner.fit(x, y, batch_size=32, epochs=2, verbose=0,
+                          callbacks=[schedules.CosineAlpha(2.0, 1.0, epochs=2)])
+    learner.save(sys.argv[1])
+    restored = keras.models.load_model(sys.argv[1])
+    same = all(np.allclose(a, b, atol=1e-5) for a, b in
+               zip(learner.predict(x, verbose=0), restored.predict(x, verbose=0)))
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & BLOCKED)
+    print(json.dumps({"alpha": history.history["alpha"], "same": same, "loaded": loaded,
+                      "backend": keras.backend.backend()}))
+    """
+)
+
+
+def test_the_core_trains_saves_and_loads_on_jax_with_tensorflow_absent(tmp_path):
+    """TensorFlow, tfds, scikit-learn, mlxtend and matplotlib cannot be imported."""
+    report = json.loads(run("jax", NO_TENSORFLOW, tmp_path / "c.keras").splitlines()[-1])
+    assert report["backend"] == "jax"
+    assert report["loaded"] == []
+    assert report["same"] is True
+    assert report["alpha"] == [2.0, 1.5]
