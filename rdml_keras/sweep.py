@@ -24,11 +24,12 @@ that share one Optuna study.
 - No run is trained to completion twice. `GridSampler` hands a grid point that
   is still running to a second worker when the rest of the grid is done (see
   its docstring: "different workers will occasionally suggest the same
-  parameter configuration"); such a trial, and a retry of a run another worker
-  already finished, finds the run directory finished (results.json) or held
-  (the run lock of `run_files.run_lock`) and is recorded as skipped (state
-  PRUNED, user attribute `outcome`), without training. A dead worker holds no
-  lock, so its run is resumed instead.
+  parameter configuration"). Such a trial finds the run directory held (the
+  run lock of `run_files.run_lock`) and waits: when the other worker finishes
+  the run, the trial is recorded as skipped (state PRUNED, user attribute
+  `outcome`), without training; when that worker dies, its lock goes with it
+  and the run is resumed here. A retry of a run that is already finished
+  (results.json) is skipped the same way.
 - After each trained trial the worker prints a progress line and rewrites
   `DIR/summary.md` (the table of `summarize --paired`), `DIR/alpha.png` and
   the TensorBoard HParams dashboard (`tensorboard --logdir DIR`).
@@ -67,6 +68,8 @@ STORAGE_BACKENDS = ("sqlite", "postgresql", "mysql")
 # Grid sizes above this are not validated point by point (each point is still
 # validated when its trial starts).
 _VALIDATE_LIMIT = 5000
+# How often a worker looks at a run another worker holds.
+_WAIT_SECONDS = 1.0
 _SEARCH_RE = re.compile(
     r"^\s*(?P<key>[^=\s]+)\s*=\s*(?P<kind>float|int)\(\s*(?P<lo>[^,()]+?)\s*,\s*"
     r"(?P<hi>[^,()]+?)\s*(?:,\s*(?P<log>log)\s*)?\)\s*$")
@@ -719,9 +722,9 @@ class Worker:
                      f"{self._progress_text()}")
             raise optuna.TrialPruned(outcomes[0])
         if len(scores) != len(seeds):
-            self.log(f"[sweep] trial #{trial.number}: {shown}: a seed's run is held by "
-                     "another worker; recorded as skipped")
-            raise optuna.TrialPruned("a seed's run is held by another worker")
+            self.log(f"[sweep] trial #{trial.number}: {shown}: a seed's run was finished "
+                     "by a worker whose results are not in this DIR; recorded as skipped")
+            raise optuna.TrialPruned("a seed's run has no results in this DIR")
         value = sum(scores) / len(scores)
         self.trained += 1
         with _report_lock(spec.out):
@@ -745,27 +748,41 @@ class Worker:
         from rdml_keras.run_files import read_json
 
         config = self.spec.run_config(params, seed)
-        state = check_run_dir(run_dir, config, allow_finished=True)
-        if state == "finished":
-            return "skipped: already finished", read_json(run_dir / RESULTS_FILE)
-        if not self.spec.is_search:
-            # A worker on a machine that does not share DIR may have finished it.
-            for other in self.study.get_trials(
-                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-                if other.params == trial.params and other.user_attrs.get("outcome") in (
-                        "trained", "resumed"):
-                    return f"skipped: finished by trial #{other.number}", None
-        if _is_held(run_dir):
-            return "skipped: running in another worker", None
-        keras.utils.clear_session(free_memory=True)
-        try:
-            results = training.train(config, run_dir, verbose=self.verbose, log=self.log)
-        except RunError:
-            if (run_dir / RESULTS_FILE).is_file():
-                return "skipped: finished by another worker", read_json(run_dir / RESULTS_FILE)
+        waiting = False
+        while True:
+            state = check_run_dir(run_dir, config, allow_finished=True)
+            if state == "finished":
+                return ("skipped: finished by another worker" if waiting else
+                        "skipped: already finished"), read_json(run_dir / RESULTS_FILE)
+            if not self.spec.is_search:
+                # A worker on a machine that does not share DIR may have finished it.
+                for other in self.study.get_trials(
+                        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                    if other.params == trial.params and other.user_attrs.get(
+                            "outcome") in ("trained", "resumed"):
+                        return f"skipped: finished by trial #{other.number}", None
             if _is_held(run_dir):
-                return "skipped: running in another worker", None
-            raise
+                # Another live worker trains it (GridSampler hands out running
+                # points at the end of a grid). Wait: if it finishes, skip; if
+                # it dies, its lock goes with it and the run is resumed here.
+                if not waiting:
+                    self.log(f"[sweep] trial #{trial.number}: {run_dir} is being trained "
+                             "by another worker; waiting for it (resumed here if that "
+                             "worker dies)")
+                waiting = True
+                time.sleep(_WAIT_SECONDS)
+                continue
+            keras.utils.clear_session(free_memory=True)
+            try:
+                results = training.train(config, run_dir, verbose=self.verbose,
+                                         log=self.log)
+            except RunError:
+                # Lost a race for the run lock, or the run finished meanwhile.
+                if (run_dir / RESULTS_FILE).is_file() or _is_held(run_dir):
+                    waiting = True
+                    continue
+                raise
+            break
         with _report_lock(self.spec.out):
             hparams.log_run(run_dir, results, extra=self._extra_hparams(config))
         return ("resumed" if state == "resume" else "trained"), results

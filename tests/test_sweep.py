@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -96,9 +97,9 @@ def storage(request):
 # ---------------------------------------------------------------- helpers
 
 
-def _worker(out, storage, log, *extra, env=None):
+def _worker(out, storage, log, *extra, env=None, grid=GRID):
     command = [sys.executable, "-u", "-m", "rdml_keras", "sweep", "--config", QUICKSTART,
-               *TINY, *GRID, *extra, *FAST_HEARTBEAT, "--out", str(out)]
+               *TINY, *grid, *extra, *FAST_HEARTBEAT, "--out", str(out)]
     if storage:
         command += ["--storage", storage]
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log, "w"),
@@ -115,8 +116,8 @@ def _wait(proc, log):
         pytest.fail(f"worker timed out:\n{pathlib.Path(log).read_text()[-3000:]}")
 
 
-def _expected_dirs(out):
-    return {out / "runs" / f"divergence.alpha={a}__seed={s}" for a in (0, 1) for s in (0, 1)}
+def _expected_dirs(out, seeds=(0, 1)):
+    return {out / "runs" / f"divergence.alpha={a}__seed={s}" for a in (0, 1) for s in seeds}
 
 
 def _trials(out, storage):
@@ -144,10 +145,10 @@ def _trained_points(trials):
     return points
 
 
-def _check_runs(out, logs, epochs):
+def _check_runs(out, logs, epochs, seeds=(0, 1)):
     text = "\n".join(pathlib.Path(log).read_text() for log in logs)
     assert "Traceback" not in text, text[-3000:]
-    dirs = _expected_dirs(out)
+    dirs = _expected_dirs(out, seeds)
     assert set((out / "runs").iterdir()) == dirs
     for run in dirs:
         assert (run / "results.json").is_file(), run
@@ -158,18 +159,19 @@ def _check_runs(out, logs, epochs):
     return text
 
 
-def _check_reports(out):
+def _check_reports(out, seeds=(0, 1)):
     summary = (out / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | α | seeds | peer 1 (%) | peer 2 (%) | ensemble (%) "
                               "| Δ vs independent (pp) | Δ vs DML (pp) | last-5 mean (%) |")
-    assert rows[1].startswith("| independent (α=0) | 0 | 2 | ")
-    assert rows[2].startswith("| DML (α=1) | 1 | 2 | ")
-    assert "(" in rows[2].split(" | ")[6] and "/2)" in rows[2].split(" | ")[6]
+    n = len(seeds)
+    assert rows[1].startswith(f"| independent (α=0) | 0 | {n} | ")
+    assert rows[2].startswith(f"| DML (α=1) | 1 | {n} | ")
+    assert rows[2].split(" | ")[6].endswith(f"/{n})")  # paired Δ, seeds positive
     assert len(rows) == 3
     assert (out / "alpha.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(out.glob("events.out.tfevents.*.rdml_hparams"))  # HParams experiment
-    for run in _expected_dirs(out):
+    for run in _expected_dirs(out, seeds):
         assert list((run / "logs").glob("events.out.tfevents.*.rdml_hparams"))
     return rows
 
@@ -212,36 +214,41 @@ def test_two_workers_cover_the_grid_once(tmp_path, capsys):
 
 
 def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
-    """Two concurrent workers on a 4-run grid, on SQLite and on PostgreSQL; one
+    """Two concurrent workers on a 2-run grid, on SQLite and on PostgreSQL; one
     is SIGKILLed mid-trial. Every run is still trained exactly once (the killed
     one resumed by the survivor), and together they cover the grid."""
     out = tmp_path / "sweep"
+    grid = ["--grid", "divergence.alpha=0,1", "--seeds", "0"]
     logs = [tmp_path / "killed.log", tmp_path / "survivor.log"]
     # The first worker SIGKILLs itself in the middle of epoch 2's checkpoint
     # write (rdml_keras.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
-    killed = _worker(out, storage, logs[0], "--set", "epochs=3",
+    killed = _worker(out, storage, logs[0], "--set", "epochs=3", grid=grid,
                      env={"RDML_FAULT_INJECT": "checkpoint_replaced:2"})
-    survivor = _worker(out, storage, logs[1], "--set", "epochs=3")
-    # (Started together: the first worker dies in its first trial, long before
-    # the survivor is through the grid.)
+    # The survivor starts once the first worker holds a trial (so that one is
+    # certain to be the first worker's).
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while "started:" not in logs[0].read_text():
+        assert killed.poll() is None, logs[0].read_text()[-3000:]
+        assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
+        time.sleep(0.1)
+    survivor = _worker(out, storage, logs[1], "--set", "epochs=3", grid=grid)
     assert _wait(killed, logs[0]) == -signal.SIGKILL, logs[0].read_text()[-3000:]
     assert _wait(survivor, logs[1]) == 0, logs[1].read_text()[-3000:]
 
     started = [line for line in logs[0].read_text().splitlines() if "started:" in line]
-    assert len(started) == 1  # it died in its first trial
+    assert len(started) == 1, logs[0].read_text()[-3000:]  # it died in its first trial
     victim = pathlib.Path(started[0].split(" -> ")[1])
-    text = _check_runs(out, logs, epochs=3)
+    text = _check_runs(out, logs, epochs=3, seeds=(0,))
     # The survivor resumed it from epoch 1's checkpoint: not trained from scratch.
     assert f"resuming {victim} after epoch 1 of 3" in logs[1].read_text()
     assert text.count("resuming") == 1
 
     points = _trained_points(_trials(out, storage))
-    alpha, seed = (float(victim.name.split("__")[0].split("=")[1]),
-                   int(victim.name.split("seed=")[1]))
-    expected = {(a, s): ["trained"] for a in (0, 1) for s in (0, 1)}
-    expected[(alpha, seed)] = ["resumed"]
+    alpha = float(victim.name.split("__")[0].split("=")[1])
+    expected = {(a, 0): ["trained"] for a in (0, 1)}
+    expected[(alpha, 0)] = ["resumed"]
     assert points == expected
-    _check_reports(out)
+    _check_reports(out, seeds=(0,))
 
 
 # ---------------------------------------------------------------- specification
@@ -276,6 +283,7 @@ def test_same_command_names_the_same_study(tmp_path):
     (["--grid", "divergence.alpha="], "empty grid"),
     ([], "empty grid"),
     (["--grid", "divergence.alpha=1,1"], "given twice"),
+    (["--grid", "divergence.alpha=1", "--grid", "divergence.alpha=2"], "given twice"),
     (["--grid", "divergence.alpha=1", "--seeds", "0,x"], "--seeds: got '0,x'"),
     (["--search", "divergence.alpha=float(0.5,3)"], "--search needs --trials"),
     (["--search", "divergence.alpha=float(3,0.5)", "--trials", "2"], "expected finite LO < HI"),
@@ -288,6 +296,7 @@ def test_same_command_names_the_same_study(tmp_path):
     (["--grid", "divergence.alpha=1", "--storage",
       f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/rdml"], "cannot connect"),
 ], ids=["unknown-key", "wrong-type", "wrong-int", "empty-values", "no-grid", "duplicate",
+        "duplicate-key",
         "bad-seeds", "search-no-trials", "search-bounds", "unsupported-storage",
         "not-a-url", "in-memory", "sqlite-no-dir", "unreachable-postgres"])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
