@@ -2,10 +2,12 @@
 
 import os
 import platform
+from importlib import metadata
 
 
 def machine():
-    """CPU model, core count, GPUs, and the Python / TensorFlow / Keras versions.
+    """CPU model, core count, GPUs, the Python / TensorFlow / JAX / Keras versions
+    and the Keras backend.
 
     >>> "CPU cores" in machine()
     True
@@ -29,6 +31,10 @@ def machine():
         accelerator = f"GPU: {', '.join(names)}"
     else:
         accelerator = "no GPU"
+    try:
+        jax = f"JAX {metadata.version('jax')}, "
+    except metadata.PackageNotFoundError:
+        jax = ""
     return (f"{cpu}, {os.cpu_count()} CPU cores, {accelerator}; Python "
-            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
-            f"{keras.__version__}")
+            f"{platform.python_version()}, TensorFlow {tf.__version__}, {jax}Keras "
+            f"{keras.__version__} (backend {keras.backend.backend()})")

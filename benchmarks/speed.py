@@ -39,6 +39,12 @@ Method:
 
     python benchmarks/speed.py             # default run (~20 min on 2 CPU cores)
     python benchmarks/speed.py --quick     # smoke test (< 60 s)
+    python benchmarks/speed.py --backends tensorflow,jax --suites small_cnn
+
+Backends: each runs in a process of its own (Keras fixes the backend at
+import); both sides of every ratio are timed in that one process. On JAX
+every step is jitted (JAX's default), so rows run with jit on, and the
+`sequential` rows are left out (TensorFlow only).
     python benchmarks/speed.py --suites small_cnn --rounds 7 --json out.json
 """
 
@@ -144,6 +150,27 @@ def default_suites():
     if tf.config.list_physical_devices("GPU"):
         names += list(GPU_SUITES)
     return ",".join(names)
+
+
+def rows_for_backend(rows, backend):
+    """The rows a backend runs: JAX always jits and has no sequential order.
+
+    >>> rows = [Row("s"), Row("s", jit=True), Row("s", update="sequential")]
+    >>> [(r.jit, r.update) for r in rows_for_backend(rows, "jax")]
+    [(True, 'simultaneous')]
+    >>> len(rows_for_backend(rows, "tensorflow"))
+    3
+    """
+    if backend == "tensorflow":
+        return rows
+    kept = []
+    for row in rows:
+        if row.update != "simultaneous":
+            continue
+        row = dataclasses.replace(row, jit=True)
+        if row not in kept:
+            kept.append(row)
+    return kept
 
 
 def quick_rows():
@@ -314,6 +341,7 @@ def run_suite(suite, rows, log):
         step = statistics.median(ml)
         results.append({
             "row": dataclasses.asdict(row),
+            "backend": keras.backend.backend(),
             "arch": suite.arch,
             "batch": suite.batch,
             "steps": suite.steps,
@@ -414,15 +442,15 @@ def table(results):
     ...      update="simultaneous", jit=False, precision="float32"), "arch": "mlp",
     ...      "batch": 8, "step_s": 0.01, "plain_step_s": 0.01, "ratio": 1.0,
     ...      "ratio_q1": 0.9, "ratio_q3": 1.1, "best_step_ratio": 0.98,
-    ...      "images_per_s": 800.0}
+    ...      "images_per_s": 800.0, "backend": "jax"}
     >>> print(table([r]).splitlines()[2])
-    | mlp | 8 | 2 | independent | simultaneous | off | float32 | 10.0 | 10.0 | 1.000 (0.90–1.10) | 0.980 | 800 | n/a | n/a |
+    | mlp | jax | 8 | 2 | independent | simultaneous | off | float32 | 10.0 | 10.0 | 1.000 (0.90–1.10) | 0.980 | 800 | n/a | n/a |
     """
-    header = ["model", "batch", "K", "method", "update", "jit", "precision",
+    header = ["model", "backend", "batch", "K", "method", "update", "jit", "precision",
               "step (ms)", "K plain steps (ms)", "ratio (IQR)", "best-step ratio",
               "images/s", "peak RSS (MiB)", "K plain peak RSS (MiB)"]
     lines = ["| " + " | ".join(header) + " |",
-             "|---|---:|---:|---|---|---|---|" + "---:|" * 7]
+             "|---|---|---:|---:|---|---|---|---|" + "---:|" * 7]
     for r in results:
         row = Row(**r["row"])
 
@@ -430,7 +458,8 @@ def table(results):
             return f"{r[key]:.0f}" if r.get(key) is not None else "n/a"
 
         lines.append("| " + " | ".join([
-            r["arch"], str(r["batch"]), str(row.peers), row.method, row.update,
+            r["arch"], r.get("backend", "tensorflow"), str(r["batch"]), str(row.peers),
+            row.method, row.update,
             "on" if row.jit else "off", row.precision,
             f"{1000 * r['step_s']:.1f}", f"{1000 * r['plain_step_s']:.1f}",
             f"{r['ratio']:.3f} ({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f})",
@@ -455,6 +484,10 @@ def parse_args(argv=None):
                         help="timed steps per fit (default: per suite)")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-RSS subprocesses")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated Keras backends, each timed in its own "
+                             "subprocess (default: this process's KERAS_BACKEND, "
+                             "tensorflow unless set)")
     parser.add_argument("--json", metavar="OUT", help="also write raw numbers here")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -471,6 +504,9 @@ def main(argv=None):
         print(message, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
+    backends = [b.strip() for b in (args.backends or "").split(",") if b.strip()]
+    if backends:
+        return run_backends(backends, argv if argv is not None else sys.argv[1:], log)
     if args.quick:
         suites = {"small_cnn": QUICK_SUITE}
         rows = quick_rows()
@@ -483,6 +519,9 @@ def main(argv=None):
                              f"expected a comma-separated subset of {', '.join(SUITES)}")
         suites = {name: SUITES[name] for name in wanted}
         rows = [row for row in default_rows() if row.suite in suites]
+    import keras
+
+    rows = rows_for_backend(rows, keras.backend.backend())
     if args.steps:
         suites = {k: dataclasses.replace(s, steps=args.steps) for k, s in suites.items()}
     if args.rounds:
@@ -497,7 +536,57 @@ def main(argv=None):
         results += run_suite(suite, [r for r in rows if r.suite == name], log)
     if not args.no_memory:
         add_memory(results, suites, log)
+    describe(suites, args)
+    print(table(results))
+    finish(started, results, args)
+    return 0
 
+
+def run_backends(backends, argv, log):
+    """Run this script once per backend, then print one table with them all."""
+    import tempfile
+
+    args = parse_args(argv)
+    started = time.perf_counter()
+    child_argv = []
+    skip = False
+    for item in argv:  # the same arguments, less --backends and --json
+        if skip:
+            skip = False
+        elif item in ("--backends", "--json"):
+            skip = True
+        elif not item.startswith(("--backends=", "--json=")):
+            child_argv.append(item)
+    results, texts = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            out = os.path.join(tmp, f"{backend}.json")
+            log(f"# backend {backend}")
+            done = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), *child_argv, "--json", out],
+                env={**os.environ, "KERAS_BACKEND": backend},
+                capture_output=True, text=True)
+            sys.stderr.write(done.stderr)
+            if done.returncode != 0:
+                raise SystemExit(f"error: the {backend} run failed (exit {done.returncode})")
+            texts.append(done.stdout)
+            with open(out, encoding="utf-8") as f:
+                results += json.load(f)["results"]
+    print(texts[0].split("\n\n")[0])  # the machine and the command
+    for backend, text in zip(backends, texts):
+        load = [line for line in text.splitlines() if line.startswith("# load average")]
+        print(f"# {backend}: " + "; ".join(line[2:] for line in load))
+    print()
+    suites = {r["row"]["suite"]: r for r in results}
+    print(f"- suites: {', '.join(suites)}; each backend in its own process, both sides "
+          "of each ratio timed in that process")
+    print()
+    print(table(results))
+    finish(started, results, args)
+    return 0
+
+
+def describe(suites, args):
     print()
     for name, suite in suites.items():
         print(f"- {name}: input {suite.input_shape}, {suite.classes} classes, batch "
@@ -513,7 +602,9 @@ def main(argv=None):
               "building and training that row (or the K plain peers one after "
               "another) for a few steps, above its RSS after the imports (MiB)")
     print()
-    print(table(results))
+
+
+def finish(started, results, args):
     load = os.getloadavg()
     wall = time.perf_counter() - started
     print(f"\n# load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
@@ -522,7 +613,6 @@ def main(argv=None):
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"machine": machine(),
                        "wall_seconds": wall, "results": results}, f, indent=2)
-    return 0
 
 
 if __name__ == "__main__":

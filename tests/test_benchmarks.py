@@ -45,7 +45,7 @@ def test_speed_quick(tmp_path):
     text = _run("speed.py", "--quick", "--json", str(out))
     assert "CPU cores" in text  # the machine is stated
     header, rows = _table(text)
-    assert header[:4] == ["model", "batch", "K", "method"]
+    assert header[:5] == ["model", "backend", "batch", "K", "method"]
     for column in ("step (ms)", "K plain steps (ms)", "ratio (IQR)", "best-step ratio",
                    "images/s",
                    "peak RSS (MiB)", "K plain peak RSS (MiB)"):
@@ -54,6 +54,7 @@ def test_speed_quick(tmp_path):
     for row in rows:
         cell = dict(zip(header, row))
         assert cell["model"] == "small_cnn" and cell["K"] == "2"
+        assert cell["backend"] == "tensorflow"
         assert _first_number(cell["step (ms)"]) > 0
         assert _first_number(cell["K plain steps (ms)"]) > 0
         ratio = _first_number(cell["ratio (IQR)"])
