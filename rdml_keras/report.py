@@ -150,7 +150,8 @@ def _setting(config: dict) -> dict:
 
 
 def group_records(records) -> list[tuple[str, dict]]:
-    """[(setting title, {method label: {"key", "alpha", "role", "runs": {seed: Record}}})],
+    """[(setting title, {(label, α cell): {"label", "key", "alpha", "role",
+    "runs": {seed: Record}}})],
     settings in the order of their varying values; the title names what
     differs between settings (empty when there is one)."""
     settings = []
@@ -170,8 +171,9 @@ def group_records(records) -> list[tuple[str, dict]]:
         methods = {}
         for record in members:
             key, label, alpha, role = method_of(record.config["divergence"])
-            entry = methods.setdefault(label, {"key": key, "alpha": alpha, "role": role,
-                                               "runs": {}})
+            # One row per method *and* α: every RDML order is its own row.
+            entry = methods.setdefault((label, alpha), {
+                "label": label, "key": key, "alpha": alpha, "role": role, "runs": {}})
             entry["runs"][record.seed] = record
         methods = dict(sorted(methods.items(), key=lambda item: item[1]["key"]))
         groups.append((title, methods, [flat.get(k) for k in varying]))
@@ -250,7 +252,8 @@ def paired_table(records) -> str:
             for entry in methods.values():
                 if entry["role"] == role:
                     references.setdefault(role, entry)
-        for label, entry in methods.items():
+        for entry in methods.values():
+            label = entry["label"]
             runs = entry["runs"]
             seeds = sorted(runs)
             cells = [label, entry["alpha"], str(len(seeds))]
@@ -296,7 +299,8 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
     for index, (title, methods) in enumerate(groups):
         ax = axes[index // columns][index % columns]
         rdml_x, rdml_y, rdml_e = [], [], []
-        for label, entry in methods.items():
+        for entry in methods.values():
+            label = entry["label"]
             values = [r.mean_accuracy * 100 for r in entry["runs"].values()]
             mean, std = _mean_std(values)
             key = entry["key"]

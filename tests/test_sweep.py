@@ -317,3 +317,55 @@ def test_out_of_another_sweep_is_refused(tmp_path, capsys):
                  "--grid", "divergence.alpha=1"]) == 2
     assert "holds another sweep" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+
+
+# ---------------------------------------------------------------- reports
+
+
+def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
+    """Synthetic finished runs: one row per method and α, paired Δ by seed,
+    the last-5-epoch mean and the last epoch's divergence from history.json."""
+    from rdml_keras import report
+
+    def run(name, divergence, seed, accuracies, train_size=250):
+        path = tmp_path / name
+        path.mkdir()
+        config = {"dataset": {"name": "mnist_sample", "train_size": train_size},
+                  "divergence": divergence, "seed": seed, "name": "x", "epochs": 6}
+        (path / "results.json").write_text(json.dumps({
+            "peers": [{"name": f"p{k}", "architecture": "mlp", "test_accuracy": a,
+                       "test_loss": 0.1} for k, a in enumerate(accuracies)],
+            "ensemble": {"test_accuracy": max(accuracies)}, "epochs": 6, "seconds": 1.0,
+            "config": config}))
+        history = [{"epoch": e + 1, "val_peer0_accuracy": 0.5 + 0.01 * e,
+                    "val_peer1_accuracy": 0.5 + 0.01 * e, "peer0_div": 0.1 * e,
+                    "peer1_div": 0.2 * e} for e in range(6)]
+        (path / "history.json").write_text(json.dumps({"epochs": history}))
+        return path
+
+    dirs = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        dirs += [run(f"ind{seed}", {"kind": "none"}, seed, [0.80 + shift, 0.82 + shift]),
+                 run(f"dml{seed}", {"kind": "kl"}, seed, [0.83 + shift, 0.83 + shift]),
+                 run(f"a05_{seed}", {"kind": "renyi", "alpha": 0.5, "schedule": "constant"},
+                     seed, [0.79 + shift, 0.80 + shift]),
+                 run(f"a2_{seed}", {"kind": "renyi", "alpha": 2.0, "schedule": "constant"},
+                     seed, [0.85 + shift, 0.85 + shift])]
+    dirs.append(run("big", {"kind": "none"}, 0, [0.95, 0.95], train_size=4000))
+    records = report.load_records(dirs)
+    table = report.paired_table(records)
+    blocks = table.split("\n\n")
+    assert blocks[0] == "**dataset.train_size=250**"
+    rows = [line.split(" | ") for line in blocks[1].splitlines()[2:]]
+    assert [(r[0].lstrip("| "), r[1], r[2]) for r in rows] == [
+        ("independent", "0", "2"), ("DML", "1", "2"), ("RDML", "0.5", "2"), ("RDML", "2", "2")]
+    assert rows[0][3] == "81.00 ± 1.41"  # peer 1: 80 and 82
+    assert rows[1][6:8] == ["+2.00 ± 0.00 (2/2)", "—"]        # DML vs independent
+    assert rows[2][6:8] == ["-1.50 ± 0.00 (0/2)", "-3.50 ± 0.00 (0/2)"]
+    assert rows[3][6:8] == ["+4.00 ± 0.00 (2/2)", "+2.00 ± 0.00 (2/2)"]
+    # Mean test accuracy over epochs 2..6 (0.51..0.55), and epoch 6's divergences.
+    assert rows[3][8] == "53.00 ± 0.00"
+    assert rows[3][9:11] == ["0.5000 ± 0.0000", "1.0000 ± 0.0000 |"]
+    assert blocks[2] == "**dataset.train_size=4000**"
+    png = report.alpha_plot(records, tmp_path / "alpha.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
