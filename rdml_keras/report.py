@@ -22,6 +22,7 @@ import os
 import pathlib
 import statistics
 import tempfile
+import textwrap
 
 from rdml_keras.hparams import effective_alpha
 
@@ -293,7 +294,7 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
     groups = group_records(records)
     columns = max(1, min(columns, len(groups)))
     rows = -(-len(groups) // columns)
-    figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
+    figure = Figure(figsize=(4.8 * columns, 3.9 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, (title, methods) in enumerate(groups):
@@ -326,8 +327,8 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
                         yerr=[rdml_e[i] for i in order], fmt="o-", color="tab:blue",
                         capsize=3, label="Rényi α (RDML)", zorder=2)
         seeds = sorted({s for entry in methods.values() for s in entry["runs"]})
-        ax.set_title((title or "all runs") + f"  ({len(seeds)} seeds)", fontsize=8,
-                     wrap=True)
+        ax.set_title(textwrap.fill((title or "all runs") + f" ({len(seeds)} seeds)", 64),
+                     fontsize=7)
         ax.set_xlabel("Rényi order α (0 = independent, 1 = DML)")
         ax.set_ylabel("mean peer test accuracy (%)")
         ax.grid(alpha=0.3)
