@@ -60,7 +60,11 @@ def run(backend, script, *args, env=None):
     return done.stdout
 
 
-@pytest.mark.parametrize("saved_on, loaded_on", [("tensorflow", "jax"), ("jax", "tensorflow")])
+# The reverse direction costs another ~30 s of backend start-ups: --full.
+@pytest.mark.parametrize(
+    "saved_on, loaded_on",
+    [("tensorflow", "jax"), pytest.param("jax", "tensorflow", marks=pytest.mark.slow)],
+)
 def test_a_keras_file_from_one_backend_loads_and_predicts_the_same_on_the_other(
     tmp_path, saved_on, loaded_on
 ):

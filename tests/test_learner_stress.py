@@ -43,7 +43,7 @@ def train_mixed_float16(dataset, architecture, epochs, alpha, learning_rate=0.2)
     return learner, monitor, history, results
 
 
-@pytest.mark.parametrize("alpha", [0.5, 2.0])
+@pytest.mark.parametrize("alpha", [2.0, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_mixed_float16_cohort_stays_finite_for_hundreds_of_steps(alpha):
     learner, monitor, history, results = train_mixed_float16("digits", "small_cnn", 3, alpha)
     assert isinstance(learner.optimizer, keras.optimizers.LossScaleOptimizer)
