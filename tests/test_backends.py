@@ -121,3 +121,25 @@ def test_the_core_trains_saves_and_loads_on_jax_with_tensorflow_absent(tmp_path)
     assert report["loaded"] == []
     assert report["same"] is True
     assert report["alpha"] == [2.0, 1.5]
+
+
+IMPORTS = textwrap.dedent(
+    """
+    import json, sys
+    HEAVY = {"tensorflow", "tensorflow_datasets", "sklearn", "mlxtend", "matplotlib"}
+    loaded = lambda: {m.split(".")[0] for m in sys.modules} & HEAVY
+    import keras
+    by_keras = loaded()
+    import rdml_keras
+    print(json.dumps({"by_keras": sorted(by_keras), "by_rdml": sorted(loaded() - by_keras)}))
+    """
+)
+
+
+def test_importing_the_core_on_jax_adds_no_heavy_module():
+    """In a full environment Keras itself imports sklearn and matplotlib when
+    installed (keras.src.wrappers, keras.src.visualization); rdml_keras adds
+    none of the heavy modules, and never TensorFlow."""
+    report = json.loads(run("jax", IMPORTS).splitlines()[-1])
+    assert report["by_rdml"] == []
+    assert "tensorflow" not in report["by_keras"]
