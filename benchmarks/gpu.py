@@ -499,16 +499,10 @@ def _mib(value, masked=False):
 
 
 def _machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    # machine_info.machine() imports TensorFlow, which the GPU machine lacks.
+    from machine_info import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
 def tables(results, plan, budget_notes):

@@ -5,6 +5,23 @@ import platform
 from importlib import metadata
 
 
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo where there is one).
+
+    >>> isinstance(cpu_model(), str)
+    True
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
+
+
 def machine():
     """CPU model, core count, GPUs, the Python / TensorFlow / JAX / Keras versions
     and the Keras backend.
@@ -15,15 +32,7 @@ def machine():
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
