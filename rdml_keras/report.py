@@ -200,20 +200,23 @@ def _mean_std(values) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _pct(values) -> str:
+def _summary(values, scale=1.0, digits=4) -> str:
+    """`mean ± std` of the known values (just the mean for one), or n/a."""
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
     mean, std = _mean_std(values)
-    return f"{100 * mean:.2f} ± {100 * std:.2f}" if len(values) > 1 else f"{100 * mean:.2f}"
+    if len(values) == 1:
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def _pct(values) -> str:
+    return _summary(values, scale=100, digits=2)
 
 
 def _num(values) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    mean, std = _mean_std(values)
-    return f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}"
+    return _summary(values)
 
 
 def _paired(runs: dict, reference: dict | None) -> str:
