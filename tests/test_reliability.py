@@ -99,6 +99,14 @@ def finished_epochs(run):
         return 0
 
 
+def checkpointed_epochs(run):
+    """`checkpoint.completed_epochs` while the run may be renaming its files."""
+    try:
+        return checkpoint.completed_epochs(run)
+    except OSError:  # a file renamed between the scan's look and its read
+        return 0
+
+
 def wait_until(condition, proc, timeout=240):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -171,9 +179,10 @@ def test_sigkill_mid_epoch_resumes_to_the_same_weights(reference, tmp_path):
     reference_run, _ = reference
     out, logs = tmp_path / "run", tmp_path / "logs"
     proc = start(out, logs)
-    # Epoch 1 finished (history is written just before its checkpoint): kill
-    # a moment into epoch 2.
-    wait_until(lambda: finished_epochs(out) >= 1, proc)
+    # Epoch 1's checkpoint is complete (its checksum verifies): kill a moment
+    # into epoch 2. Waiting on the history file instead races the checkpoint
+    # write on a loaded machine.
+    wait_until(lambda: checkpointed_epochs(out) >= 1, proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     status, _, _ = finish(proc)
