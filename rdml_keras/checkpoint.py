@@ -133,10 +133,14 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     'latest.weights.h5'
     """
 
-    def __init__(self, backup_dir, log=print):
+    def __init__(self, backup_dir, log=print, restore_from=None):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True,
                          delete_checkpoint=False)
         self.dir = pathlib.Path(backup_dir)
+        # Where `restore` reads: another folder for the processes of a
+        # multi-process run but 0, which resume from process 0's checkpoint
+        # and save their own (saving is a collective on JAX) elsewhere.
+        self.restore_dir = pathlib.Path(restore_from) if restore_from else self.dir
         self.weights_path = self.dir / WEIGHTS_FILE
         self.metadata_path = self.dir / METADATA_FILE
         self.previous_weights_path = self.dir / (WEIGHTS_FILE + PREVIOUS_SUFFIX)
@@ -158,9 +162,11 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
                 digests[path] = (path.stat().st_size, _sha256(path))
             return digests[path]
 
-        slots = ((self.metadata_path, self.weights_path, self.previous_weights_path),
-                 (self.previous_metadata_path, self.previous_weights_path,
-                  self.weights_path))
+        weights, previous_weights = (self.restore_dir / WEIGHTS_FILE,
+                                     self.restore_dir / (WEIGHTS_FILE + PREVIOUS_SUFFIX))
+        slots = ((self.restore_dir / METADATA_FILE, weights, previous_weights),
+                 (self.restore_dir / (METADATA_FILE + PREVIOUS_SUFFIX), previous_weights,
+                  weights))
         for metadata, own, other in slots:
             if not metadata.is_file():
                 continue
@@ -252,7 +258,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             return candidate.epoch
         if problems:
             raise CheckpointError(
-                f"cannot resume from {self.dir}: no usable checkpoint. "
+                f"cannot resume from {self.restore_dir}: no usable checkpoint. "
                 + "; ".join(text for _, text in problems)
                 + ". Nothing was changed. Move the run directory aside (or delete it) to "
                 "train from epoch 1, or choose another --out.")

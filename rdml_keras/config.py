@@ -37,6 +37,8 @@ UPDATE_ORDERS = ("simultaneous", "sequential")
 ALPHA_SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
+# One device; every device of this machine; several processes (JAX).
+DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
 # Fallback when the data package does not publish its own list.
 _DEFAULT_AUGMENTATIONS = ("standard", "none")
 # Peer names become Keras model names and file names: keep them portable.
@@ -286,6 +288,19 @@ def _peer_name(value, path):
 
 
 _peer_name.allowed = "1-64 letters, digits, '_', '.' or '-'"
+
+
+def _coordinator(value, path):
+    from rdml_keras.distribution import validate_coordinator
+
+    try:
+        validate_coordinator(value)
+    except ValueError:
+        _fail(path, value, _coordinator.allowed)
+    return value
+
+
+_coordinator.allowed = "'host:port' (process 0's host and a free port 1..65535)"
 
 
 def _field(default=dataclasses.MISSING, *, check: Callable, doc: str):
@@ -555,8 +570,58 @@ class OptimizerConfig(_Section):
                   "optimizer.schedule is multistep")
 
 
+@dataclasses.dataclass(frozen=True)
+class DistributionConfig(_Section):
+    """Where the cohort trains: one device, every device of this machine, or
+    several processes (JAX). Keys left null under `multiprocess` come from a
+    launcher's environment (`rdml_keras.distribution.from_environment`).
+
+    How a run is launched, not what it computes: a run may be resumed under
+    another distribution, and the section is left out when a run directory's
+    config is compared with the config it is resumed with.
+
+    >>> DistributionConfig(strategy="multiprocess", num_processes=2).timeout
+    60
+    """
+
+    strategy: str = _field("none", check=_choice(*DISTRIBUTION_STRATEGIES),
+                           doc="none (one device), local (every device of this machine: "
+                               "TF MirroredStrategy / JAX DataParallel) or multiprocess "
+                               "(JAX processes, data parallel over all their devices)")
+    num_processes: int | None = _field(None, check=_optional(_int(1)),
+                                       doc="multiprocess: processes in the job (null: "
+                                           "from the launcher's environment)")
+    process_id: int | None = _field(None, check=_optional(_int(0)),
+                                    doc="multiprocess: this process's id, 0 writes the "
+                                        "run directory (null: from the environment)")
+    coordinator_address: str | None = _field(None, check=_optional(_coordinator),
+                                             doc="multiprocess: process 0's host:port "
+                                                 "(null: from the environment)")
+    timeout: int = _field(60, check=_int(1),
+                          doc="multiprocess: seconds to wait for every process to join")
+    logical_cpus: int | None = _field(None, check=_optional(_int(1)),
+                                      doc="split the host CPU into N logical devices "
+                                          "(data parallelism without accelerators, for "
+                                          "tests); needs a fresh process")
+
+    def _cross_check(self):
+        if self.strategy != "multiprocess":
+            for key in ("num_processes", "process_id", "coordinator_address"):
+                if getattr(self, key) is not None:
+                    _fail(f"distribution.{key}", getattr(self, key),
+                          "null unless distribution.strategy is multiprocess")
+        if self.strategy == "none" and self.logical_cpus is not None:
+            _fail("distribution.logical_cpus", self.logical_cpus,
+                  "null unless distribution.strategy is local or multiprocess")
+        if (self.num_processes is not None and self.process_id is not None
+                and self.process_id >= self.num_processes):
+            _fail("distribution.process_id", self.process_id,
+                  f"an integer in [0, {self.num_processes}) "
+                  f"(distribution.num_processes={self.num_processes})")
+
+
 _SECTIONS = {"dataset": DatasetConfig, "divergence": DivergenceConfig,
-             "optimizer": OptimizerConfig}
+             "optimizer": OptimizerConfig, "distribution": DistributionConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -575,10 +640,14 @@ class ExperimentConfig(_Section):
                                            "peers (strings or {architecture, name})")
     divergence: DivergenceConfig = _field(check=DivergenceConfig._parse, doc="section")
     optimizer: OptimizerConfig = _field(check=OptimizerConfig._parse, doc="section")
+    distribution: DistributionConfig = _field(DistributionConfig(),
+                                              check=DistributionConfig._parse,
+                                              doc="section")
     name: str | None = _field(None, check=_optional(_string),
                               doc="experiment name (default: the config file's stem)")
     epochs: int = _field(200, check=_int(1), doc="training epochs")
-    batch_size: int = _field(64, check=_int(1), doc="batch size (all peers see the same batch)")
+    batch_size: int = _field(64, check=_int(1), doc="global batch size (all peers see the "
+                             "same batch; split over the devices and processes)")
     precision: str = _field("float32", check=_choice(*PRECISIONS),
                             doc="Keras dtype policy")
     jit_compile: bool | str = _field("auto", check=_jit, doc="XLA compilation of the step")
@@ -636,6 +705,12 @@ class ExperimentConfig(_Section):
         config.dataset._cross_check()
         config.divergence._cross_check()
         config.optimizer._cross_check()
+        config.distribution._cross_check()
+        processes = config.distribution.num_processes
+        if processes is not None and config.batch_size % processes:
+            _fail("batch_size", config.batch_size,
+                  f"a multiple of distribution.num_processes={processes} (the global "
+                  "batch: every process takes an equal share of it)")
         return config
 
     def to_dict(self) -> dict:
@@ -654,6 +729,17 @@ class ExperimentConfig(_Section):
         raw["dataset"] = {k: v for k, v in raw["dataset"].items()
                           if v is not None or k not in ("path", "num_classes")}
         return raw
+
+    def computation(self) -> "ExperimentConfig":
+        """This config without its `distribution` section: what a resumed run
+        must agree on with the run it resumes.
+
+        >>> cfg = ExperimentConfig.from_dict({"dataset": "digits", "peers": ["mlp"] * 2,
+        ...     "divergence": {"kind": "kl"}, "distribution": {"strategy": "local"}})
+        >>> cfg.computation().distribution.strategy
+        'none'
+        """
+        return dataclasses.replace(self, distribution=DistributionConfig())
 
     def for_seed(self, seed: int) -> "ExperimentConfig":
         """The single run of a multi-seed config.

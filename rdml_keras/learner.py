@@ -65,12 +65,16 @@ def _per_example(loss, y_true, y_pred):
     return loss.call(y_true, ops.convert_to_tensor(y_pred, dtype=loss.dtype))
 
 
-def _weighted(values, sample_weight):
-    """Per-example values times their weights: what a batch mean averages."""
+def _weights_like(sample_weight, values):
+    """Sample weights shaped like the per-example `values` (or None).
+
+    The trackers are weighted means, Σ w·v / Σ w, as Keras metrics are: rows
+    of weight 0 (e.g. the padding of a last test batch split over devices)
+    do not change what they report.
+    """
     if sample_weight is None:
-        return values
-    weights = ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
-    return values * weights
+        return None
+    return ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
 
 
 def _validate_peers(peers, divergence):
@@ -372,14 +376,16 @@ class MutualLearner(TrainStep, keras.Model):
         are stop-gradient targets. The scalar loss goes through Keras's own
         reduction (sample weights, per-replica scaling under `tf.distribute`);
         the per-example values feed the `peer{k}_ce` / `peer{k}_div` trackers,
-        whose batch means are then right on any number of replicas.
+        weighted means (Σ w·v / Σ w) that read the same on any number of
+        replicas.
         """
         learner_logits = ops.cast(logits[k], "float32")
         ce = _per_example(self.supervised_loss, y, learner_logits)
-        self.ce_trackers[k].update_state(_weighted(ce, sample_weight))
+        weights = _weights_like(sample_weight, ce)
+        self.ce_trackers[k].update_state(ce, sample_weight=weights)
         loss = self._reduce_ce(ce, ce, sample_weight)
         if self.divergence is None:
-            return loss, _weighted(ce, sample_weight)
+            return loss, ce
         terms = []
         for j, target in enumerate(logits):
             if j == k:
@@ -389,10 +395,10 @@ class MutualLearner(TrainStep, keras.Model):
                 target = (target, y)
             terms.append(_per_example(self.divergence, target, learner_logits))
         mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}
-        self.div_trackers[k].update_state(_weighted(mimicry, sample_weight))
+        self.div_trackers[k].update_state(mimicry, sample_weight=weights)
         weight = ops.cast(self._divergence_weight, "float32")
         loss = loss + weight * self._reduce_divergence(mimicry, mimicry, sample_weight)
-        return loss, _weighted(ce + weight * mimicry, sample_weight)
+        return loss, ce + weight * mimicry
 
     def regularisation_loss(self, x, y, y_pred, sample_weight=None):
         """The peers' own losses (weight decay, `add_loss`), as Keras sums them.
@@ -419,7 +425,8 @@ class MutualLearner(TrainStep, keras.Model):
                 ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses])
             )
             total = total + raw
-        self.loss_tracker.update_state(total)
+        self.loss_tracker.update_state(
+            total, sample_weight=_weights_like(sample_weight, total))
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

@@ -218,8 +218,10 @@ def check_run_dir(run_dir, config: ExperimentConfig, *, allow_finished=False) ->
     except ConfigError as e:
         raise RunError(f"{config_file}: unreadable run config ({e}); choose another --out"
                        ) from None
-    if saved != config:
-        diffs = _differences(saved.to_dict(), config.to_dict())
+    # The distribution section says how a run is launched (a run may resume on
+    # another number of processes), not what it computes.
+    if saved.computation() != config.computation():
+        diffs = _differences(saved.computation().to_dict(), config.computation().to_dict())
         raise RunError(f"--out {run_dir}: holds a run with a different config "
                        f"({'; '.join(diffs[:5])}). Choose another --out, or delete it.")
     finished = (run_dir / RESULTS_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file()

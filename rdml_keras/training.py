@@ -35,11 +35,13 @@ results["ensemble"]["test_accuracy"]
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import pathlib
 import statistics
+import tempfile
 
 import keras
 
@@ -55,6 +57,7 @@ from rdml_keras.config import NPZ_DATASET
 from rdml_keras.config import ConfigError
 from rdml_keras.config import ExperimentConfig
 from rdml_keras.config import config_from_yaml_text
+from rdml_keras.placement import Placement
 from rdml_keras.run_files import BACKUP_DIR
 from rdml_keras.run_files import CONFIG_FILE
 from rdml_keras.run_files import HISTORY_FILE
@@ -62,6 +65,7 @@ from rdml_keras.run_files import LOGS_DIR
 from rdml_keras.run_files import PEERS_DIR
 from rdml_keras.run_files import RESULTS_FILE
 from rdml_keras.run_files import SUMMARY_FILE
+from rdml_keras.run_files import WEIGHTS_FILE
 from rdml_keras.run_files import RunError
 from rdml_keras.run_files import _save_atomic
 from rdml_keras.run_files import check_run_dir
@@ -314,8 +318,13 @@ def compile_learner(learner, config: ExperimentConfig, steps: int, one_hot=False
 # Callbacks.
 
 
-def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print):
-    """Schedules, NaN guard, history, RunCheckpoint and TensorBoard."""
+def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print,
+                    restore_from=None):
+    """Schedules, NaN guard, history, RunCheckpoint and TensorBoard.
+
+    `restore_from`: the run directory whose checkpoint to resume from, when
+    it is not `run_dir` (the processes of a multi-process run but 0 write
+    into a scratch directory and resume from process 0's checkpoint)."""
     from rdml_keras import schedules
 
     run_dir = pathlib.Path(run_dir)
@@ -335,7 +344,8 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print):
         EpochHistory(run_dir / HISTORY_FILE),
         # Atomic, checksummed, double; kept after training: the finished run
         # carries a loadable checkpoint of the whole cohort and optimizer.
-        RunCheckpoint(run_dir / BACKUP_DIR, log=log),
+        RunCheckpoint(run_dir / BACKUP_DIR, log=log,
+                      restore_from=restore_from and pathlib.Path(restore_from) / BACKUP_DIR),
         # Logs every key the learner reports (peer{k}_*, ensemble_accuracy,
         # alpha) and the optimizer's learning rate.
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR), write_graph=False),
@@ -448,9 +458,9 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
                               "another --out.") from None
     if recorded > epoch + 1:
         found = (f"the newest usable checkpoint is from epoch {epoch}" if epoch
-                 else f"{checkpoint.weights_path} and its metadata are missing")
+                 else f"{checkpoint.restore_dir / WEIGHTS_FILE} and its metadata are missing")
         raise CheckpointError(
-            f"cannot resume from {checkpoint.dir}: {path} records {recorded} finished "
+            f"cannot resume from {checkpoint.restore_dir}: {path} records {recorded} finished "
             f"epochs but {found}. Nothing was changed. Move the run directory aside (or "
             "delete it) to train from epoch 1, or choose another --out.")
 
@@ -483,6 +493,12 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
     directory another `train` process holds. Nothing is written until data,
     peers and (on resume) the checkpoint are known to be good.
 
+    Under `distribution.strategy: multiprocess` every process of the job
+    calls this with the same config and `out_dir` (a file system they all
+    see). Process 0 alone writes into it; the others resume from its
+    checkpoint and write the same files into a scratch directory they
+    delete afterwards (on JAX saving is a collective: every process saves).
+
     ```python
     results = train(load_config("configs/quickstart.yaml", ["epochs=1"]), "runs/qs")
     [p["test_accuracy"] for p in results["peers"]]
@@ -491,52 +507,68 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
     if config.seeds:
         raise ValueError("train() runs one seed; use train_seeds() for config.seeds")
     run_dir = pathlib.Path(out_dir)
+    placement = Placement.resolve(config)
     check_run_dir(run_dir, config)
+    placement.start(seed=config.seed)
+    writer = placement.is_writer
+    log = log if writer else None
     keras.utils.set_random_seed(config.seed)
-    with _Precision(config.precision), _Determinism(config.deterministic):
-        bundle = load_data(config)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_Precision(config.precision))
+        stack.enter_context(_Determinism(config.deterministic))
+        stack.enter_context(placement.scope())
+        bundle = placement.distribute(load_data(config), config.batch_size, log)
         learner = build_learner(config, bundle.input_shape, bundle.num_classes)
         steps = steps_per_epoch(bundle, config.batch_size)
         compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
-        fit_callbacks = build_callbacks(config, run_dir, learner, log) + list(callbacks)
+        # Every file this process writes goes to `out`: the run directory on
+        # process 0, a scratch directory on the others.
+        out = run_dir if writer else pathlib.Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="rdml_keras_process_")))
+        fit_callbacks = (build_callbacks(config, out, learner, log, restore_from=run_dir)
+                         + list(callbacks))
         checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
 
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with run_lock(run_dir):
-            # Again under the lock: another process may have written meanwhile.
-            state = check_run_dir(run_dir, config)
-            initial_epoch = checkpoint.restore(learner)  # reads only; 0 for a new run
-            if state == "resume":
-                _check_history(run_dir, initial_epoch, checkpoint)
+        if writer:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_lock(run_dir))
+        # Again under the lock: another process may have written meanwhile.
+        state = check_run_dir(run_dir, config)
+        initial_epoch = checkpoint.restore(learner)  # reads only; 0 for a new run
+        placement.agree(initial_epoch, "checkpoint epochs to resume from")
+        if state == "resume":
+            _check_history(run_dir, initial_epoch, checkpoint)
+        if writer:
             remove_stale_temporaries(run_dir)
             if state == "new":
                 write_atomic(run_dir / CONFIG_FILE, config.to_yaml())
                 log(f"run directory: {run_dir}")
             else:
-                log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
-            train_data, fit_steps = epoch_data(bundle, steps, config.steps_per_execution,
-                                               initial_epoch, log)
-            validation_args = {}
-            if config.validation_freq:
-                validation_args = {"validation_data": bundle.test,
-                                   "validation_freq": config.validation_freq}
-            if initial_epoch < config.epochs:
-                try:
-                    # shuffle=False: the tf.data pipeline already shuffles (per seed).
-                    learner.fit(train_data, epochs=config.epochs, steps_per_epoch=fit_steps,
-                                initial_epoch=initial_epoch, callbacks=fit_callbacks,
-                                verbose=verbose, shuffle=False, **validation_args)
-                except NonFiniteLossError as e:
-                    raise NonFiniteLossError(
-                        f"{e} {_salvage(learner, config, run_dir, checkpoint)}") from None
+                log(f"resuming {run_dir} after epoch {initial_epoch} of "
+                    f"{config.epochs}")
+        train_data, fit_steps = epoch_data(bundle, steps, config.steps_per_execution,
+                                           initial_epoch, log)
+        validation_args = {}
+        if config.validation_freq:
+            validation_args = {"validation_data": bundle.test,
+                               "validation_freq": config.validation_freq}
+        if initial_epoch < config.epochs:
+            try:
+                # shuffle=False: the tf.data pipeline already shuffles (per seed).
+                learner.fit(train_data, epochs=config.epochs, steps_per_epoch=fit_steps,
+                            initial_epoch=initial_epoch, callbacks=fit_callbacks,
+                            verbose=verbose, shuffle=False, **validation_args)
+            except NonFiniteLossError as e:
+                raise NonFiniteLossError(
+                    f"{e} {_salvage(learner, config, out, checkpoint)}") from None
 
-            scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
-            _export_peers(learner, config, run_dir)
-            history_file = run_dir / HISTORY_FILE
-            history = read_json(history_file)["epochs"] if history_file.is_file() else []
-            results = make_results(config, scores, epochs=len(history),
-                                   seconds=sum(e.get("seconds") or 0.0 for e in history))
-            write_json(run_dir / RESULTS_FILE, results)
+        scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
+        _export_peers(learner, config, out)
+        history_file = run_dir / HISTORY_FILE
+        history = read_json(history_file)["epochs"] if history_file.is_file() else []
+        results = make_results(config, scores, epochs=len(history),
+                               seconds=sum(e.get("seconds") or 0.0 for e in history))
+        write_json(out / RESULTS_FILE, results)
     return results
 
 
