@@ -227,6 +227,30 @@ def test_logs_and_evaluate_use_the_documented_names():
     )
 
 
+def test_evaluate_reports_sample_weighted_means():
+    """Σ w·v / Σ w for every tracker and metric: rows of weight 0 (the padding
+    of a last batch split over devices) change nothing."""
+    x, y = make_data()
+    learner = MutualLearner([make_peer(0), make_peer(1)], alpha=2.0)
+    learner.compile(optimizer="adam", metrics=["accuracy"])
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, size=EXAMPLES).astype("float32")
+    weights[-5:] = 0.0
+    weighted = learner.evaluate(x, y, sample_weight=weights, batch_size=BATCH,
+                                return_dict=True, verbose=0)
+    unpadded = learner.evaluate(x[:-5], y[:-5], sample_weight=weights[:-5],
+                                batch_size=BATCH, return_dict=True, verbose=0)
+    for name, value in unpadded.items():
+        np.testing.assert_allclose(weighted[name], value, rtol=1e-5, err_msg=name)
+
+    logits = [np.float64(peer.predict(x, verbose=0)) for peer in learner.peers]
+    ce = -log_softmax(logits[0], axis=-1)[np.arange(EXAMPLES), y]
+    np.testing.assert_allclose(weighted["peer0_ce"], np.average(ce, weights=weights),
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        weighted["peer1_accuracy"],
+        np.average(logits[1].argmax(-1) == y, weights=weights), atol=1e-6)
+
+
 # ---------------------------------------------------------- serialisation
 
 
