@@ -418,6 +418,10 @@ def build_spec(*, config_path, overrides=(), grids=(), seeds=None, searches=(),
     from rdml_keras.cli import parse_seeds
 
     base = load_config(config_path, list(overrides))
+    if base.distribution.strategy == "multiprocess":
+        raise SweepError("distribution.strategy: got 'multiprocess'; expected none or local "
+                         "in a sweep (its workers train trials independently: start one "
+                         "more worker per machine instead)")
     grid = tuple(parse_grid(text) for text in grids)
     search = tuple(parse_search(text) for text in searches)
     if not grid and not search:

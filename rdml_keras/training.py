@@ -655,12 +655,14 @@ def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log
     """
     out = pathlib.Path(out_dir)
     sweep = dataclasses.replace(config, seeds=tuple(seeds))
+    writer = Placement.resolve(config).is_writer  # process 0 of a multi-process job
     check_run_dir(out, sweep)
     for seed in seeds:  # refuse before anything is trained or written
         check_run_dir(out / f"seed{seed}", sweep.for_seed(seed), allow_finished=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / CONFIG_FILE).is_file():
-        write_atomic(out / CONFIG_FILE, sweep.to_yaml())
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / CONFIG_FILE).is_file():
+            write_atomic(out / CONFIG_FILE, sweep.to_yaml())
     runs = []
     for seed in seeds:
         run_dir = out / f"seed{seed}"
@@ -674,7 +676,8 @@ def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log
         runs.append(train(run_config, run_dir, verbose=verbose, log=log))
     summary = summarize_results(runs)
     summary["config"] = sweep.to_dict()
-    write_json(out / SUMMARY_FILE, summary)
+    if writer:
+        write_json(out / SUMMARY_FILE, summary)
     return summary
 
 

@@ -110,3 +110,12 @@ def test_full_batches_drop_the_incomplete_last_one():
     assert int(full.cardinality()) == 2
     np.testing.assert_array_equal(np.concatenate([b for b, _ in full.as_numpy_iterator()]),
                                   x[:12])
+
+
+def test_a_sweep_refuses_multiprocess_before_writing(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    status = main(["sweep", "--config", QUICKSTART, "--grid", "divergence.alpha=1,2",
+                   "--set", "distribution.strategy=multiprocess", "--out", str(out)])
+    assert status == 2
+    assert "start one more worker per machine instead" in capsys.readouterr().err
+    assert not out.exists()
