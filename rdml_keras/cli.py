@@ -6,6 +6,7 @@
     python -m rdml_keras summarize runs/cifar100_resnet32_*
     python -m rdml_keras sweep --config configs/quickstart.yaml \
         --grid divergence.alpha=0,0.5,1,2 --seeds 0,1,2 --out runs/alpha
+    python -m rdml_keras schema > rdml_config.schema.json   # for editors
 
 Exit status: 0 success, 1 the run failed (non-finite loss, or a file could not
 be written), 2 bad input (config, --set, dataset, peers, run directory,
@@ -121,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--verbose", choices=["0", "1", "2"], default="0",
                        help="Keras fit verbosity of each trial (default 0: progress "
                             "lines only)")
+    schema = sub.add_parser(
+        "schema", help="print the config's JSON Schema (for editors' YAML support)",
+        description="Print the JSON Schema every config file follows: its keys, types, "
+        "bounds and allowed values. Save it and point your editor's YAML support at it, "
+        "e.g. `# yaml-language-server: $schema=rdml_config.schema.json` as a config's "
+        "first line (VS Code's YAML extension, or any yaml-language-server client).")
+    schema.add_argument("--markdown", action="store_true",
+                        help="print the table of config keys (README.md's) instead")
     return parser
 
 
@@ -141,7 +150,7 @@ def main(argv=None) -> int:
     from rdml_keras.run_files import RunError
 
     commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize,
-                "sweep": _sweep}
+                "sweep": _sweep, "schema": _schema}
     try:
         return commands[args.command](args)
     except (ConfigError, RunError) as e:
@@ -206,6 +215,17 @@ def _train(args) -> int:
         print(f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
               f"written to {out / run_files.RESULTS_FILE}")
         print(results_table(results))
+    return EXIT_OK
+
+
+def _schema(args) -> int:
+    import json
+
+    from rdml_keras.config import json_schema
+    from rdml_keras.config import schema_markdown
+
+    print(schema_markdown() if args.markdown else json.dumps(json_schema(), indent=2,
+                                                             ensure_ascii=False))
     return EXIT_OK
 
 

@@ -1,8 +1,12 @@
-"""Typed, validated experiment configs: YAML in, frozen dataclasses out.
+"""Typed, validated experiment configs: YAML in, frozen pydantic models out.
 
-Every check happens in `load_config` / `ExperimentConfig.from_dict`, before
-the training code creates anything on disk. A bad value raises one
-`ConfigError` whose message names the key path, the value and what is allowed:
+The schema is declared once, as pydantic v2 models (types, bounds, allowed
+values, a description per key); `ExperimentConfig.model_json_schema()` is
+the JSON Schema an editor can check YAML against (`python -m rdml_keras
+schema`), and `schema_rows()` the table of keys in README.md. Every check
+happens in `load_config` / `ExperimentConfig.from_dict`, before the training
+code creates anything on disk. A bad value raises one `ConfigError` whose
+message names the key path, the value and what is allowed:
 
     >>> from rdml_keras.config import ExperimentConfig, ConfigError
     >>> try:
@@ -13,38 +17,43 @@ the training code creates anything on disk. A bad value raises one
     ...     print(e)
     divergence.alpha: got -1; expected null or a finite number >= 0
 
-The schema itself lives in the dataclass fields below (each field carries its
-checker and a one-line description); `schema_rows()` lists it for the docs.
+Rules between keys (α only for Rényi, milestones for multistep, ...) are
+checked after the types, by each section's `check()`.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import difflib
-import math
 import os
 import re
-from typing import Any, Callable
+from typing import Annotated, Any, Literal, Optional
 
+import pydantic
 import yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
+
+from rdml_keras.learner import UPDATE_ORDERS
+from rdml_keras.losses import DIVERGENCES
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# `dataset.name: npz` trains on your own arrays (`dataset.path`, see
-# rdml_keras.validation for what the file must hold).
-NPZ_DATASET = "npz"
-DIVERGENCE_KINDS = ("renyi", "kl", "dkl", "ikl", "none")
-UPDATE_ORDERS = ("simultaneous", "sequential")
+DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
 ALPHA_SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
 # One device; every device of this machine; several processes (JAX).
 DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
-# Fallback when the data package does not publish its own list.
-_DEFAULT_AUGMENTATIONS = ("standard", "none")
+# `dataset.name: npz` trains on your own arrays (`dataset.path`, see
+# rdml_keras.validation for what the file must hold).
+NPZ_DATASET = "npz"
 # Peer names become Keras model names and file names: keep them portable.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-# Wide ResNets are named wrn_<depth>_<width>; depth must be 6n+4.
-_WRN_RE = re.compile(r"^wrn_(\d+)_(\d+)$")
+
+__all__ = [
+    "ALPHA_SCHEDULES", "DISTRIBUTION_STRATEGIES", "DIVERGENCE_KINDS", "LR_SCHEDULES",
+    "NPZ_DATASET", "OPTIMIZERS", "PRECISIONS", "UPDATE_ORDERS",
+    "ConfigError", "DatasetConfig", "DistributionConfig", "DivergenceConfig",
+    "ExperimentConfig", "OptimizerConfig", "PeerConfig", "apply_overrides",
+    "config_from_yaml_text", "json_schema", "load_config", "parse_override", "schema_markdown",
+    "schema_rows",
+]
 
 
 class ConfigError(ValueError):
@@ -62,10 +71,6 @@ class ConfigError(ValueError):
         self.path = path
 
 
-# --------------------------------------------------------------------------
-# Checkers: (value, path) -> normalised value, or raise ConfigError.
-
-
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -75,269 +80,184 @@ def _fail(path: str, value: Any, allowed: str):
     raise ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
 
 
-def _int(minimum: int | None = None) -> Callable:
-    def check(value, path):
-        # bool is an int subclass: `epochs: yes` must not read as 1.
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(path, value, _int_text(minimum))
-        if minimum is not None and value < minimum:
-            _fail(path, value, _int_text(minimum))
-        return value
-
-    check.allowed = _int_text(minimum)
-    return check
+# --------------------------------------------------------------------------
+# Value types: pydantic constraints plus the words an error message uses.
 
 
-def _int_text(minimum):
-    return "an integer" if minimum is None else f"an integer >= {minimum}"
+class Allowed(str):
+    """What a key accepts, in words: annotation metadata read by the error
+    messages and by `schema_rows()`."""
 
 
-def _float(minimum: float | None = None, *, exclusive: bool = False,
-           maximum: float | None = None, max_exclusive: bool = False) -> Callable:
-    parts = []
-    if minimum is not None:
-        parts.append(f"{'>' if exclusive else '>='} {minimum:g}")
-    if maximum is not None:
-        parts.append(f"{'<' if max_exclusive else '<='} {maximum:g}")
-    allowed = "a finite number" + (" " + " and ".join(parts) if parts else "")
-
-    def check(value, path):
-        number = value
-        # YAML 1.1 reads `5e-4` (no dot) as a string; accept it as the number
-        # it obviously is rather than surprise people copying from papers.
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                _fail(path, value, allowed)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(path, value, allowed)
-        number = float(number)
-        if not math.isfinite(number):
-            _fail(path, value, allowed)
-        if minimum is not None and (
-            number < minimum or (exclusive and number == minimum)
-        ):
-            _fail(path, value, allowed)
-        if maximum is not None and (
-            number > maximum or (max_exclusive and number == maximum)
-        ):
-            _fail(path, value, allowed)
-        return number
-
-    check.allowed = allowed
-    return check
+def _int(minimum: int):
+    return Annotated[int, Field(strict=True, ge=minimum),
+                     Allowed(f"an integer >= {minimum}")]
 
 
-def _bool(value, path):
-    if not isinstance(value, bool):
-        _fail(path, value, "true or false")
-    return value
-
-
-_bool.allowed = "true or false"
-
-
-def _choice(*choices: str) -> Callable:
-    allowed = "one of " + ", ".join(choices)
-
-    def check(value, path):
-        if not isinstance(value, str) or value not in choices:
-            _fail(path, value, allowed)
-        return value
-
-    check.allowed = allowed
-    return check
-
-
-def _string(value, path):
-    if not isinstance(value, str) or not value:
-        _fail(path, value, "a non-empty string")
-    return value
-
-
-_string.allowed = "a non-empty string"
-
-
-def _optional(inner: Callable) -> Callable:
-    def check(value, path):
-        if value is None:
-            return None
+def _yaml_number(value):
+    # YAML 1.1 reads `5e-4` (no dot) as a string; accept it as the number it
+    # obviously is rather than surprise people copying from papers.
+    if isinstance(value, str):
         try:
-            return inner(value, path)
-        except ConfigError as e:
-            message = str(e)
-            if "; expected null" not in message:
-                message = message.replace("; expected ", "; expected null or ", 1)
-            raise ConfigError(message, path=e.path) from None
-
-    check.allowed = inner.allowed if inner.allowed.startswith("null") else (
-        f"null or {inner.allowed}")
-    return check
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
-def _int_list(minimum: int, *, increasing: bool, min_len: int = 0) -> Callable:
-    what = "increasing " if increasing else "distinct "
-    allowed = f"a list of {what}integers >= {minimum}"
-    if min_len:
-        allowed = f"a non-empty list of {what}integers >= {minimum}"
-
-    def check(value, path):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]  # `--set optimizer.milestones=60` is one milestone
-        if not isinstance(value, (list, tuple)) or len(value) < min_len:
-            _fail(path, value, allowed)
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, int) or item < minimum:
-                _fail(path, value, allowed)
-        if increasing and any(b <= a for a, b in zip(value, value[1:])):
-            _fail(path, value, allowed)
-        if not increasing and len(set(value)) != len(value):
-            _fail(path, value, allowed)
-        return tuple(value)
-
-    check.allowed = allowed
-    return check
+def _float(*, ge=None, gt=None, lt=None):
+    bounds = [f"{symbol} {bound:g}" for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
+              if bound is not None]
+    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    # Constraints first: the YAML-string conversion wraps the checked float.
+    return Annotated[float, Field(strict=True, ge=ge, gt=gt, lt=lt, allow_inf_nan=False),
+                     BeforeValidator(_yaml_number), Allowed(allowed)]
 
 
-def _jit(value, path):
-    if isinstance(value, bool) or value == "auto":
+def _choice(choices):
+    return Annotated[Literal[tuple(choices)], Allowed("one of " + ", ".join(choices))]
+
+
+def _optional(kind, say_null=True):
+    inner = next(m for m in kind.__metadata__ if isinstance(m, Allowed))
+    return Annotated[Optional[kind], Allowed(f"null or {inner}") if say_null else inner]
+
+
+def _check(predicate, message="not allowed"):
+    def check(value):
+        if not predicate(value):
+            raise ValueError(message)
         return value
-    _fail(path, value, 'true, false or "auto"')
+
+    return AfterValidator(check)
 
 
-_jit.allowed = 'true, false or "auto" (XLA on GPU only)'
+Bool = Annotated[bool, Field(strict=True), Allowed("true or false")]
+Text = Annotated[str, Field(strict=True, min_length=1), Allowed("a non-empty string")]
 
 
-def _dataset_name(value, path):
+def _path(suffix, what):
+    """A path string ending in `suffix`. Whether the file exists is checked
+    when the run loads it (a saved run config stays valid if the file
+    moves), still before anything is written."""
+    return Annotated[str, Field(strict=True),
+                     _check(lambda v: v.strip() != "" and v.endswith(suffix)),
+                     Allowed(f"a path to {what} ending in {suffix}")]
+
+
+def _dataset_names():
     from rdml_keras.data import DATASETS
 
-    names = (*DATASETS, NPZ_DATASET)
-    if not isinstance(value, str) or value not in names:
-        _fail(path, value, "one of " + ", ".join(names))
-    return value
+    return (*DATASETS, NPZ_DATASET)
 
 
-_dataset_name.allowed = f"a name in rdml_keras.data.DATASETS, or {NPZ_DATASET} (your own arrays)"
+def _augmentations():
+    from rdml_keras.data.specs import AUGMENTATIONS
+
+    return AUGMENTATIONS
 
 
-def _file_path(suffix: str, what: str) -> Callable:
-    """A non-empty path string ending in `suffix`. Whether the file exists is
-    checked when the run loads it (a saved run config stays valid if the file
-    moves), still before anything is written."""
-    allowed = f"a path to {what} ending in {suffix}"
+def _enum_of(names):
+    # The data package imports TensorFlow: list its names when a schema is asked for.
+    def extra(schema):
+        schema["enum"] = list(names())
 
-    def check(value, path):
-        if not isinstance(value, str) or not value.strip() or not value.endswith(suffix):
-            _fail(path, value, allowed)
-        return value
-
-    check.allowed = allowed
-    return check
+    return extra
 
 
-def _augment(value, path):
-    from rdml_keras import data
-
-    allowed = tuple(getattr(data, "AUGMENTATIONS", _DEFAULT_AUGMENTATIONS))
-    if not isinstance(value, str) or value not in allowed:
-        _fail(path, value, "one of " + ", ".join(allowed))
-    return value
-
-
-_augment.allowed = "a name in rdml_keras.data.AUGMENTATIONS"
-
-
-def _architecture(value, path):
-    from rdml_keras import models
-
-    allowed = ("one of " + ", ".join(models.ARCHITECTURES)
-               + " or wrn_<depth>_<width> with depth = 6n+4 >= 10")
-    if not isinstance(value, str):
-        _fail(path, value, allowed)
+def _canonical_architecture(value):
     # The zoo accepts `WRN-28-10`; store the canonical spelling, which also
     # names the exported files.
+    from rdml_keras import models
+
     canonical = value.strip().lower().replace("-", "_")
-    if hasattr(models, "is_valid_architecture"):
-        valid = models.is_valid_architecture(canonical)
-    else:
-        match = _WRN_RE.match(canonical)
-        valid = canonical in models.ARCHITECTURES or bool(
-            match and int(match.group(1)) >= 10 and (int(match.group(1)) - 4) % 6 == 0
-            and int(match.group(2)) >= 1)
-    if not valid:
-        _fail(path, value, allowed)
+    if not models.is_valid_architecture(canonical):
+        raise ValueError("unknown architecture")
     return canonical
 
 
-_architecture.allowed = "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>"
+def _architecture_words():
+    from rdml_keras import models
+
+    return ("one of " + ", ".join(models.ARCHITECTURES)
+            + " or wrn_<depth>_<width> with depth = 6n+4 >= 10")
 
 
-def _architecture_or_none(value, path):
-    # None when the peer is loaded from `path`; PeerConfig._parse requires one.
-    return None if value is None else _architecture(value, path)
+class _LazyAllowed(Allowed):
+    """`Allowed` whose words are computed when first shown (they list names
+    from a package that is imported only then)."""
+
+    def __new__(cls, short, words):
+        self = super().__new__(cls, short)
+        self.words = words
+        return self
+
+    def __str__(self):
+        return self.words()
 
 
-_architecture_or_none.allowed = _architecture.allowed
+DatasetName = Annotated[str, Field(strict=True, json_schema_extra=_enum_of(_dataset_names)),
+                        _check(lambda v: v in _dataset_names()),
+                        _LazyAllowed("a name in rdml_keras.data.DATASETS, or npz (your own "
+                                     "arrays)",
+                                     lambda: "one of " + ", ".join(_dataset_names()))]
+Augmentation = Annotated[str, Field(strict=True, json_schema_extra=_enum_of(_augmentations)),
+                         _check(lambda v: v in _augmentations()),
+                         _LazyAllowed("a name in rdml_keras.data.AUGMENTATIONS",
+                                      lambda: "one of " + ", ".join(_augmentations()))]
+Architecture = Annotated[str, Field(strict=True), AfterValidator(_canonical_architecture),
+                         _LazyAllowed("a name in rdml_keras.models.ARCHITECTURES or "
+                                      "wrn_<depth>_<width>", _architecture_words)]
+PeerName = Annotated[str, Field(strict=True, pattern=_NAME_RE.pattern),
+                     Allowed("1-64 letters, digits, '_', '.' or '-'")]
 
 
-def _peer_name(value, path):
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        _fail(path, value, _peer_name.allowed)
-    return value
-
-
-_peer_name.allowed = "1-64 letters, digits, '_', '.' or '-'"
-
-
-def _coordinator(value, path):
+def _valid_coordinator(value):
     from rdml_keras.distribution import validate_coordinator
 
-    try:
-        validate_coordinator(value)
-    except ValueError:
-        _fail(path, value, _coordinator.allowed)
+    validate_coordinator(value)  # ValueError when not host:port
     return value
 
 
-_coordinator.allowed = "'host:port' (process 0's host and a free port 1..65535)"
+Coordinator = Annotated[str, Field(strict=True), AfterValidator(_valid_coordinator),
+                        Allowed("'host:port' (process 0's host and a free port 1..65535)")]
+JitCompile = Annotated[
+    Annotated[bool, Field(strict=True)] | Literal["auto"],
+    Allowed('true, false or "auto" (XLA on GPU only)')]
 
 
-def _field(default=dataclasses.MISSING, *, check: Callable, doc: str):
-    """A dataclass field that carries its checker and a description."""
-    kwargs = {"metadata": {"check": check, "doc": doc}}
-    if default is not dataclasses.MISSING:
-        kwargs["default"] = default
-    return dataclasses.field(**kwargs)
+def _as_list(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]  # `--set optimizer.milestones=60` is one milestone
+    return value
+
+
+def _increasing(values):
+    return all(b > a for a, b in zip(values, values[1:]))
+
+
+def _int_list(minimum, *, increasing, min_length=0):
+    what = "increasing " if increasing else "distinct "
+    allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers >= {minimum}"
+    rule = _increasing if increasing else (lambda v: len(set(v)) == len(v))
+    item = Annotated[int, Field(strict=True, ge=minimum)]
+    written = Annotated[list[item], Field(min_length=min_length)] | item
+    return Annotated[tuple[item, ...], Field(min_length=min_length), _check(rule),
+                     BeforeValidator(_as_list, json_schema_input_type=written),
+                     Allowed(allowed)]
 
 
 # --------------------------------------------------------------------------
 # Sections.
 
 
-class _Section:
-    """Shared parsing for the dataclass sections."""
+class _Section(pydantic.BaseModel):
+    """Shared behaviour of the config models: frozen, unknown keys refused."""
 
-    @classmethod
-    def _parse(cls, raw: Any, path: str):
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            _fail(path, raw, "a mapping of " + ", ".join(_names(cls)))
-        _reject_unknown(cls, raw, path)
-        values = {}
-        for field in dataclasses.fields(cls):
-            key = f"{path}.{field.name}" if path else field.name
-            if field.name not in raw:
-                if field.default is dataclasses.MISSING:
-                    raise ConfigError(
-                        f"{key}: missing; expected {field.metadata['check'].allowed}",
-                        path=key,
-                    )
-                continue
-            check = field.metadata["check"]
-            values[field.name] = check(raw[field.name], key)
-        return cls(**values)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def check(self):
+        """Rules between keys; raise ConfigError naming the key."""
 
     def to_dict(self) -> dict:
         """Plain dict (lists, not tuples) that `from_dict` reads back.
@@ -345,25 +265,15 @@ class _Section:
         >>> DatasetConfig(name="digits").to_dict()["augment"]
         'standard'
         """
-        return _plain(dataclasses.asdict(self))
+        return _plain(self.model_dump())
 
+    def replace(self, **changes):
+        """A copy with `changes` applied (like `dataclasses.replace`).
 
-def _names(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _reject_unknown(cls, raw: dict, path: str):
-    names = _names(cls)
-    for key, value in raw.items():
-        if key not in names:
-            full = f"{path}.{key}" if path else str(key)
-            hint = difflib.get_close_matches(str(key), names, n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ConfigError(
-                f"{full}: unknown key (value {_show(value)}); allowed keys"
-                f"{' in ' + path if path else ''}: {', '.join(names)}{suggestion}",
-                path=full,
-            )
+        >>> OptimizerConfig().replace(gamma=0.2).gamma
+        0.2
+        """
+        return self.model_copy(update=changes)
 
 
 def _plain(value):
@@ -374,7 +284,6 @@ def _plain(value):
     return value
 
 
-@dataclasses.dataclass(frozen=True)
 class DatasetConfig(_Section):
     """Which data to train on and how to load it.
 
@@ -382,28 +291,26 @@ class DatasetConfig(_Section):
     True
     """
 
-    name: str = _field(check=_dataset_name, doc="dataset name (rdml_keras.data.DATASETS)")
-    data_dir: str | None = _field(None, check=_optional(_string),
-                                  doc="tensorflow-datasets data_dir (prepared data)")
-    download: bool = _field(True, check=_bool,
-                            doc="let tensorflow-datasets download missing data")
-    augment: str = _field("standard", check=_augment,
-                          doc="training augmentation (mixup/cutmix switch to one-hot labels)")
-    train_size: int | None = _field(None, check=_optional(_int(1)),
-                                    doc="train on a fixed stratified subset of N examples")
-    path: str | None = _field(None, check=_optional(_file_path(".npz", "an .npz file")),
-                              doc="name npz only: file with x_train, y_train, x_test, y_test "
-                                  "(relative to the working directory)")
-    num_classes: int | None = _field(None, check=_optional(_int(2)),
-                                     doc="name npz only: number of classes (default: "
-                                         "largest label + 1)")
+    name: DatasetName = Field(description="dataset name (rdml_keras.data.DATASETS)")
+    data_dir: _optional(Text) = Field(None, description="tensorflow-datasets data_dir "
+                                                        "(prepared data)")
+    download: Bool = Field(True, description="let tensorflow-datasets download missing data")
+    augment: Augmentation = Field("standard", description="training augmentation "
+                                  "(mixup/cutmix switch to one-hot labels)")
+    train_size: _optional(_int(1)) = Field(None, description="train on a fixed stratified "
+                                           "subset of N examples")
+    path: _optional(_path(".npz", "an .npz file")) = Field(
+        None, description="name npz only: file with x_train, y_train, x_test, y_test "
+                          "(relative to the working directory)")
+    num_classes: _optional(_int(2)) = Field(None, description="name npz only: number of "
+                                            "classes (default: largest label + 1)")
 
-    def _cross_check(self):
+    def check(self):
         if self.name == NPZ_DATASET:
             if self.path is None:
                 raise ConfigError(
-                    f"dataset.path: missing; expected {_file_path('.npz', 'an .npz file').allowed}"
-                    f" when dataset.name is {NPZ_DATASET}", path="dataset.path")
+                    "dataset.path: missing; expected a path to an .npz file ending in .npz "
+                    f"when dataset.name is {NPZ_DATASET}", path="dataset.path")
             return
         for key in ("path", "num_classes"):
             if getattr(self, key) is not None:
@@ -412,7 +319,10 @@ class DatasetConfig(_Section):
                       "its own files and classes)")
 
 
-@dataclasses.dataclass(frozen=True)
+def _peer_mapping(raw):
+    return {"architecture": raw} if isinstance(raw, str) else raw
+
+
 class PeerConfig(_Section):
     """One cohort member. A bare string in YAML means `{architecture: ...}`;
     `{path: my_peer.keras}` starts from a saved Keras model instead (its own
@@ -425,14 +335,15 @@ class PeerConfig(_Section):
     'my_peer'
     """
 
-    architecture: str | None = _field(None, check=_architecture_or_none,
-                                      doc="peer architecture (or set path)")
-    path: str | None = _field(None, check=_optional(_file_path(".keras", "a Keras model file")),
-                              doc="start from this saved model instead of an architecture "
-                                  "(relative to the working directory)")
-    name: str | None = _field(None, check=_optional(_peer_name),
-                              doc="peer name (default: the architecture or file stem, "
-                                  "suffixed _<k> when repeated)")
+    # null only with `path`, which `check_at` enforces: the words leave it out.
+    architecture: _optional(Architecture, say_null=False) = Field(
+        None, description="peer architecture (or set path)")
+    path: _optional(_path(".keras", "a Keras model file")) = Field(
+        None, description="start from this saved model instead of an architecture "
+                          "(relative to the working directory)")
+    name: _optional(PeerName) = Field(None, description="peer name (default: the "
+                                      "architecture or file stem, suffixed _<k> when "
+                                      "repeated)")
 
     @property
     def label(self) -> str:
@@ -442,23 +353,22 @@ class PeerConfig(_Section):
         stem = os.path.splitext(os.path.basename(self.path or "peer"))[0]
         return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:64] or "peer"
 
-    @classmethod
-    def _parse(cls, raw, path):
-        if isinstance(raw, str):
-            raw = {"architecture": raw}
-        peer = super()._parse(raw, path)
-        if peer.architecture is None and peer.path is None:
-            raise ConfigError(
-                f"{path}.architecture: missing; expected {_architecture.allowed} "
-                f"(or {path}.path: a .keras model file)", path=f"{path}.architecture")
-        if peer.architecture is not None and peer.path is not None:
-            _fail(f"{path}.path", peer.path,
-                  f"null when {path}.architecture is set (a peer is built from an "
+    def check_at(self, where: str):
+        if self.architecture is None and self.path is None:
+            raise ConfigError(f"{where}.architecture: missing; expected "
+                              f"{_allowed_of(PeerConfig, 'architecture')} (or set "
+                              f"{where}.path to a saved .keras model)",
+                              path=f"{where}.architecture")
+        if self.architecture is not None and self.path is not None:
+            _fail(f"{where}.path", self.path,
+                  f"null when {where}.architecture is set (a peer is built from an "
                   "architecture or loaded from a file, not both)")
-        return peer
 
 
-@dataclasses.dataclass(frozen=True)
+Peer = Annotated[PeerConfig, BeforeValidator(_peer_mapping,
+                                             json_schema_input_type=str | PeerConfig)]
+
+
 class DivergenceConfig(_Section):
     """The mimicry term: which divergence, its order α and its schedules.
 
@@ -466,29 +376,28 @@ class DivergenceConfig(_Section):
     'kl'
     """
 
-    kind: str = _field("renyi", check=_choice(*DIVERGENCE_KINDS),
-                       doc="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
-                           "none = independent training")
-    alpha: float | None = _field(None, check=_optional(_float(0.0)),
-                                 doc="Rényi order α (kind renyi, schedule constant; "
-                                     "required there)")
-    temperature: float = _field(1.0, check=_float(0.0, exclusive=True),
-                                doc="softmax temperature T (divergence scaled by T²)")
-    weight: float = _field(1.0, check=_float(0.0), doc="λ, weight of the mimicry term")
-    update: str = _field("simultaneous", check=_choice(*UPDATE_ORDERS),
-                         doc="simultaneous (one backward pass) or sequential (DML Alg. 1)")
-    schedule: str = _field("constant", check=_choice(*ALPHA_SCHEDULES),
-                           doc="α schedule (cosine: alpha_max → alpha_min over the epochs)")
-    alpha_min: float | None = _field(None, check=_optional(_float(0.0)),
-                                     doc="final α of the cosine schedule")
-    alpha_max: float | None = _field(None, check=_optional(_float(0.0)),
-                                     doc="initial α of the cosine schedule")
-    weight_warmup_epochs: int = _field(0, check=_int(0),
-                                       doc="epochs of linear warm-up of λ from 0")
+    kind: _choice(DIVERGENCE_KINDS) = Field(
+        "renyi", description="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
+                             "none = independent training")
+    alpha: _optional(_float(ge=0.0)) = Field(
+        None, description="Rényi order α (kind renyi, schedule constant; required there)")
+    temperature: _float(gt=0.0) = Field(1.0, description="softmax temperature T "
+                                        "(divergence scaled by T²)")
+    weight: _float(ge=0.0) = Field(1.0, description="λ, weight of the mimicry term")
+    update: _choice(UPDATE_ORDERS) = Field(
+        "simultaneous", description="simultaneous (one backward pass) or sequential "
+                                    "(DML Alg. 1)")
+    schedule: _choice(ALPHA_SCHEDULES) = Field(
+        "constant", description="α schedule (cosine: alpha_max → alpha_min over the epochs)")
+    alpha_min: _optional(_float(ge=0.0)) = Field(None, description="final α of the cosine "
+                                                 "schedule")
+    alpha_max: _optional(_float(ge=0.0)) = Field(None, description="initial α of the cosine "
+                                                 "schedule")
+    weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ "
+                                          "from 0")
 
-    def _cross_check(self):
-        renyi = self.kind == "renyi"
-        if not renyi:
+    def check(self):
+        if self.kind != "renyi":
             for key in ("alpha", "alpha_min", "alpha_max"):
                 if getattr(self, key) is not None:
                     _fail(f"divergence.{key}", getattr(self, key),
@@ -530,7 +439,6 @@ class DivergenceConfig(_Section):
         return f"{self.alpha:g}"
 
 
-@dataclasses.dataclass(frozen=True)
 class OptimizerConfig(_Section):
     """Optimizer and learning-rate schedule (epochs are converted to steps).
 
@@ -538,28 +446,23 @@ class OptimizerConfig(_Section):
     ('sgd', 'constant')
     """
 
-    name: str = _field("sgd", check=_choice(*OPTIMIZERS),
-                       doc="sgd (weight_decay as L2 on the peers) or adamw "
-                           "(decoupled weight_decay)")
-    learning_rate: float = _field(0.1, check=_float(0.0, exclusive=True),
-                                  doc="peak learning rate")
-    momentum: float = _field(0.9, check=_float(0.0, maximum=1.0, max_exclusive=True),
-                             doc="SGD momentum (sgd only)")
-    nesterov: bool = _field(True, check=_bool, doc="Nesterov momentum (sgd only)")
-    weight_decay: float = _field(5e-4, check=_float(0.0),
-                                 doc="L2 coefficient (sgd) / decoupled decay (adamw)")
-    schedule: str = _field("constant", check=_choice(*LR_SCHEDULES),
-                           doc="learning-rate schedule")
-    step_epochs: int | None = _field(None, check=_optional(_int(1)),
-                                     doc="schedule step: multiply by gamma every N epochs")
-    milestones: tuple[int, ...] = _field((), check=_int_list(1, increasing=True),
-                                         doc="schedule multistep: epochs at which lr *= gamma")
-    gamma: float = _field(0.1, check=_float(0.0, exclusive=True),
-                          doc="decay factor of step/multistep")
-    warmup_epochs: int = _field(0, check=_int(0),
-                                doc="linear warm-up to learning_rate over N epochs (any schedule)")
+    name: _choice(OPTIMIZERS) = Field("sgd", description="sgd (weight_decay as L2 on the "
+                                      "peers) or adamw (decoupled weight_decay)")
+    learning_rate: _float(gt=0.0) = Field(0.1, description="peak learning rate")
+    momentum: _float(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
+    nesterov: Bool = Field(True, description="Nesterov momentum (sgd only)")
+    weight_decay: _float(ge=0.0) = Field(5e-4, description="L2 coefficient (sgd) / "
+                                         "decoupled decay (adamw)")
+    schedule: _choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
+    step_epochs: _optional(_int(1)) = Field(None, description="schedule step: multiply by "
+                                            "gamma every N epochs")
+    milestones: _int_list(1, increasing=True) = Field(
+        (), description="schedule multistep: epochs at which lr *= gamma")
+    gamma: _float(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
+    warmup_epochs: _int(0) = Field(0, description="linear warm-up to learning_rate over N "
+                                   "epochs (any schedule)")
 
-    def _cross_check(self):
+    def check(self):
         if self.schedule == "step" and self.step_epochs is None:
             raise ConfigError(
                 "optimizer.step_epochs: missing; expected an integer >= 1 when "
@@ -570,7 +473,6 @@ class OptimizerConfig(_Section):
                   "optimizer.schedule is multistep")
 
 
-@dataclasses.dataclass(frozen=True)
 class DistributionConfig(_Section):
     """Where the cohort trains: one device, every device of this machine, or
     several processes (JAX). Keys left null under `multiprocess` come from a
@@ -584,27 +486,25 @@ class DistributionConfig(_Section):
     60
     """
 
-    strategy: str = _field("none", check=_choice(*DISTRIBUTION_STRATEGIES),
-                           doc="none (one device), local (every device of this machine: "
-                               "TF MirroredStrategy / JAX DataParallel) or multiprocess "
-                               "(JAX processes, data parallel over all their devices)")
-    num_processes: int | None = _field(None, check=_optional(_int(1)),
-                                       doc="multiprocess: processes in the job (null: "
-                                           "from the launcher's environment)")
-    process_id: int | None = _field(None, check=_optional(_int(0)),
-                                    doc="multiprocess: this process's id, 0 writes the "
-                                        "run directory (null: from the environment)")
-    coordinator_address: str | None = _field(None, check=_optional(_coordinator),
-                                             doc="multiprocess: process 0's host:port "
-                                                 "(null: from the environment)")
-    timeout: int = _field(60, check=_int(1),
-                          doc="multiprocess: seconds to wait for every process to join")
-    logical_cpus: int | None = _field(None, check=_optional(_int(1)),
-                                      doc="split the host CPU into N logical devices "
-                                          "(data parallelism without accelerators, for "
-                                          "tests); needs a fresh process")
+    strategy: _choice(DISTRIBUTION_STRATEGIES) = Field(
+        "none", description="none (one device), local (every device of this machine: TF "
+                            "MirroredStrategy / JAX DataParallel) or multiprocess (JAX "
+                            "processes, data parallel over all their devices)")
+    num_processes: _optional(_int(1)) = Field(None, description="multiprocess: processes in "
+                                              "the job (null: from the launcher's "
+                                              "environment)")
+    process_id: _optional(_int(0)) = Field(None, description="multiprocess: this process's "
+                                           "id, 0 writes the run directory (null: from the "
+                                           "environment)")
+    coordinator_address: _optional(Coordinator) = Field(
+        None, description="multiprocess: process 0's host:port (null: from the environment)")
+    timeout: _int(1) = Field(60, description="multiprocess: seconds to wait for every "
+                             "process to join")
+    logical_cpus: _optional(_int(1)) = Field(
+        None, description="split the host CPU into N logical devices (data parallelism "
+                          "without accelerators, for tests); needs a fresh process")
 
-    def _cross_check(self):
+    def check(self):
         if self.strategy != "multiprocess":
             for key in ("num_processes", "process_id", "coordinator_address"):
                 if getattr(self, key) is not None:
@@ -622,9 +522,14 @@ class DistributionConfig(_Section):
 
 _SECTIONS = {"dataset": DatasetConfig, "divergence": DivergenceConfig,
              "optimizer": OptimizerConfig, "distribution": DistributionConfig}
+_PEERS_ALLOWED = ("a list of at least 2 peers (architecture names or {architecture, name} "
+                  "mappings)")
 
 
-@dataclasses.dataclass(frozen=True)
+def _dataset_mapping(raw):
+    return {"name": raw} if isinstance(raw, str) else raw  # `dataset: cifar100`
+
+
 class ExperimentConfig(_Section):
     """A whole run: data, cohort, divergence, optimizer and the fit settings.
 
@@ -635,37 +540,33 @@ class ExperimentConfig(_Section):
     (['small_cnn_0', 'small_cnn_1'], 2.0)
     """
 
-    dataset: DatasetConfig = _field(check=DatasetConfig._parse, doc="section")
-    peers: tuple[PeerConfig, ...] = _field(check=PeerConfig._parse, doc="list of >= 2 "
-                                           "peers (strings or {architecture, name})")
-    divergence: DivergenceConfig = _field(check=DivergenceConfig._parse, doc="section")
-    optimizer: OptimizerConfig = _field(check=OptimizerConfig._parse, doc="section")
-    distribution: DistributionConfig = _field(DistributionConfig(),
-                                              check=DistributionConfig._parse,
-                                              doc="section")
-    name: str | None = _field(None, check=_optional(_string),
-                              doc="experiment name (default: the config file's stem)")
-    epochs: int = _field(200, check=_int(1), doc="training epochs")
-    batch_size: int = _field(64, check=_int(1), doc="global batch size (all peers see the "
-                             "same batch; split over the devices and processes)")
-    precision: str = _field("float32", check=_choice(*PRECISIONS),
-                            doc="Keras dtype policy")
-    jit_compile: bool | str = _field("auto", check=_jit, doc="XLA compilation of the step")
-    steps_per_execution: int = _field(1, check=_int(1),
-                                      doc="batches per compiled call")
-    validation_freq: int = _field(1, check=_int(0),
-                                  doc="evaluate on the test split every N epochs for the "
-                                      "logs (0: only at the end)")
-    histogram_freq: int = _field(0, check=_int(0),
-                                 doc="TensorBoard histograms of every peer's weights every "
-                                     "N epochs (0: off)")
-    seed: int = _field(0, check=_int(0), doc="random seed (weights, shuffling, augmentation)")
-    deterministic: bool = _field(False, check=_bool,
-                                 doc="deterministic TensorFlow ops: same seed, same weights, "
-                                     "also across a resume (slower)")
-    seeds: tuple[int, ...] | None = _field(None, check=_optional(
-        _int_list(0, increasing=False, min_len=1)),
-        doc="repeat the run once per seed into <out>/seed<s> (overrides seed)")
+    dataset: Annotated[DatasetConfig, BeforeValidator(
+        _dataset_mapping, json_schema_input_type=str | DatasetConfig)] = Field(
+        description="section")
+    peers: Annotated[tuple[Peer, ...], Field(min_length=2), Allowed(_PEERS_ALLOWED)] = Field(
+        description="list of >= 2 peers (strings or {architecture, name})")
+    divergence: DivergenceConfig = Field(default_factory=DivergenceConfig,
+                                         description="section")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="section")
+    distribution: DistributionConfig = Field(default_factory=DistributionConfig,
+                                             description="section")
+    name: _optional(Text) = Field(None, description="experiment name (default: the config "
+                                  "file's stem)")
+    epochs: _int(1) = Field(200, description="training epochs")
+    batch_size: _int(1) = Field(64, description="global batch size (all peers see the same "
+                                "batch; split over the devices and processes)")
+    precision: _choice(PRECISIONS) = Field("float32", description="Keras dtype policy")
+    jit_compile: JitCompile = Field("auto", description="XLA compilation of the step")
+    steps_per_execution: _int(1) = Field(1, description="batches per compiled call")
+    validation_freq: _int(0) = Field(1, description="evaluate on the test split every N "
+                                     "epochs for the logs (0: only at the end)")
+    histogram_freq: _int(0) = Field(0, description="TensorBoard histograms of every peer's "
+                                    "weights every N epochs (0: off)")
+    seed: _int(0) = Field(0, description="random seed (weights, shuffling, augmentation)")
+    deterministic: Bool = Field(False, description="deterministic TensorFlow ops: same seed, "
+                                "same weights, also across a resume (slower)")
+    seeds: _optional(_int_list(0, increasing=False, min_length=1)) = Field(
+        None, description="repeat the run once per seed into <out>/seed<s> (overrides seed)")
 
     @classmethod
     def from_dict(cls, raw: Any, *, default_name: str | None = None) -> "ExperimentConfig":
@@ -675,43 +576,34 @@ class ExperimentConfig(_Section):
         ...                             "divergence": {"kind": "kl"}}).epochs
         200
         """
-        if isinstance(raw, dict) and isinstance(raw.get("dataset"), str):
-            raw = {**raw, "dataset": {"name": raw["dataset"]}}  # `dataset: cifar100`
         if not isinstance(raw, dict):
-            _fail("(top level)", raw, "a mapping of " + ", ".join(_names(cls)))
-        _reject_unknown(cls, raw, "")
-        if "peers" not in raw:
-            raise ConfigError("peers: missing; expected a list of at least 2 peers",
-                              path="peers")
-        raw_peers = raw["peers"]
-        if not isinstance(raw_peers, (list, tuple)) or len(raw_peers) < 2:
-            _fail("peers", raw_peers, "a list of at least 2 peers (architecture names "
-                  "or {architecture, name} mappings)")
-        peers = [PeerConfig._parse(p, f"peers.{k}") for k, p in enumerate(raw_peers)]
-        values = {}
-        for field in dataclasses.fields(cls):
-            name = field.name
-            if name == "peers":
-                continue
-            if name in _SECTIONS:
-                # An absent section is an empty one: its own defaults (and its
-                # own "missing" messages, e.g. divergence.alpha) apply.
-                values[name] = _SECTIONS[name]._parse(raw.get(name), name)
-            elif name in raw:
-                values[name] = field.metadata["check"](raw[name], name)
-        config = cls(peers=tuple(_resolve_peer_names(peers)), **values)
+            _fail("(top level)", raw, "a mapping of " + ", ".join(cls.model_fields))
+        if "peers" not in raw:  # the one key without a default, dataset aside
+            raise ConfigError(f"peers: missing; expected {_PEERS_ALLOWED}", path="peers")
+        # An absent (or null) section is an empty one: its own defaults, and its
+        # own "missing" messages (dataset.name, divergence.alpha), apply.
+        raw = {**raw, **{name: {} for name in ("dataset", *_SECTIONS)
+                         if raw.get(name) is None}}
+        try:
+            config = cls.model_validate(raw)
+        except pydantic.ValidationError as error:
+            raise _config_error(error, raw) from None
+        for k, peer in enumerate(config.peers):
+            peer.check_at(f"peers.{k}")
+        config = config.replace(peers=tuple(_resolve_peer_names(config.peers)))
         if config.name is None and default_name:
-            config = dataclasses.replace(config, name=default_name)
-        config.dataset._cross_check()
-        config.divergence._cross_check()
-        config.optimizer._cross_check()
-        config.distribution._cross_check()
-        processes = config.distribution.num_processes
-        if processes is not None and config.batch_size % processes:
-            _fail("batch_size", config.batch_size,
+            config = config.replace(name=default_name)
+        config.check()
+        return config
+
+    def check(self):
+        for name in _SECTIONS:
+            getattr(self, name).check()
+        processes = self.distribution.num_processes
+        if processes is not None and self.batch_size % processes:
+            _fail("batch_size", self.batch_size,
                   f"a multiple of distribution.num_processes={processes} (the global "
                   "batch: every process takes an equal share of it)")
-        return config
 
     def to_dict(self) -> dict:
         """Plain dict that `from_dict` reads back; a peer's unused alternative
@@ -739,7 +631,7 @@ class ExperimentConfig(_Section):
         >>> cfg.computation().distribution.strategy
         'none'
         """
-        return dataclasses.replace(self, distribution=DistributionConfig())
+        return self.replace(distribution=DistributionConfig())
 
     def for_seed(self, seed: int) -> "ExperimentConfig":
         """The single run of a multi-seed config.
@@ -749,19 +641,14 @@ class ExperimentConfig(_Section):
         >>> cfg.for_seed(1).seed, cfg.for_seed(1).seeds
         (1, None)
         """
-        return dataclasses.replace(self, seed=seed, seeds=None)
+        return self.replace(seed=seed, seeds=None)
 
     def to_yaml(self) -> str:
         """The resolved config as YAML that `load_config` reads back unchanged."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-def _allowed(field) -> str:
-    check = field.metadata["check"]
-    return getattr(check, "allowed", "a " + field.name + " section")
-
-
-def _resolve_peer_names(peers: list[PeerConfig]) -> list[PeerConfig]:
+def _resolve_peer_names(peers) -> list[PeerConfig]:
     """Default names: the architecture, suffixed `_<k>` (the peer's index)
     when several unnamed peers share it."""
     counts: dict[str, int] = {}
@@ -777,8 +664,97 @@ def _resolve_peer_names(peers: list[PeerConfig]) -> list[PeerConfig]:
             _fail(f"peers.{k}.name", name,
                   f"a name not already used by peers.{seen[name]}")
         seen[name] = k
-        resolved.append(dataclasses.replace(peer, name=name))
+        resolved.append(peer.replace(name=name))
     return resolved
+
+
+# --------------------------------------------------------------------------
+# pydantic's errors in this module's words.
+
+
+def _allowed_in(annotation_metadata) -> Allowed | None:
+    for item in annotation_metadata:
+        if isinstance(item, Allowed):
+            return item
+    return None
+
+
+def _allowed_of(model, field_name) -> str:
+    field = model.model_fields[field_name]
+    allowed = _allowed_in(field.metadata)
+    if allowed is not None:
+        return str(allowed)
+    section = _section_model(field.annotation)
+    if section is not None:
+        return "a mapping of " + ", ".join(section.model_fields)
+    return "a valid value"
+
+
+def _section_model(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, _Section):
+        return annotation
+    return None
+
+
+def _walk(loc):
+    """(dotted key, model, field name, model reached) of a pydantic error
+    location: the deepest config key it reaches, leaving out pydantic's own
+    union tags."""
+    model, parts, owner, field_name, in_peers = ExperimentConfig, [], None, None, False
+    for item in loc:
+        if in_peers and isinstance(item, int):
+            parts.append(str(item))
+            model, in_peers = PeerConfig, False
+            continue
+        if model is not None and isinstance(item, str) and item in model.model_fields:
+            parts.append(item)
+            owner, field_name = model, item
+            in_peers = model is ExperimentConfig and item == "peers"
+            model = _section_model(model.model_fields[item].annotation)
+            continue
+        break
+    return ".".join(parts), owner, field_name, model
+
+
+def _config_error(error: pydantic.ValidationError, raw: dict) -> ConfigError:
+    """The first problem of a ValidationError as `key: got value; expected …`."""
+    problems = error.errors(include_url=False)
+    # The cohort first: a bad peer explains more than what follows from it.
+    problem = next((p for p in problems if p["loc"][:1] == ("peers",)), problems[0])
+    loc = problem["loc"]
+    if problem["type"] == "extra_forbidden":
+        path, _, _, model = _walk(loc[:-1])
+        key = loc[-1]
+        names = list(model.model_fields)
+        full = f"{path}.{key}" if path else str(key)
+        hint = difflib.get_close_matches(str(key), names, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return ConfigError(f"{full}: unknown key (value {_show(problem['input'])}); "
+                           f"allowed keys{' in ' + path if path else ''}: "
+                           f"{', '.join(names)}{suggestion}", path=full)
+    path, model, field_name, _ = _walk(loc)
+    if field_name is None:
+        return ConfigError(f"(top level): {problem['msg']}")
+    allowed = _allowed_of(model, field_name)
+    if problem["type"] == "missing":
+        return ConfigError(f"{path}: missing; expected {allowed}", path=path)
+    value = _value_at(raw, path)
+    return ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
+
+
+def _value_at(raw, path):
+    """The value the user wrote at `path` (pydantic's `input` may be a part)."""
+    node = raw
+    for part in path.split("."):
+        if isinstance(node, str) and part == "architecture":
+            return node  # a bare-string peer
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return node
+    return node
 
 
 # --------------------------------------------------------------------------
@@ -856,9 +832,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> tuple[dict, set[str]]:
 
 def _check_override_path(parts: list[str], raw: dict, text: str):
     """Reject keys that do not exist in the schema, naming the allowed ones."""
-    cls = ExperimentConfig
-    sections = _SECTIONS
     key = ".".join(parts)
+    top_names = list(ExperimentConfig.model_fields)
 
     def unknown(allowed):
         hint = difflib.get_close_matches(key, allowed, n=1)
@@ -867,13 +842,14 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
                           f"{', '.join(allowed)}{suggestion}", path=key)
 
     top = parts[0]
-    if top not in _names(cls):
-        unknown(_names(cls))
+    if top not in top_names:
+        unknown(top_names)
     if len(parts) == 1:
         return
-    if top in sections:
-        if len(parts) != 2 or parts[1] not in _names(sections[top]):
-            unknown([f"{top}.{n}" for n in _names(sections[top])])
+    if top in _SECTIONS:
+        names = list(_SECTIONS[top].model_fields)
+        if len(parts) != 2 or parts[1] not in names:
+            unknown([f"{top}.{n}" for n in names])
         return
     if top == "peers":
         peers = raw.get("peers")
@@ -882,12 +858,10 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
             raise ConfigError(f"--set {text}: got peer index {parts[1]!r}; expected "
                               f"0..{count - 1} (the config has {count} peers; set "
                               "`peers=[...]` to change the cohort)", path=key)
-        if len(parts) == 3 and parts[2] in _names(PeerConfig):
+        if len(parts) == 2 or (len(parts) == 3 and parts[2] in PeerConfig.model_fields):
             return
-        if len(parts) == 2:
-            return
-        unknown([f"peers.{parts[1]}.{n}" for n in _names(PeerConfig)])
-    unknown(_names(cls))
+        unknown([f"peers.{parts[1]}.{n}" for n in PeerConfig.model_fields])
+    unknown(top_names)
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None
@@ -944,6 +918,28 @@ def config_from_yaml_text(text: str) -> ExperimentConfig:
     return ExperimentConfig.from_dict(raw)
 
 
+# --------------------------------------------------------------------------
+# The schema, for editors and for README.md.
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a config file (what `python -m rdml_keras schema` prints).
+
+    >>> json_schema()["additionalProperties"]
+    False
+    """
+    schema = ExperimentConfig.model_json_schema(mode="validation")
+    for section in (schema, *schema.get("$defs", {}).values()):
+        # A model's description is its docstring: keep the prose, not the doctest.
+        if "description" in section:
+            section["description"] = section["description"].split("\n\n>>>")[0].split(
+                "\n>>>")[0].strip()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rdml_keras experiment config"
+    schema["required"] = ["dataset", "peers"]
+    return schema
+
+
 def schema_rows() -> list[tuple[str, str, str, str]]:
     """(key, default, allowed, description) for every config key, for the docs.
 
@@ -952,25 +948,38 @@ def schema_rows() -> list[tuple[str, str, str, str]]:
     """
     rows = []
 
-    def walk(cls, prefix):
-        for field in dataclasses.fields(cls):
-            key = prefix + field.name
-            sub = _SECTIONS.get(field.name) if not prefix else None
-            if sub is not None:
-                walk(sub, key + ".")
+    def walk(model, prefix):
+        for name, field in model.model_fields.items():
+            key = prefix + name
+            if not prefix and name in _SECTIONS:
+                walk(_SECTIONS[name], key + ".")
                 continue
-            if field.name == "peers" and not prefix:
-                rows.append(("peers", "(required)", "list of >= 2 peers",
-                             field.metadata["doc"]))
+            if not prefix and name == "peers":
+                rows.append(("peers", "(required)", "list of >= 2 peers", field.description))
                 walk(PeerConfig, "peers[k].")
                 continue
-            if field.default is dataclasses.MISSING:
+            if field.is_required():
                 default = "(required)"
             else:
-                default = yaml.safe_dump(_plain(field.default),
+                default = yaml.safe_dump(_plain(field.get_default(call_default_factory=True)),
                                          default_flow_style=True).strip()
                 default = default.removesuffix("\n...").strip()
-            rows.append((key, default, _allowed(field), field.metadata["doc"]))
+            rows.append((key, default, _allowed_of(model, name), field.description))
 
     walk(ExperimentConfig, "")
     return rows
+
+
+def schema_markdown() -> str:
+    """`schema_rows()` as the markdown table README.md shows.
+
+    >>> schema_markdown().splitlines()[0]
+    '| key | default | allowed | what it does |'
+    """
+    def cell(text):
+        return str(text).replace("|", "\\|")
+
+    lines = ["| key | default | allowed | what it does |", "|---|---|---|---|"]
+    lines += [f"| `{key}` | {cell(default)} | {cell(allowed)} | {cell(doc)} |"
+              for key, default, allowed, doc in schema_rows()]
+    return "\n".join(lines)

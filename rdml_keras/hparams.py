@@ -21,15 +21,13 @@ Metrics: `test_ensemble_accuracy`, `test_mean_peer_accuracy`,
 Example:
 
 ```python
-import dataclasses
 from rdml_keras import hparams, training
 from rdml_keras.config import load_config
 
 base = load_config("configs/quickstart.yaml", ["epochs=2"])
 hparams.log_sweep("runs/sweep", num_peers=2, alphas=[0.5, 1.0, 2.0])
 for alpha in (0.5, 1.0, 2.0):
-    config = dataclasses.replace(
-        base, divergence=dataclasses.replace(base.divergence, alpha=alpha))
+    config = base.replace(divergence=base.divergence.replace(alpha=alpha))
     run = f"runs/sweep/alpha{alpha:g}"
     training.train(config, run)
     hparams.log_run(run)        # reads run/results.json
@@ -44,7 +42,7 @@ import pathlib
 
 from tensorboard.plugins.hparams import api as hp
 
-DIVERGENCES = ("none", "kl", "renyi", "dkl", "ikl")
+from rdml_keras.config import DIVERGENCE_KINDS as DIVERGENCES
 # Our event files carry this suffix, so re-logging replaces them instead of
 # adding a second experiment or session to the same directory.
 _SUFFIX = ".rdml_hparams"

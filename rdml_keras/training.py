@@ -36,7 +36,6 @@ results["ensemble"]["test_accuracy"]
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import pathlib
@@ -525,7 +524,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
         # process 0, a scratch directory on the others.
         out = run_dir if writer else pathlib.Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="rdml_keras_process_")))
-        fit_callbacks = (build_callbacks(config, out, learner, log, restore_from=run_dir)
+        fit_callbacks = (build_callbacks(config, out, learner, log, run_dir)
                          + list(callbacks))
         checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
 
@@ -654,7 +653,7 @@ def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log
     ```
     """
     out = pathlib.Path(out_dir)
-    sweep = dataclasses.replace(config, seeds=tuple(seeds))
+    sweep = config.replace(seeds=tuple(seeds))
     writer = Placement.resolve(config).is_writer  # process 0 of a multi-process job
     check_run_dir(out, sweep)
     for seed in seeds:  # refuse before anything is trained or written

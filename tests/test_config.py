@@ -361,3 +361,57 @@ def test_optimizers_and_weight_decay_placement():
     adamw = build_optimizer(OptimizerConfig(name="adamw", learning_rate=1e-3,
                                             weight_decay=0.05), epochs=1, steps=1)
     assert adamw.weight_decay == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def _schema_validator():
+    import jsonschema
+
+    from rdml_keras.config import json_schema
+
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_shipped_configs_follow_the_json_schema(path):
+    errors = list(_schema_validator().iter_errors(yaml.safe_load(path.read_text())))
+    assert errors == [], [e.message for e in errors]
+
+
+@pytest.mark.parametrize("change", [
+    {"epochs": 0}, {"optimzer": {}}, {"divergence": {"kind": "js"}},
+    {"divergence": {"alpah": 2}}, {"peers": ["small_cnn"]}, {"batch_size": 1.5},
+    {"optimizer": {"momentum": 1.0}}, {"distribution": {"strategy": "everywhere"}},
+    {"dataset": {"name": "imagenet"}},
+])
+def test_the_json_schema_refuses_what_load_config_refuses(tmp_path, change):
+    raw = {**BASE, **change}
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, raw))
+    assert list(_schema_validator().iter_errors(raw)), change
+
+
+def test_schema_command_prints_the_json_schema(capsys):
+    import json
+
+    from rdml_keras.cli import main
+    from rdml_keras.config import json_schema
+
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
+
+
+def test_readme_config_table_is_the_schema():
+    from rdml_keras.config import schema_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- config keys: python -m rdml_keras schema --markdown -->", "<!-- end -->"
+    assert start in readme, "README.md lost its table of config keys"
+    table = readme.split(start, 1)[1].split(end, 1)[0].strip()
+    assert table == schema_markdown(), (
+        "README's config table differs from the schema: paste the output of "
+        "`python -m rdml_keras schema --markdown`")
