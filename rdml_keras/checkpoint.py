@@ -1,5 +1,5 @@
-"""Checkpointing: `RunCheckpoint`, the `BackupAndRestore` whose checkpoints in
-`backup/` survive a kill at any instant (checksummed, verified on restore), and
+"""Checkpointing: `RunCheckpoint`, a callback whose checkpoints in `backup/`
+survive a kill at any instant (checksummed, verified on restore), and
 `completed_epochs`, which reads them.
 """
 
@@ -15,14 +15,15 @@ import tempfile
 
 import keras
 
-from rdml_keras.run_files import _PARTIAL_WEIGHTS
 from rdml_keras.run_files import BACKUP_DIR
 from rdml_keras.run_files import METADATA_FILE
+from rdml_keras.run_files import PARTIAL_WEIGHTS_FILE
 from rdml_keras.run_files import PREVIOUS_SUFFIX
 from rdml_keras.run_files import WEIGHTS_FILE
 from rdml_keras.run_files import RunError
-from rdml_keras.run_files import _fsync_dir
-from rdml_keras.run_files import _fsync_file
+from rdml_keras.run_files import first_line
+from rdml_keras.run_files import fsync_dir
+from rdml_keras.run_files import fsync_file
 from rdml_keras.run_files import write_atomic
 
 CHECKPOINT_FORMAT = "rdml_keras.checkpoint/1"
@@ -44,11 +45,6 @@ class CheckpointError(RunError):
     >>> issubclass(CheckpointError, RunError)
     True
     """
-
-
-def _first_line(error) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _fault_point(stage: str, epoch: int, partial=None):
@@ -105,14 +101,15 @@ class _Candidate:
     meta: dict
 
 
-class RunCheckpoint(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose checkpoints survive a kill at any instant.
+class RunCheckpoint(keras.callbacks.Callback):
+    """A checkpoint of the whole cohort at every epoch end that survives a kill
+    at any instant, in Keras `BackupAndRestore`'s files.
 
-    Keras 3.15's callback saves `latest.weights.h5` in place and writes its
-    metadata afterwards: a kill mid-save leaves a torn weights file, a kill
-    between the two pairs epoch N's weights with epoch N-1's count (epoch N is
-    then trained twice), and on a failed load it copies `.bkp` files over the
-    current ones. Here, at each epoch end:
+    Keras 3.15's `BackupAndRestore` saves `latest.weights.h5` in place and
+    writes its metadata afterwards: a kill mid-save leaves a torn weights file,
+    a kill between the two pairs epoch N's weights with epoch N-1's count
+    (epoch N is then trained twice), and on a failed load it copies `.bkp`
+    files over the current ones. Here, at each epoch end:
 
     1. the weights go to a temporary file, fsynced;
     2. the previous complete checkpoint is moved to `*.bkp` (renames only);
@@ -125,17 +122,32 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     matches its metadata (whichever of the two names it has) and fits this
     cohort, falling back to the previous epoch's pair with a warning, and
     raises `CheckpointError` naming each file when none is usable. The file
-    names and the "epoch" key are Keras's, so `model.load_weights(
-    "backup/latest.weights.h5")` works on the result, and metadata written by
-    Keras's own callback (no checksum) is still read.
+    names and the "epoch" and "batch" keys are Keras's, so
+    `model.load_weights("backup/latest.weights.h5")` works on the result, and
+    metadata written by Keras's own callback (no checksum) is still read.
+
+    `rdml_keras.training.train` restores before `fit` and passes the epoch to
+    it. Used on its own, do the same: a callback has no public way to set the
+    epoch `fit` starts from (Keras's own callback writes a private attribute
+    of the model), so `fit` must be told:
+
+    ```python
+    checkpoint = RunCheckpoint("runs/x/backup")
+    initial_epoch = checkpoint.restore(model)  # 0 when the folder is empty
+    model.fit(data, epochs=10, initial_epoch=initial_epoch, callbacks=[checkpoint])
+    ```
+
+    Without the `restore()` call the checkpoint is loaded when training begins,
+    and a `fit` that then starts at another epoch than the checkpoint's is
+    stopped with a ValueError at its first epoch, before it overwrites a newer
+    checkpoint with an older count.
 
     >>> RunCheckpoint("/tmp/run/backup").weights_path.name
     'latest.weights.h5'
     """
 
     def __init__(self, backup_dir, log=print, restore_from=None):
-        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True,
-                         delete_checkpoint=False)
+        super().__init__()
         self.dir = pathlib.Path(backup_dir)
         # Where `restore` reads: another folder for the processes of a
         # multi-process run but 0, which resume from process 0's checkpoint
@@ -148,6 +160,8 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         self.log = log
         self.restored_epoch = None
         self._good = None  # (weights, metadata) of the newest complete checkpoint
+        self._newest = 0  # epoch of the newest checkpoint restored or written
+        self._starting = False  # before the first epoch of a `fit`
 
     # ------------------------------------------------------------ reading
 
@@ -177,7 +191,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
                     raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
             except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
                 problems.append((None, f"{metadata}: unreadable checkpoint metadata "
-                                       f"({type(e).__name__}: {_first_line(e)})"))
+                                       f"({type(e).__name__}: {first_line(e)})"))
                 continue
             expected = meta.get("weights_sha256")
             if expected is None:  # Keras's own metadata: paired by name
@@ -241,7 +255,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             except Exception as e:  # h5py and Keras raise OSError, ValueError, ...
                 problems.append((candidate.epoch, (
                     f"{candidate.weights}: cannot be loaded into this cohort "
-                    f"({type(e).__name__}: {_first_line(e)})")))
+                    f"({type(e).__name__}: {first_line(e)})")))
                 continue
             states = meta.get("seed_states")
             variables = _seed_states(model)
@@ -254,7 +268,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
                 self.log(f"warning: {'; '.join(newer)}. Resuming from {candidate.weights} "
                          f"(epoch {candidate.epoch}), the newest complete checkpoint.")
             self._good = (candidate.weights, candidate.metadata)
-            self.restored_epoch = candidate.epoch
+            self.restored_epoch = self._newest = candidate.epoch
             return candidate.epoch
         if problems:
             raise CheckpointError(
@@ -263,46 +277,77 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
                 + ". Nothing was changed. Move the run directory aside (or delete it) to "
                 "train from epoch 1, or choose another --out.")
         self._good = None
-        self.restored_epoch = 0
+        self.restored_epoch = self._newest = 0
         return 0
+
+    # ------------------------------------------------------------ training
 
     def on_train_begin(self, logs=None):
         # `train()` restores before `fit` (to check the checkpoint before
-        # anything is written); used on its own, this behaves like Keras's.
+        # anything is written). Used on its own without `restore()`, load the
+        # checkpoint here; `on_epoch_begin` checks that `fit` was told its epoch.
         if self.restored_epoch is None:
-            epoch = self.restore(self.model)
-            self.model._initial_epoch = epoch
+            self.restore(self.model)
+        self._starting = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._starting:
+            return
+        self._starting = False
+        if epoch != self._newest:
+            raise ValueError(
+                f"RunCheckpoint({self.dir}): `fit` starts at epoch {epoch + 1} but the "
+                f"checkpoint it resumes holds {self._newest} finished epochs; pass "
+                f"`initial_epoch={self._newest}` (what `restore()` returns) to `fit`.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch + 1)
 
     # ------------------------------------------------------------ writing
 
-    def _save_model(self):
-        epoch = self._current_epoch
+    def save(self, epoch: int):
+        """Write the model's checkpoint after `epoch` finished epochs (1-based
+        count, Keras's "epoch" key), keeping the previous one as `*.bkp`."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        partial = self.dir / _PARTIAL_WEIGHTS
-        self.model.save_weights(str(partial), overwrite=True)
-        _fsync_file(partial)
-        _fault_point("partial", epoch, partial)
-        meta = {"epoch": epoch, "batch": self._last_batch_seen,
-                "format": CHECKPOINT_FORMAT,
-                "weights_sha256": _sha256(partial),
-                "weights_bytes": partial.stat().st_size,
-                **_weights_signature(self.model),
-                "seed_states": [keras.ops.convert_to_numpy(v).tolist()
-                                for v in _seed_states(self.model)]}
-        # Keep the newest complete checkpoint as the previous one (renames:
-        # at every instant one complete pair can be found by its checksum).
-        if self._good is not None:
-            weights, metadata = self._good
-            if weights == self.weights_path:
-                os.replace(self.weights_path, self.previous_weights_path)
-            if metadata == self.metadata_path:
-                os.replace(self.metadata_path, self.previous_metadata_path)
+        partial = self._write_partial_weights(epoch)
+        meta = self._metadata(epoch, partial)
+        self._rotate()
         _fault_point("rotated", epoch)
         os.replace(partial, self.weights_path)
         _fault_point("replaced", epoch)
         write_atomic(self.metadata_path, json.dumps(meta) + "\n")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._good = (self.weights_path, self.metadata_path)
+        self._newest = epoch
+
+    def _write_partial_weights(self, epoch: int) -> pathlib.Path:
+        partial = self.dir / PARTIAL_WEIGHTS_FILE
+        self.model.save_weights(str(partial), overwrite=True)
+        fsync_file(partial)
+        _fault_point("partial", epoch, partial)
+        return partial
+
+    def _metadata(self, epoch: int, weights: pathlib.Path) -> dict:
+        # "batch" is Keras's key for a checkpoint taken mid-epoch; these are
+        # taken at epoch ends only, where Keras writes 0.
+        return {"epoch": epoch, "batch": 0,
+                "format": CHECKPOINT_FORMAT,
+                "weights_sha256": _sha256(weights),
+                "weights_bytes": weights.stat().st_size,
+                **_weights_signature(self.model),
+                "seed_states": [keras.ops.convert_to_numpy(v).tolist()
+                                for v in _seed_states(self.model)]}
+
+    def _rotate(self):
+        # Keep the newest complete checkpoint as the previous one (renames:
+        # at every instant one complete pair can be found by its checksum).
+        if self._good is None:
+            return
+        weights, metadata = self._good
+        if weights == self.weights_path:
+            os.replace(self.weights_path, self.previous_weights_path)
+        if metadata == self.metadata_path:
+            os.replace(self.metadata_path, self.previous_metadata_path)
 
 
 def completed_epochs(run_dir) -> int:

@@ -31,7 +31,7 @@ WEIGHTS_FILE = "latest.weights.h5"
 METADATA_FILE = "training_metadata.json"
 PREVIOUS_SUFFIX = ".bkp"
 # Temporary names (always renamed into place, or removed on the next run).
-_PARTIAL_WEIGHTS = ".partial.weights.h5"
+PARTIAL_WEIGHTS_FILE = ".partial.weights.h5"
 _TEMPORARY = re.compile(
     r"^(\.(config\.yaml|history\.json|results\.json|summary\.json|"
     r"training_metadata\.json)\..+\.tmp|\.tmp-.+\.keras|\.partial\.weights\.h5)$")
@@ -45,6 +45,17 @@ class RunError(Exception):
     >>> str(RunError("runs/x already holds a finished run"))
     'runs/x already holds a finished run'
     """
+
+
+def first_line(error) -> str:
+    """The first line of an exception's message (its type name when empty),
+    for one-line error reports that name the file and the cause.
+
+    >>> first_line(ValueError("bad header\\n  at byte 12")), first_line(KeyError())
+    ('bad header', 'KeyError')
+    """
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 # --------------------------------------------------------------------------
@@ -134,8 +145,9 @@ def remove_stale_temporaries(run_dir) -> list[pathlib.Path]:
     return removed
 
 
-def _fsync_dir(path):
-    # Make renames durable across a power cut, where the OS allows it.
+def fsync_dir(path):
+    """Make renames in the folder `path` durable across a power cut, where the
+    OS allows it (a no-op where folders cannot be opened or fsynced)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -148,7 +160,8 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _fsync_file(path):
+def fsync_file(path):
+    """Flush the file `path` to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -156,10 +169,12 @@ def _fsync_file(path):
         os.close(fd)
 
 
-def _save_atomic(model, path: pathlib.Path):
+def save_model_atomic(model, path: pathlib.Path):
+    """`model.save(path)` through a temporary name: a reader (or a resumed run)
+    sees the previous `.keras` file or the new one, never half of one."""
     tmp = path.with_name(f".tmp-{path.name}")  # keeps the .keras suffix
     model.save(tmp)
-    _fsync_file(tmp)
+    fsync_file(tmp)
     os.replace(tmp, path)
 
 

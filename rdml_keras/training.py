@@ -51,7 +51,6 @@ from rdml_keras.callbacks import NonFiniteLossError
 from rdml_keras.callbacks import PeerHistograms
 from rdml_keras.checkpoint import CheckpointError
 from rdml_keras.checkpoint import RunCheckpoint
-from rdml_keras.checkpoint import _first_line
 from rdml_keras.config import NPZ_DATASET
 from rdml_keras.config import ConfigError
 from rdml_keras.config import ExperimentConfig
@@ -66,12 +65,13 @@ from rdml_keras.run_files import RESULTS_FILE
 from rdml_keras.run_files import SUMMARY_FILE
 from rdml_keras.run_files import WEIGHTS_FILE
 from rdml_keras.run_files import RunError
-from rdml_keras.run_files import _save_atomic
 from rdml_keras.run_files import check_run_dir
+from rdml_keras.run_files import first_line
 from rdml_keras.run_files import peer_path
 from rdml_keras.run_files import read_json
 from rdml_keras.run_files import remove_stale_temporaries
 from rdml_keras.run_files import run_lock
+from rdml_keras.run_files import save_model_atomic
 from rdml_keras.run_files import write_atomic
 from rdml_keras.run_files import write_json
 
@@ -252,7 +252,7 @@ def _load_peer_file(path, k: int):
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # zip, JSON and deserialisation errors of every kind
         raise RunError(f"{where}: cannot load a Keras model from it "
-                       f"({type(e).__name__}: {_first_line(e)})") from None
+                       f"({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(model, keras.Model):
         raise RunError(f"{where}: holds a {type(model).__name__}, not a keras.Model")
     return model
@@ -299,7 +299,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
                                 update=div.update, alpha=alpha, temperature=div.temperature)
     except ValueError as e:
         raise RunError(f"peers: {e}") from None
-    # BackupAndRestore restores into a built model.
+    # RunCheckpoint.restore loads weights into a built model.
     learner.build((None, *tuple(input_shape)))
     return learner
 
@@ -452,7 +452,7 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
         entries = read_json(path)["epochs"]
         recorded = max((int(e["epoch"]) for e in entries), default=0)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {_first_line(e)}). "
+        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {first_line(e)}). "
                               "Nothing was changed; move the run directory aside or choose "
                               "another --out.") from None
     if recorded > epoch + 1:
@@ -467,7 +467,7 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
 def _export_peers(learner, config: ExperimentConfig, run_dir: pathlib.Path):
     (run_dir / PEERS_DIR).mkdir(exist_ok=True)
     for k, (peer, peer_config) in enumerate(zip(learner.peers, config.peers)):
-        _save_atomic(peer, peer_path(run_dir, k, peer_config.name))
+        save_model_atomic(peer, peer_path(run_dir, k, peer_config.name))
 
 
 def _salvage(learner, config, run_dir: pathlib.Path, checkpoint: RunCheckpoint) -> str:
