@@ -91,7 +91,7 @@ def build_train(x, y, *, spec, augmenter: Augmenter, batch_size, seed, mean, std
     ds = ds.shuffle(
         shuffle_buffer or len(y), seed=seed, reshuffle_each_iteration=True
     )
-    if augmenter.example_layers:
+    if augmenter.augments_examples:
         # One int64 (2,) key per example, new every epoch but fixed by `seed`.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, keys)
