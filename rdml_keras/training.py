@@ -374,35 +374,27 @@ class _Precision:
 
 
 class _Determinism:
-    """`config.deterministic`: deterministic TensorFlow ops for the run (then
-    switched off again if it was off), so a seed fixes the result bit for bit,
-    across resumes too."""
+    """`config.deterministic`: deterministic TensorFlow ops (op outputs and
+    tf.data order fixed by the seed), so a run is reproducible bit for bit,
+    across resumes too.
+
+    Switched on and left on for the rest of the process: TensorFlow 2.21's
+    public API has `tf.config.experimental.enable_op_determinism()` but no way
+    to read the setting or to switch it off (only private functions do), so a
+    run cannot put it back.
+    """
 
     def __init__(self, enabled):
         self.enabled = enabled
-        self._switched = False
 
     def __enter__(self):
-        if not self.enabled:
-            return
-        import tensorflow as tf
+        if self.enabled:
+            import tensorflow as tf
 
-        try:
-            from tensorflow.python.framework import config as tf_config
-
-            if tf_config.is_op_determinism_enabled():
-                return
-            self._switched = True
-        except (ImportError, AttributeError):  # pragma: no cover - other TF versions
-            pass  # enable, and leave it on: its state cannot be read
-        tf.config.experimental.enable_op_determinism()
+            tf.config.experimental.enable_op_determinism()
 
     def __exit__(self, *exc):
-        if self._switched:
-            from tensorflow.python.framework import config as tf_config
-
-            tf_config.disable_op_determinism()
-            self._switched = False
+        pass
 
 
 def skip_data_epochs(dataset, epochs: int):
