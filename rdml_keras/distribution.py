@@ -39,6 +39,8 @@ import time
 import keras
 import numpy as np
 
+from rdml_keras import checks
+
 DEFAULT_TIMEOUT = 60
 """Seconds `initialize_multiprocess` waits for every process to join."""
 
@@ -52,22 +54,6 @@ def _require_jax(what):
             f"TensorFlow build and compile the learner under "
             f"tf.distribute.MirroredStrategy().scope() for one machine's GPUs."
         )
-
-
-def _integer(name, value, minimum):
-    if isinstance(value, bool):
-        ok = False
-    else:
-        try:
-            ok = int(value) == value if not isinstance(value, str) else False
-        except (TypeError, ValueError):
-            ok = False
-    if not ok or int(value) < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}; received "
-            f"{name}={value!r}."
-        )
-    return int(value)
 
 
 def validate_processes(num_processes, process_id):
@@ -85,8 +71,8 @@ def validate_processes(num_processes, process_id):
     ...
     ValueError: `process_id` must be in [0, num_processes=2); received process_id=2.
     """
-    num_processes = _integer("num_processes", num_processes, 1)
-    process_id = _integer("process_id", process_id, 0)
+    num_processes = checks.integer("num_processes", num_processes, 1)
+    process_id = checks.integer("process_id", process_id, 0)
     if process_id >= num_processes:
         raise ValueError(
             f"`process_id` must be in [0, num_processes={num_processes}); "
@@ -135,8 +121,8 @@ def validate_batch_size(batch_size, count, what="num_processes"):
     ...
     ValueError: The global batch_size=63 must be divisible by num_processes=2: every process (and device) takes an equal share of each global batch.
     """
-    batch_size = _integer("batch_size", batch_size, 1)
-    count = _integer(what, count, 1)
+    batch_size = checks.integer("batch_size", batch_size, minimum=1)
+    count = checks.integer(what, count, 1)
     if batch_size % count:
         raise ValueError(
             f"The global batch_size={batch_size} must be divisible by "
@@ -234,9 +220,9 @@ def initialize_multiprocess(
     """
     validate_coordinator(coordinator_address)
     num_processes, process_id = validate_processes(num_processes, process_id)
-    timeout = _integer("timeout", timeout, 1)
+    timeout = checks.integer("timeout", timeout, 1)
     if seed is not None:
-        seed = _integer("seed", seed, 0)
+        seed = checks.integer("seed", seed, 0)
     _require_jax("initialize_multiprocess()")
 
     # JAX terminates the process (a fatal log, not an exception) when the
@@ -489,7 +475,7 @@ class GlobalBatches(keras.utils.PyDataset):
             validate_batch_size(batch_size, num_devices, what="num_devices")
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
-        self.seed = _integer("seed", seed, 0)
+        self.seed = checks.integer("seed", seed, 0)
         self.epoch = 0
         self._arrays = [
             a for a in (x, y, sample_weight) if a is not None

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 from keras import tree
 
+from rdml_keras import checks
 from rdml_keras import losses as divergences
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
@@ -141,24 +142,11 @@ def _output_shape(model):
 
 
 def _validate_weight(value):
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        weight = float("nan")
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(
-            f"`divergence_weight` must be a finite number >= 0; received "
-            f"divergence_weight={value!r}."
-        )
-    return weight
+    return checks.number("divergence_weight", value, minimum=0)
 
 
 def _validate_update(update):
-    if update not in UPDATE_ORDERS:
-        raise ValueError(
-            f"Unknown update order {update!r}. Expected one of "
-            f"{list(UPDATE_ORDERS)}."
-        )
+    checks.one_of("update", update, UPDATE_ORDERS)
     if update == "sequential" and BACKEND not in SEQUENTIAL_BACKENDS:
         raise ValueError(
             f"update='sequential' is implemented on the "

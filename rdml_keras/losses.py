@@ -13,6 +13,8 @@ Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
 import math
 
 import keras
+
+from rdml_keras import checks
 from keras import ops
 
 # Below this |α − 1| the second-order cumulant expansion is used; its error,
@@ -29,49 +31,17 @@ _EXPM1_LIMIT = 60.0
 
 def validate_alpha(alpha):
     """Return `alpha` as a float, or raise `ValueError` naming it."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`alpha` must be a finite number >= 0; received alpha={alpha!r}."
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"`alpha` must be a finite number >= 0 (0 gives independent "
-            f"training, 1 gives KL); received alpha={alpha!r}."
-        )
-    return value
+    return checks.number("alpha", alpha, minimum=0,
+                         hint=" (0 gives independent training, 1 gives KL)")
 
 
 def validate_temperature(temperature):
     """Return `temperature` as a float, or raise `ValueError` naming it."""
-    try:
-        value = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`temperature` must be a finite number > 0; "
-            f"received temperature={temperature!r}."
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"`temperature` must be a finite number > 0; "
-            f"received temperature={temperature!r}."
-        )
-    return value
+    return checks.number("temperature", temperature, above=0)
 
 
 def _validate_weight(name, value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0; received {name}={value!r}."
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0; received {name}={value!r}."
-        )
-    return number
+    return checks.number(name, value, minimum=0)
 
 
 # --------------------------------------------------------------------------
@@ -416,15 +386,8 @@ class ImprovedKL(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be an integer >= 2; "
-                f"received num_classes={num_classes!r}."
-            )
-        if not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(
-                f"`momentum` must be in [0, 1); received momentum={momentum!r}."
-            )
+        num_classes = checks.integer("num_classes", num_classes, minimum=2)
+        momentum = checks.number("momentum", momentum, minimum=0, below=1)
         self.num_classes = num_classes
         self.ikl_alpha = _validate_weight("alpha", alpha)
         self.beta = _validate_weight("beta", beta)

@@ -10,6 +10,7 @@ import math
 
 import keras
 
+from rdml_keras import checks
 from rdml_keras.losses import validate_alpha
 
 
@@ -24,9 +25,7 @@ def _learner_alpha(model, callback):
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1; received {name}={value!r}.")
-    return value
+    return checks.integer(name, value, minimum=1)
 
 
 def cosine_alpha(epoch, alpha_max, alpha_min, epochs):
@@ -99,10 +98,7 @@ class DivergenceWeightWarmup(keras.callbacks.Callback):
     def __init__(self, warmup_epochs, weight=1.0):
         super().__init__()
         self.warmup_epochs = _positive_int("warmup_epochs", warmup_epochs)
-        weight = float(weight)
-        if not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"`weight` must be a finite number >= 0; received weight={weight!r}.")
-        self.weight = weight
+        self.weight = checks.number("weight", weight, minimum=0)
 
     def on_epoch_begin(self, epoch, logs=None):
         fraction = min(1.0, (epoch + 1) / self.warmup_epochs)

@@ -407,7 +407,7 @@ def test_peers_whose_outputs_disagree():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"update": "alternating"}, "Unknown update order 'alternating'"),
+        ({"update": "alternating"}, "must be one of 'simultaneous', 'sequential'; received update='alternating'"),
         ({"divergence": "jensen"}, "Unknown divergence 'jensen'"),
         ({"divergence": "kl", "alpha": 2.0}, "only applies to divergence='renyi'"),
         ({"alpha": -1.0}, "received alpha=-1.0"),

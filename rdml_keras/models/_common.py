@@ -3,6 +3,8 @@
 import numbers
 
 import keras
+
+from rdml_keras import checks
 from keras import layers
 
 # The RDML and DML reference code is PyTorch; its BatchNorm defaults
@@ -32,29 +34,13 @@ def kernel_regularizer(weight_decay):
 
 
 def check_num_classes(num_classes):
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 2
-    ):
-        raise ValueError(
-            f"`num_classes` must be an integer >= 2, got num_classes={num_classes!r}."
-        )
-    return int(num_classes)
+    return checks.integer("num_classes", num_classes, minimum=2)
 
 
 def check_weight_decay(weight_decay):
-    if (
-        isinstance(weight_decay, bool)
-        or not isinstance(weight_decay, numbers.Real)
-        or not weight_decay >= 0
-        or weight_decay == float("inf")
-    ):
-        raise ValueError(
-            "`weight_decay` must be a finite number >= 0, "
-            f"got weight_decay={weight_decay!r}."
-        )
-    return float(weight_decay)
+    if not isinstance(weight_decay, numbers.Real):  # not a numeric string either
+        checks.fail("weight_decay", weight_decay, "a finite number >= 0")
+    return checks.number("weight_decay", weight_decay, minimum=0)
 
 
 def _is_positive_int(value):

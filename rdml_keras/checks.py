@@ -1,0 +1,74 @@
+"""Argument checks of the public API, with one message format:
+
+    `name` must be <what is allowed>; received name=<value>.
+
+Each check returns the value normalised (an int, a float) or raises
+ValueError before any work starts. (The YAML config has its own words,
+`key: got value; expected …`, in `rdml_keras.config`.)
+
+>>> integer("epochs", 3, minimum=1)
+3
+>>> number("alpha", -1, minimum=0)
+Traceback (most recent call last):
+...
+ValueError: `alpha` must be a finite number >= 0; received alpha=-1.
+"""
+
+import math
+import numbers
+
+
+def fail(name, value, allowed, hint=""):
+    """Raise the package's ValueError for argument `name`."""
+    raise ValueError(f"`{name}` must be {allowed}; received {name}={value!r}.{hint}")
+
+
+def integer(name, value, minimum=None):
+    """`value` as an int (not a bool, not a float) >= `minimum`.
+
+    >>> integer("num_classes", 1, minimum=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_classes` must be an integer >= 2; received num_classes=1.
+    """
+    allowed = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or (minimum is not None and value < minimum):
+        fail(name, value, allowed)
+    return int(value)
+
+
+def number(name, value, *, minimum=None, above=None, below=None, hint=""):
+    """`value` as a finite float, `>= minimum`, `> above`, `< below`.
+
+    >>> number("momentum", 1.0, minimum=0, below=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `momentum` must be a finite number >= 0 and < 1; received momentum=1.0.
+    """
+    bounds = [f"{symbol} {bound:g}" for symbol, bound in
+              ((">=", minimum), (">", above), ("<", below)) if bound is not None]
+    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or (
+            minimum is not None and number < minimum) or (
+            above is not None and number <= above) or (
+            below is not None and number >= below):
+        fail(name, value, allowed, hint)
+    return number
+
+
+def one_of(name, value, choices):
+    """`value` if it is one of `choices`.
+
+    >>> one_of("update", "parallel", ("simultaneous", "sequential"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `update` must be one of 'simultaneous', 'sequential'; received update='parallel'.
+    """
+    if value not in choices:
+        fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
