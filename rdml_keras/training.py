@@ -231,7 +231,10 @@ def load_npz_data(config: ExperimentConfig):
                        pad=max(1, min(height, width) // 8), flip=False)
     mean, std = channel_stats(x_train, spec.max_value)
     std = tuple(s if s > 0 else 1.0 for s in std)  # a constant channel stays finite
-    augmenter = Augmenter(ds.augment, spec)
+    try:
+        augmenter = Augmenter(ds.augment, spec)
+    except ValueError as e:  # a Keras-layer augmentation on a backend that cannot seed it
+        raise RunError(f"dataset.augment: {e}") from None
     train = build_train(x_train, y_train, spec=spec, augmenter=augmenter,
                         batch_size=config.batch_size, seed=config.seed, mean=mean, std=std)
     test = build_test(arrays.x_test, arrays.y_test, spec=spec, batch_size=config.batch_size,
