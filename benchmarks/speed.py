@@ -35,10 +35,11 @@ Method:
   plain baseline) is re-run for a few steps in a fresh subprocess that, after
   its imports, resets the kernel's RSS high-water mark (`echo 5 >
   /proc/self/clear_refs`, Linux) and reports VmHWM − VmRSS: the extra resident
-  memory needed to build and train those models.
+  memory needed to build and train those models. (--quick measures them all
+  one after another in a single subprocess, to smoke-test the measurement.)
 
     python benchmarks/speed.py             # default run (~20 min on 2 CPU cores)
-    python benchmarks/speed.py --quick     # smoke test (< 60 s)
+    python benchmarks/speed.py --quick     # smoke test (< 60 s; one memory subprocess)
     python benchmarks/speed.py --backends tensorflow,jax --suites small_cnn
 
 Backends: each runs in a process of its own (Keras fixes the backend at
@@ -360,7 +361,7 @@ def run_suite(suite, rows, log):
 
 
 # --------------------------------------------------------------------------
-# Peak memory, one subprocess per measurement.
+# Peak memory, one subprocess per measurement (--quick: one for all).
 
 
 def _proc_status_kib(field):
@@ -377,14 +378,16 @@ def memory_probe(spec):
     Returns (peak RSS, peak RSS above the post-import RSS), in MiB. The peak is
     the kernel's high-water mark (VmHWM), reset after the imports through
     /proc/self/clear_refs so that TensorFlow's import-time peak does not hide
-    the models' memory.
+    the models' memory. (A later spec in the same child, as under --quick,
+    measures above the RSS its predecessors left.)
     """
-    import keras  # noqa: F401
+    import keras
     import tensorflow as tf  # noqa: F401
 
     import rdml_keras  # noqa: F401
     from rdml_keras import models  # noqa: F401
 
+    keras.utils.clear_session(free_memory=True)
     suite = Suite(**{**spec["suite"], "input_shape": tuple(spec["suite"]["input_shape"])})
     dataset = make_dataset(suite)
     next(iter(dataset))
@@ -402,33 +405,49 @@ def memory_probe(spec):
     return peak / 1024.0, (peak - base) / 1024.0
 
 
-def measure_memory(spec, timeout=900):
-    """(peak RSS, peak above post-import RSS) in MiB, from a fresh subprocess."""
-    command = [sys.executable, os.path.abspath(__file__), "--memory-probe", json.dumps(spec)]
+def measure_memory(specs, timeout=900):
+    """[(peak RSS, peak above post-import RSS) in MiB] for `specs`, measured
+    one after another in one fresh subprocess."""
+    command = [sys.executable, os.path.abspath(__file__), "--memory-probe", json.dumps(specs)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    for line in done.stdout.splitlines():
-        if line.startswith("PEAK_RSS_MIB "):
-            return float(line.split()[1]), float(line.split()[2])
-    raise RuntimeError(f"memory probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    readings = [(float(line.split()[1]), float(line.split()[2]))
+                for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_MIB ")]
+    if done.returncode != 0 or len(readings) != len(specs):
+        raise RuntimeError(f"memory probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return readings
 
 
-def add_memory(results, suites, log):
-    cache = {}
+def add_memory(results, suites, log, one_process=False):
+    """Peak-RSS columns: a fresh subprocess per measurement, or with
+    `one_process` (--quick) every measurement in one subprocess."""
+    specs, plain_specs = [], {}
     for result in results:
         row = Row(**result["row"])
         suite = dataclasses.asdict(suites[row.suite])
-        t0 = time.perf_counter()
-        peak, above = measure_memory({"kind": "ml", "suite": suite,
-                                      "row": dataclasses.asdict(row)})
-        result["peak_rss_mib"], result["peak_rss_above_import_mib"] = peak, above
+        specs.append({"kind": "ml", "suite": suite, "row": dataclasses.asdict(row)})
         key = (row.suite, row.peers, row.jit, row.precision)
-        if key not in cache:
-            cache[key] = measure_memory({"kind": "plain", "suite": suite,
-                                         "peers": row.peers, "jit": row.jit,
-                                         "precision": row.precision})
-        result["plain_peak_rss_mib"], result["plain_peak_rss_above_import_mib"] = cache[key]
+        if key not in plain_specs:
+            plain_specs[key] = {"kind": "plain", "suite": suite, "peers": row.peers,
+                                "jit": row.jit, "precision": row.precision}
+    all_specs = specs + list(plain_specs.values())
+    t0 = time.perf_counter()
+    if one_process:
+        readings = measure_memory(all_specs)
+    else:
+        readings = []
+        for spec in all_specs:
+            readings += measure_memory([spec])
+    plain = dict(zip(plain_specs, readings[len(specs):]))
+    for result, (peak, above) in zip(results, readings):
+        row = Row(**result["row"])
+        key = (row.suite, row.peers, row.jit, row.precision)
+        result["peak_rss_mib"], result["peak_rss_above_import_mib"] = peak, above
+        result["plain_peak_rss_mib"], result["plain_peak_rss_above_import_mib"] = plain[key]
         log(f"# memory {row.suite} {row.method} K={row.peers}: +{above:.0f} MiB "
-            f"(plain +{cache[key][1]:.0f} MiB) ({time.perf_counter() - t0:.0f} s)")
+            f"(plain +{plain[key][1]:.0f} MiB)")
+    log(f"# memory: {len(all_specs)} measurements in "
+        f"{1 if one_process else len(all_specs)} subprocess(es), "
+        f"{time.perf_counter() - t0:.0f} s")
 
 
 # --------------------------------------------------------------------------
@@ -473,7 +492,8 @@ def table(results):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2 small_cnn rows, batch 16, few steps (smoke test, < 60 s)")
+                        help="2 small_cnn rows, batch 16, few steps, every peak-RSS "
+                             "measurement in one subprocess (smoke test, < 60 s)")
     parser.add_argument("--suites", default=None,
                         help=f"comma-separated subset of {', '.join(SUITES)} (default: "
                              f"the CPU suites, plus {', '.join(GPU_SUITES)} when a GPU "
@@ -496,8 +516,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.memory_probe:
-        peak, above = memory_probe(json.loads(args.memory_probe))
-        print(f"PEAK_RSS_MIB {peak:.1f} {above:.1f}", flush=True)
+        for spec in json.loads(args.memory_probe):
+            peak, above = memory_probe(spec)
+            print(f"PEAK_RSS_MIB {peak:.1f} {above:.1f}", flush=True)
         return 0
 
     def log(message):
@@ -535,7 +556,7 @@ def main(argv=None):
     for name, suite in suites.items():
         results += run_suite(suite, [r for r in rows if r.suite == name], log)
     if not args.no_memory:
-        add_memory(results, suites, log)
+        add_memory(results, suites, log, one_process=args.quick)
     describe(suites, args)
     print(table(results))
     finish(started, results, args)
@@ -597,7 +618,11 @@ def describe(suites, args):
           "beside it, median (interquartile range) over rounds; best-step ratio "
           "= fastest learner step / Σ fastest plain steps; images/s = batch / "
           "step (every image through all K peers)")
-    if not args.no_memory:
+    if not args.no_memory and args.quick:
+        print("- peak RSS (--quick: a smoke test of the measurement): one subprocess "
+              "builds and trains each row, then each K plain peers, for a few steps, "
+              "and reports each one's high-water mark above the RSS before it (MiB)")
+    elif not args.no_memory:
         print("- peak RSS: resident-memory high-water mark of a fresh subprocess "
               "building and training that row (or the K plain peers one after "
               "another) for a few steps, above its RSS after the imports (MiB)")
