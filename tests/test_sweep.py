@@ -6,7 +6,10 @@ tests are about the machinery: every grid point trained exactly once by the
 workers together, a SIGKILLed worker's trial resumed from its checkpoint by
 the other worker, the reports, and bad input refused before anything exists.
 Against PostgreSQL the killed-worker scenario runs (two concurrent workers,
-one of them killed), which covers the concurrent case as well.
+one of them killed), which covers the concurrent case as well. The same
+scenario on SQLite runs with `--full` only: both storages are Optuna's
+RDBStorage with the same heartbeat and retry code, and SQLite's concurrent
+writers are covered by the two-worker test.
 """
 
 import glob
@@ -86,9 +89,10 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.slow), "postgresql"])
 def storage(request):
-    """None: the default sqlite:///DIR/study.db; else a PostgreSQL URL."""
+    """None: the default sqlite:///DIR/study.db (`--full` only, see above);
+    else a PostgreSQL URL."""
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres_url")
