@@ -31,10 +31,19 @@ SAVE = textwrap.dedent(
     """
 )
 
+# Its first lines are also the import check of
+# test_importing_the_core_on_jax_adds_no_heavy_module: keras, then rdml_keras,
+# into a fresh interpreter (one backend start-up fewer than a script of its own).
 LOAD = textwrap.dedent(
     """
-    import json, sys, numpy as np, keras
+    import json, sys
+    HEAVY = {"tensorflow", "tensorflow_datasets", "sklearn", "mlxtend", "matplotlib"}
+    loaded = lambda: {m.split(".")[0] for m in sys.modules} & HEAVY
+    import keras
+    by_keras = loaded()
     import rdml_keras
+    imports = {"by_keras": sorted(by_keras), "by_rdml": sorted(loaded() - by_keras)}
+    import numpy as np
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = rng.integers(0, 4, size=64)
@@ -45,7 +54,7 @@ LOAD = textwrap.dedent(
     print(json.dumps({"backend": keras.backend.backend(),
                       "alpha": float(learner.alpha), "weight": float(learner.divergence_weight),
                       "iterations": int(learner.optimizer.iterations),
-                      "loss": history.history["loss"]}))
+                      "loss": history.history["loss"], "imports": imports}))
     """
 )
 
@@ -60,21 +69,35 @@ def run(backend, script, *args, env=None):
     return done.stdout
 
 
+def save_and_load(folder, saved_on, loaded_on):
+    """SAVE on one backend, LOAD on the other: (LOAD's report, saved and
+    loaded predictions)."""
+    path = folder / "cohort.keras"
+    run(saved_on, SAVE, path, folder / "saved.npy")
+    report = json.loads(run(loaded_on, LOAD, path, folder / "loaded.npy").splitlines()[-1])
+    return report, np.load(folder / "saved.npy"), np.load(folder / "loaded.npy")
+
+
+@pytest.fixture(scope="module")
+def tensorflow_file_on_jax(tmp_path_factory):
+    """The TF → JAX round trip, shared with the import check."""
+    return save_and_load(tmp_path_factory.mktemp("tf_to_jax"), "tensorflow", "jax")
+
+
 # The reverse direction costs another ~30 s of backend start-ups: --full.
 @pytest.mark.parametrize(
     "saved_on, loaded_on",
     [("tensorflow", "jax"), pytest.param("jax", "tensorflow", marks=pytest.mark.slow)],
 )
 def test_a_keras_file_from_one_backend_loads_and_predicts_the_same_on_the_other(
-    tmp_path, saved_on, loaded_on
+    request, tmp_path, saved_on, loaded_on
 ):
-    path = tmp_path / "cohort.keras"
-    run(saved_on, SAVE, path, tmp_path / "saved.npy")
-    report = json.loads(run(loaded_on, LOAD, path, tmp_path / "loaded.npy").splitlines()[-1])
+    if (saved_on, loaded_on) == ("tensorflow", "jax"):
+        report, saved, loaded = request.getfixturevalue("tensorflow_file_on_jax")
+    else:
+        report, saved, loaded = save_and_load(tmp_path, saved_on, loaded_on)
     assert report["backend"] == loaded_on
-    np.testing.assert_allclose(
-        np.load(tmp_path / "loaded.npy"), np.load(tmp_path / "saved.npy"), atol=1e-5
-    )
+    np.testing.assert_allclose(loaded, saved, atol=1e-5)
     assert report["alpha"] == 1.5 and report["weight"] == 0.5
     # 2 epochs × 4 steps on the first backend, one more epoch on the second.
     assert report["iterations"] == 12
@@ -123,23 +146,13 @@ def test_the_core_trains_saves_and_loads_on_jax_with_tensorflow_absent(tmp_path)
     assert report["alpha"] == [2.0, 1.5]
 
 
-IMPORTS = textwrap.dedent(
-    """
-    import json, sys
-    HEAVY = {"tensorflow", "tensorflow_datasets", "sklearn", "mlxtend", "matplotlib"}
-    loaded = lambda: {m.split(".")[0] for m in sys.modules} & HEAVY
-    import keras
-    by_keras = loaded()
-    import rdml_keras
-    print(json.dumps({"by_keras": sorted(by_keras), "by_rdml": sorted(loaded() - by_keras)}))
-    """
-)
-
-
-def test_importing_the_core_on_jax_adds_no_heavy_module():
+def test_importing_the_core_on_jax_adds_no_heavy_module(tensorflow_file_on_jax):
     """In a full environment Keras itself imports sklearn and matplotlib when
     installed (keras.src.wrappers, keras.src.visualization); rdml_keras adds
-    none of the heavy modules, and never TensorFlow."""
-    report = json.loads(run("jax", IMPORTS).splitlines()[-1])
+    none of the heavy modules, and never TensorFlow. Measured by LOAD's first
+    lines, in a fresh JAX interpreter."""
+    load_report = tensorflow_file_on_jax[0]
+    assert load_report["backend"] == "jax"
+    report = load_report["imports"]
     assert report["by_rdml"] == []
     assert "tensorflow" not in report["by_keras"]
