@@ -10,7 +10,7 @@ learner = rdml_keras.MutualLearner([peer_a, peer_b], divergence="renyi", alpha=1
 
 from rdml_keras import distillation
 from rdml_keras import losses
-from rdml_keras import models  # registers custom layers (ZeroPadShortcut) for load_model
+from rdml_keras import models  # noqa: F401 - registers custom layers (ZeroPadShortcut) for load_model
 from rdml_keras import schedules
 from rdml_keras.learner import MutualLearner
 from rdml_keras.losses import DecoupledKL

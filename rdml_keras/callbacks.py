@@ -116,8 +116,9 @@ def _is_number(value):
 
 class EpochHistory(keras.callbacks.Callback):
     """Keep `history.json`: one entry per finished epoch, with the logs, the
-    learning rate at the epoch's start and the epoch's wall time. Entries are keyed by epoch, so an epoch
-    redone after an interruption replaces its old entry instead of doubling.
+    learning rate at the epoch's start and the epoch's wall time. Entries are
+    keyed by epoch, so an epoch redone after an interruption replaces its old
+    entry instead of doubling.
 
     >>> EpochHistory("/tmp/h.json").path.name
     'h.json'

@@ -24,11 +24,16 @@ checked after the types, by each section's `check()`.
 import difflib
 import os
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator
+from pydantic import BeforeValidator
+from pydantic import ConfigDict
+from pydantic import Field
 
 from rdml_keras.learner import UPDATE_ORDERS
 from rdml_keras.losses import DIVERGENCES
@@ -120,7 +125,7 @@ def _choice(choices):
 
 def _optional(kind, say_null=True):
     inner = next(m for m in kind.__metadata__ if isinstance(m, Allowed))
-    return Annotated[Optional[kind], Allowed(f"null or {inner}") if say_null else inner]
+    return Annotated[kind | None, Allowed(f"null or {inner}") if say_null else inner]
 
 
 def _check(predicate, message="not allowed"):

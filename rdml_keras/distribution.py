@@ -88,10 +88,10 @@ def validate_coordinator(coordinator_address):
 
     >>> validate_coordinator("10.0.0.1:1234")
     ('10.0.0.1', 1234)
-    >>> validate_coordinator("10.0.0.1")
+    >>> validate_coordinator("10.0.0.1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: `coordinator_address` must be 'host:port' with a port in 1..65535; received coordinator_address='10.0.0.1'.
+    ValueError: `coordinator_address` must be 'host:port' ...; received ...
     """
     host, sep, port = str(coordinator_address).rpartition(":")
     valid = (
@@ -116,19 +116,16 @@ def validate_batch_size(batch_size, count, what="num_processes"):
 
     >>> validate_batch_size(64, 2)
     32
-    >>> validate_batch_size(63, 2)
+    >>> validate_batch_size(63, 2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: The global batch_size=63 must be divisible by num_processes=2: every process (and device) takes an equal share of each global batch.
+    ValueError: `batch_size` must be a multiple of num_processes=2; received batch_size=63. ...
     """
     batch_size = checks.integer("batch_size", batch_size, minimum=1)
     count = checks.integer(what, count, 1)
     if batch_size % count:
-        raise ValueError(
-            f"The global batch_size={batch_size} must be divisible by "
-            f"{what}={count}: every process (and device) takes an equal share "
-            f"of each global batch."
-        )
+        checks.fail("batch_size", batch_size, f"a multiple of {what}={count}",
+                    " Every process (and device) takes an equal share of each global batch.")
     return batch_size // count
 
 

@@ -43,6 +43,7 @@ import pathlib
 from tensorboard.plugins.hparams import api as hp
 
 from rdml_keras.config import DIVERGENCE_KINDS as DIVERGENCES
+
 # Our event files carry this suffix, so re-logging replaces them instead of
 # adding a second experiment or session to the same directory.
 _SUFFIX = ".rdml_hparams"

@@ -10,12 +10,11 @@ Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
 `keras.losses.KLDivergence(y_true, y_pred)`.
 """
 
-import math
 
 import keras
+from keras import ops
 
 from rdml_keras import checks
-from keras import ops
 
 # Below this |α − 1| the second-order cumulant expansion is used; its error,
 # (α−1)²·κ₃/6, is far below float32 resolution there.

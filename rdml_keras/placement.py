@@ -76,12 +76,12 @@ class Placement:
     # ------------------------------------------------------------ resolving
 
     @classmethod
-    def resolve(cls, config) -> "Placement":
+    def resolve(cls, config) -> Placement:
         """The placement of an `ExperimentConfig` on this backend and launcher."""
         return cls.from_section(config.distribution, config.batch_size)
 
     @classmethod
-    def from_section(cls, section, batch_size, environ=None) -> "Placement":
+    def from_section(cls, section, batch_size, environ=None) -> Placement:
         """Check a `DistributionConfig` against the backend and fill the keys it
         leaves null under `multiprocess` from the launcher's environment.
         Raises ConfigError naming the key; touches no device."""
@@ -145,7 +145,7 @@ class Placement:
 
     # ------------------------------------------------------------ devices
 
-    def start(self, seed: int) -> "Placement":
+    def start(self, seed: int) -> Placement:
         """Set the devices up and, under `multiprocess`, join the other
         processes (the same Keras seed in every one). Idempotent for the
         same settings; ConfigError when the processes cannot join."""

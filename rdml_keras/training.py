@@ -75,7 +75,6 @@ from rdml_keras.run_files import save_model_atomic
 from rdml_keras.run_files import write_atomic
 from rdml_keras.run_files import write_json
 
-
 # --------------------------------------------------------------------------
 # Building blocks (no disk writes).
 

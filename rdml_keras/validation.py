@@ -21,9 +21,10 @@ the run directory is created.
 (3, (4, 8, 8, 1))
 >>> check_arrays({"x_train": x, "y_train": np.array([0, 1, 5, 1]),
 ...               "x_test": x, "y_test": np.array([0, 1, 1, 0])}, num_classes=3)
+... # doctest: +ELLIPSIS
 Traceback (most recent call last):
     ...
-rdml_keras.validation.DataError: y_train: label 5 (at index 2) is outside [0, 3); dataset.num_classes is 3
+rdml_keras.validation.DataError: y_train: label 5 (at index 2) is outside [0, 3); ...
 """
 
 from __future__ import annotations

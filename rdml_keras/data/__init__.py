@@ -17,13 +17,14 @@ import tensorflow as tf
 
 from rdml_keras.data.augment import Augmenter
 from rdml_keras.data.bundled import load_bundled
-from rdml_keras.data.pipeline import (
-    build_test,
-    build_train,
-    channel_stats,
-    stratified_subset,
-)
-from rdml_keras.data.specs import AUGMENTATIONS, BUNDLED, DATASETS, validate
+from rdml_keras.data.pipeline import build_test
+from rdml_keras.data.pipeline import build_train
+from rdml_keras.data.pipeline import channel_stats
+from rdml_keras.data.pipeline import stratified_subset
+from rdml_keras.data.specs import AUGMENTATIONS
+from rdml_keras.data.specs import BUNDLED
+from rdml_keras.data.specs import DATASETS
+from rdml_keras.data.specs import validate
 from rdml_keras.data.tfds_datasets import load_tfds
 
 __all__ = [

