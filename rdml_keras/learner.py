@@ -312,6 +312,10 @@ class MutualLearner(TrainStep, keras.Model):
             reduction=getattr(self.divergence, "reduction", "sum_over_batch_size")
         )
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
+        if self.built and not self.optimizer.built:
+            # Created now rather than inside the first traced step: on
+            # TensorFlow, variables born in a tf.function make it trace twice.
+            self.optimizer.build(self.trainable_variables)
         self._compile_args = {
             "optimizer": optimizer,
             "loss": loss,
@@ -332,9 +336,7 @@ class MutualLearner(TrainStep, keras.Model):
             key: keras.saving.deserialize_keras_object(value)
             for key, value in config.items()
         }
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        self.compile(**config)  # builds the optimizer of a built learner
 
     def build(self, input_shape):
         for peer in self.peers:

@@ -138,3 +138,32 @@ class ResultRecorder:
 
     def pytest_sessionfinish(self, session):
         self.path.write_text(json.dumps(self.results))
+
+
+def split_off(config, items, files):
+    """Run the tests of `files` in a child pytest on this backend, beside this one.
+
+    Those test files start processes of their own (notebook kernels, CLI runs,
+    sweep workers, benchmark scripts) and spend much of their time waiting on
+    them: in a second pytest they use the core this one leaves idle. Their
+    items here become one `<function>@<backend>` mirror each, placed last.
+    Nothing is split off when only those files were collected.
+
+    Returns the child run (None if nothing was split off).
+    """
+    root = pathlib.Path(config.rootpath)
+    heavy = [item for item in items
+             if item.path.relative_to(root).as_posix() in files]
+    if not heavy or len(heavy) == len(items) or config.option.collectonly:
+        return None
+    functions = {}
+    for item in heavy:
+        functions.setdefault(item.nodeid.split("[")[0], item)
+    backend = os.environ["KERAS_BACKEND"]
+    run = BackendRun(config, backend, list(functions))
+    items[:] = [item for item in items if item not in heavy]
+    for function_id, item in functions.items():
+        items.append(BackendMirror.from_parent(
+            item.parent, name=f"{item.originalname}@{backend}", run=run,
+            original=function_id))
+    return run

@@ -8,10 +8,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
 from backend_mirror import CHILD_ENV  # noqa: E402
+from backend_mirror import BackendMirror  # noqa: E402
 from backend_mirror import ResultRecorder  # noqa: E402
 from backend_mirror import add_mirrors  # noqa: E402
+from backend_mirror import split_off  # noqa: E402
 
 MIRROR_BACKENDS = ("jax",)
+# Test files that mostly wait on processes of their own: a second pytest runs
+# them beside this one (tests/backend_mirror.py, split_off), so both cores work.
+SPLIT_OFF = (
+    "tests/test_notebooks.py",
+    "tests/test_reliability.py",
+    "tests/test_benchmarks.py",
+    "tests/benchmarks/test_gpu_smoke.py",
+)
 _RUNS = pytest.StashKey()
 
 
@@ -42,7 +52,13 @@ def pytest_collection_modifyitems(config, items):
         return
     here = os.environ["KERAS_BACKEND"]
     others = [b for b in config.getoption("--backends").split(",") if b and b != here]
-    config.stash[_RUNS] = add_mirrors(config, items, others)
+    # The other backends' mirrors first (they look at every item), then the split.
+    runs = add_mirrors(config, items, others)
+    mirrors = [item for item in items if isinstance(item, BackendMirror)]
+    items[:] = [item for item in items if not isinstance(item, BackendMirror)]
+    split = split_off(config, items, SPLIT_OFF)
+    items.extend(mirrors)  # last: they wait for the slower child
+    config.stash[_RUNS] = runs + ([split] if split else [])
 
 
 def pytest_unconfigure(config):
