@@ -104,14 +104,13 @@ class Suite:
 
 
 SUITES = {
-    "small_cnn": Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 64,
-                       steps=8, warmup=3, rounds=10),
-    "resnet32": Suite("resnet32", "resnet32", (32, 32, 3), 100, 64,
-                      steps=5, warmup=2, rounds=6),
+    "small_cnn": Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 64, steps=8, warmup=3, rounds=10),
+    "resnet32": Suite("resnet32", "resnet32", (32, 32, 3), 100, 64, steps=5, warmup=2, rounds=6),
     # GPU rows: ResNet-32 x2 on CIFAR-100-shaped data with XLA, per precision.
     # Chosen by default only when TensorFlow sees a GPU (slow on CPU).
-    "resnet32_gpu": Suite("resnet32_gpu", "resnet32", (32, 32, 3), 100, 128,
-                          steps=30, warmup=5, rounds=5),
+    "resnet32_gpu": Suite(
+        "resnet32_gpu", "resnet32", (32, 32, 3), 100, 128, steps=30, warmup=5, rounds=5
+    ),
 }
 GPU_SUITES = ("resnet32_gpu",)
 
@@ -178,8 +177,7 @@ def quick_rows():
     return [Row("small_cnn"), Row("small_cnn", divergence=None, alpha=None)]
 
 
-QUICK_SUITE = Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 16,
-                    steps=6, warmup=2, rounds=2)
+QUICK_SUITE = Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 16, steps=6, warmup=2, rounds=2)
 
 
 # --------------------------------------------------------------------------
@@ -221,10 +219,7 @@ def build_learner(suite, row):
     from rdml_keras.models import build_peer
 
     with policy(row.precision):
-        peers = [
-            build_peer(suite.arch, suite.input_shape, suite.classes)
-            for _ in range(row.peers)
-        ]
+        peers = [build_peer(suite.arch, suite.input_shape, suite.classes) for _ in range(row.peers)]
         learner = MutualLearner(
             peers, divergence=row.divergence, alpha=row.alpha, update=row.update
         )
@@ -268,8 +263,7 @@ class StepTimer:
 def timed_fit(model, dataset, steps):
     """(median, min) seconds per step of one `fit` over `steps` steps."""
     timer = StepTimer.make()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0,
-              callbacks=[timer], shuffle=False)
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer], shuffle=False)
     gaps = [b - a for a, b in zip(timer.ends, timer.ends[1:])]
     return statistics.median(gaps), min(gaps)
 
@@ -298,17 +292,16 @@ def run_suite(suite, rows, log):
     need = {}
     for row in rows:
         need[row.baseline_key] = max(need.get(row.baseline_key, 0), row.peers)
-    plain = {
-        key: [build_plain(suite, *key) for _ in range(count)]
-        for key, count in need.items()
-    }
+    plain = {key: [build_plain(suite, *key) for _ in range(count)] for key, count in need.items()}
 
     start = time.perf_counter()
     for model in [*learners.values(), *(m for ms in plain.values() for m in ms)]:
         timed_fit(model, dataset, suite.warmup)  # traces (and XLA-compiles)
-    log(f"# {suite.name}: built and warmed up "
+    log(
+        f"# {suite.name}: built and warmed up "
         f"{len(learners) + sum(map(len, plain.values()))} models in "
-        f"{time.perf_counter() - start:.0f} s")
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
     ml_times = {row: [] for row in rows}
     plain_times = {row: [] for row in rows}
@@ -330,8 +323,7 @@ def run_suite(suite, rows, log):
             else:
                 plain_times[row].append(sum(fit(m) for m in peers))
                 ml_times[row].append(fit(learners[row]))
-        log(f"# {suite.name}: round {r + 1}/{suite.rounds} in "
-            f"{time.perf_counter() - t0:.0f} s")
+        log(f"# {suite.name}: round {r + 1}/{suite.rounds} in {time.perf_counter() - t0:.0f} s")
 
     results = []
     for row in rows:
@@ -340,23 +332,25 @@ def run_suite(suite, rows, log):
         low, high = _quartiles(ratios)
         best_plain = sum(best[id(m)] for m in plain[row.baseline_key][: row.peers])
         step = statistics.median(ml)
-        results.append({
-            "row": dataclasses.asdict(row),
-            "backend": keras.backend.backend(),
-            "arch": suite.arch,
-            "batch": suite.batch,
-            "steps": suite.steps,
-            "rounds": suite.rounds,
-            "step_s": step,
-            "plain_step_s": statistics.median(base),
-            "ratio": statistics.median(ratios),
-            "ratio_q1": low,
-            "ratio_q3": high,
-            "best_step_ratio": best[id(learners[row])] / best_plain,
-            "images_per_s": suite.batch / step,
-            "ml_step_s_rounds": ml,
-            "plain_step_s_rounds": base,
-        })
+        results.append(
+            {
+                "row": dataclasses.asdict(row),
+                "backend": keras.backend.backend(),
+                "arch": suite.arch,
+                "batch": suite.batch,
+                "steps": suite.steps,
+                "rounds": suite.rounds,
+                "step_s": step,
+                "plain_step_s": statistics.median(base),
+                "ratio": statistics.median(ratios),
+                "ratio_q1": low,
+                "ratio_q3": high,
+                "best_step_ratio": best[id(learners[row])] / best_plain,
+                "images_per_s": suite.batch / step,
+                "ml_step_s_rounds": ml,
+                "plain_step_s_rounds": base,
+            }
+        )
     return results
 
 
@@ -397,8 +391,7 @@ def memory_probe(spec):
     if spec["kind"] == "ml":
         models_ = [build_learner(suite, Row(**spec["row"]))]
     else:
-        models_ = [build_plain(suite, spec["jit"], spec["precision"])
-                   for _ in range(spec["peers"])]
+        models_ = [build_plain(suite, spec["jit"], spec["precision"]) for _ in range(spec["peers"])]
     for model in models_:  # one after another, like the timed baseline
         model.fit(dataset, steps_per_epoch=suite.warmup + 2, epochs=1, verbose=0)
     peak = _proc_status_kib("VmHWM")
@@ -410,8 +403,11 @@ def measure_memory(specs, timeout=900):
     one after another in one fresh subprocess."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-probe", json.dumps(specs)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    readings = [(float(line.split()[1]), float(line.split()[2]))
-                for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_MIB ")]
+    readings = [
+        (float(line.split()[1]), float(line.split()[2]))
+        for line in done.stdout.splitlines()
+        if line.startswith("PEAK_RSS_MIB ")
+    ]
     if done.returncode != 0 or len(readings) != len(specs):
         raise RuntimeError(f"memory probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return readings
@@ -427,8 +423,13 @@ def add_memory(results, suites, log, one_process=False):
         specs.append({"kind": "ml", "suite": suite, "row": dataclasses.asdict(row)})
         key = (row.suite, row.peers, row.jit, row.precision)
         if key not in plain_specs:
-            plain_specs[key] = {"kind": "plain", "suite": suite, "peers": row.peers,
-                                "jit": row.jit, "precision": row.precision}
+            plain_specs[key] = {
+                "kind": "plain",
+                "suite": suite,
+                "peers": row.peers,
+                "jit": row.jit,
+                "precision": row.precision,
+            }
     all_specs = specs + list(plain_specs.values())
     t0 = time.perf_counter()
     if one_process:
@@ -437,17 +438,21 @@ def add_memory(results, suites, log, one_process=False):
         readings = []
         for spec in all_specs:
             readings += measure_memory([spec])
-    plain = dict(zip(plain_specs, readings[len(specs):]))
+    plain = dict(zip(plain_specs, readings[len(specs) :]))
     for result, (peak, above) in zip(results, readings):
         row = Row(**result["row"])
         key = (row.suite, row.peers, row.jit, row.precision)
         result["peak_rss_mib"], result["peak_rss_above_import_mib"] = peak, above
         result["plain_peak_rss_mib"], result["plain_peak_rss_above_import_mib"] = plain[key]
-        log(f"# memory {row.suite} {row.method} K={row.peers}: +{above:.0f} MiB "
-            f"(plain +{plain[key][1]:.0f} MiB)")
-    log(f"# memory: {len(all_specs)} measurements in "
+        log(
+            f"# memory {row.suite} {row.method} K={row.peers}: +{above:.0f} MiB "
+            f"(plain +{plain[key][1]:.0f} MiB)"
+        )
+    log(
+        f"# memory: {len(all_specs)} measurements in "
         f"{1 if one_process else len(all_specs)} subprocess(es), "
-        f"{time.perf_counter() - t0:.0f} s")
+        f"{time.perf_counter() - t0:.0f} s"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -462,52 +467,89 @@ def table(results):
     ...      "batch": 8, "step_s": 0.01, "plain_step_s": 0.01, "ratio": 1.0,
     ...      "ratio_q1": 0.9, "ratio_q3": 1.1, "best_step_ratio": 0.98,
     ...      "images_per_s": 800.0, "backend": "jax"}
-    >>> print(table([r]).splitlines()[2])
-    | mlp | jax | 8 | 2 | independent | simultaneous | off | float32 | 10.0 | 10.0 | 1.000 (0.90–1.10) | 0.980 | 800 | n/a | n/a |
+    >>> print(table([r]).splitlines()[2])  # doctest: +NORMALIZE_WHITESPACE
+    | mlp | jax | 8 | 2 | independent | simultaneous | off | float32 | 10.0 | 10.0
+    | 1.000 (0.90–1.10) | 0.980 | 800 | n/a | n/a |
     """
-    header = ["model", "backend", "batch", "K", "method", "update", "jit", "precision",
-              "step (ms)", "K plain steps (ms)", "ratio (IQR)", "best-step ratio",
-              "images/s", "peak RSS (MiB)", "K plain peak RSS (MiB)"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|---|---|---:|---:|---|---|---|---|" + "---:|" * 7]
+    header = [
+        "model",
+        "backend",
+        "batch",
+        "K",
+        "method",
+        "update",
+        "jit",
+        "precision",
+        "step (ms)",
+        "K plain steps (ms)",
+        "ratio (IQR)",
+        "best-step ratio",
+        "images/s",
+        "peak RSS (MiB)",
+        "K plain peak RSS (MiB)",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|---:|---|---|---|---|" + "---:|" * 7]
     for r in results:
         row = Row(**r["row"])
 
         def mib(key):
             return f"{r[key]:.0f}" if r.get(key) is not None else "n/a"
 
-        lines.append("| " + " | ".join([
-            r["arch"], r.get("backend", "tensorflow"), str(r["batch"]), str(row.peers),
-            row.method, row.update,
-            "on" if row.jit else "off", row.precision,
-            f"{1000 * r['step_s']:.1f}", f"{1000 * r['plain_step_s']:.1f}",
-            f"{r['ratio']:.3f} ({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f})",
-            f"{r['best_step_ratio']:.3f}",
-            f"{r['images_per_s']:.0f}", mib("peak_rss_above_import_mib"),
-            mib("plain_peak_rss_above_import_mib"),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["arch"],
+                    r.get("backend", "tensorflow"),
+                    str(r["batch"]),
+                    str(row.peers),
+                    row.method,
+                    row.update,
+                    "on" if row.jit else "off",
+                    row.precision,
+                    f"{1000 * r['step_s']:.1f}",
+                    f"{1000 * r['plain_step_s']:.1f}",
+                    f"{r['ratio']:.3f} ({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f})",
+                    f"{r['best_step_ratio']:.3f}",
+                    f"{r['images_per_s']:.0f}",
+                    mib("peak_rss_above_import_mib"),
+                    mib("plain_peak_rss_above_import_mib"),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 small_cnn rows, batch 16, few steps, every peak-RSS "
-                             "measurement in one subprocess (smoke test, < 60 s)")
-    parser.add_argument("--suites", default=None,
-                        help=f"comma-separated subset of {', '.join(SUITES)} (default: "
-                             f"the CPU suites, plus {', '.join(GPU_SUITES)} when a GPU "
-                             "is visible)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="interleaved rounds (default: per suite)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per fit (default: per suite)")
-    parser.add_argument("--no-memory", action="store_true",
-                        help="skip the peak-RSS subprocesses")
-    parser.add_argument("--backends", default=None,
-                        help="comma-separated Keras backends, each timed in its own "
-                             "subprocess (default: this process's KERAS_BACKEND, "
-                             "tensorflow unless set)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 small_cnn rows, batch 16, few steps, every peak-RSS "
+        "measurement in one subprocess (smoke test, < 60 s)",
+    )
+    parser.add_argument(
+        "--suites",
+        default=None,
+        help=f"comma-separated subset of {', '.join(SUITES)} (default: "
+        f"the CPU suites, plus {', '.join(GPU_SUITES)} when a GPU "
+        "is visible)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default: per suite)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps per fit (default: per suite)"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated Keras backends, each timed in its own "
+        "subprocess (default: this process's KERAS_BACKEND, "
+        "tensorflow unless set)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write raw numbers here")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -532,12 +574,13 @@ def main(argv=None):
         suites = {"small_cnn": QUICK_SUITE}
         rows = quick_rows()
     else:
-        wanted = [s.strip() for s in (args.suites or default_suites()).split(",")
-                  if s.strip()]
+        wanted = [s.strip() for s in (args.suites or default_suites()).split(",") if s.strip()]
         unknown = [name for name in wanted if name not in SUITES]
         if unknown:
-            raise SystemExit(f"error: --suites {','.join(unknown)}: unknown; "
-                             f"expected a comma-separated subset of {', '.join(SUITES)}")
+            raise SystemExit(
+                f"error: --suites {','.join(unknown)}: unknown; "
+                f"expected a comma-separated subset of {', '.join(SUITES)}"
+            )
         suites = {name: SUITES[name] for name in wanted}
         rows = [row for row in default_rows() if row.suite in suites]
     import keras
@@ -586,7 +629,9 @@ def run_backends(backends, argv, log):
             done = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), *child_argv, "--json", out],
                 env={**os.environ, "KERAS_BACKEND": backend},
-                capture_output=True, text=True)
+                capture_output=True,
+                text=True,
+            )
             sys.stderr.write(done.stderr)
             if done.returncode != 0:
                 raise SystemExit(f"error: the {backend} run failed (exit {done.returncode})")
@@ -599,8 +644,10 @@ def run_backends(backends, argv, log):
         print(f"# {backend}: " + "; ".join(line[2:] for line in load))
     print()
     suites = {r["row"]["suite"]: r for r in results}
-    print(f"- suites: {', '.join(suites)}; each backend in its own process, both sides "
-          "of each ratio timed in that process")
+    print(
+        f"- suites: {', '.join(suites)}; each backend in its own process, both sides "
+        "of each ratio timed in that process"
+    )
     print()
     print(table(results))
     finish(started, results, args)
@@ -610,34 +657,44 @@ def run_backends(backends, argv, log):
 def describe(suites, args):
     print()
     for name, suite in suites.items():
-        print(f"- {name}: input {suite.input_shape}, {suite.classes} classes, batch "
-              f"{suite.batch}, {suite.steps} timed steps per fit × {suite.rounds} "
-              f"interleaved rounds, warm-up {suite.warmup} steps")
-    print("- optimizer SGD(momentum 0.9), metrics=['accuracy'] on both sides; "
-          "ratio = MutualLearner step / Σ K plain `Model.fit` steps timed right "
-          "beside it, median (interquartile range) over rounds; best-step ratio "
-          "= fastest learner step / Σ fastest plain steps; images/s = batch / "
-          "step (every image through all K peers)")
+        print(
+            f"- {name}: input {suite.input_shape}, {suite.classes} classes, batch "
+            f"{suite.batch}, {suite.steps} timed steps per fit × {suite.rounds} "
+            f"interleaved rounds, warm-up {suite.warmup} steps"
+        )
+    print(
+        "- optimizer SGD(momentum 0.9), metrics=['accuracy'] on both sides; "
+        "ratio = MutualLearner step / Σ K plain `Model.fit` steps timed right "
+        "beside it, median (interquartile range) over rounds; best-step ratio "
+        "= fastest learner step / Σ fastest plain steps; images/s = batch / "
+        "step (every image through all K peers)"
+    )
     if not args.no_memory and args.quick:
-        print("- peak RSS (--quick: a smoke test of the measurement): one subprocess "
-              "builds and trains each row, then each K plain peers, for a few steps, "
-              "and reports each one's high-water mark above the RSS before it (MiB)")
+        print(
+            "- peak RSS (--quick: a smoke test of the measurement): one subprocess "
+            "builds and trains each row, then each K plain peers, for a few steps, "
+            "and reports each one's high-water mark above the RSS before it (MiB)"
+        )
     elif not args.no_memory:
-        print("- peak RSS: resident-memory high-water mark of a fresh subprocess "
-              "building and training that row (or the K plain peers one after "
-              "another) for a few steps, above its RSS after the imports (MiB)")
+        print(
+            "- peak RSS: resident-memory high-water mark of a fresh subprocess "
+            "building and training that row (or the K plain peers one after "
+            "another) for a few steps, above its RSS after the imports (MiB)"
+        )
     print()
 
 
 def finish(started, results, args):
     load = os.getloadavg()
     wall = time.perf_counter() - started
-    print(f"\n# load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"wall time {wall:.0f} s", flush=True)
+    print(
+        f"\n# load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"wall time {wall:.0f} s",
+        flush=True,
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"machine": machine(),
-                       "wall_seconds": wall, "results": results}, f, indent=2)
+            json.dump({"machine": machine(), "wall_seconds": wall, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ The reference is one process on one device. One of N joins the others
 through `rdml_keras.distribution.initialize_multiprocess` and feeds its shard
 of every global batch. `local` first checks that joining a coordinator nobody
 listens on fails with a ValueError within its timeout, then trains with
-`data_parallel()` over the host devices XLA_FLAGS asks for. Either way it trains the same two-peer Rényi
-cohort through `fit` on the same global batches (with sample weights and
-λ > 0, so CE and the divergence both shape the gradient) and saves the final
-weights and the logged per-epoch metrics.
+`data_parallel()` over the host devices XLA_FLAGS asks for. Either way it
+trains the same two-peer Rényi cohort through `fit` on the same global
+batches (with sample weights and λ > 0, so CE and the divergence both shape
+the gradient) and saves the final weights and the logged per-epoch metrics.
 """
 
 import os
@@ -51,7 +51,9 @@ def cohort():
         )
 
     learner = MutualLearner(
-        [peer("a", 8), peer("b", 5)], divergence="renyi", alpha=1.5,
+        [peer("a", 8), peer("b", 5)],
+        divergence="renyi",
+        alpha=1.5,
         divergence_weight=2.0,
     )
     learner.compile(optimizer=keras.optimizers.Adam(0.05), metrics=["accuracy"])
@@ -62,9 +64,7 @@ def main(out, port=None, num_processes=1, process_id=0):
     extra = {}
     if port == "local":
         try:
-            distribution.initialize_multiprocess(
-                f"127.0.0.1:{num_processes}", 2, 1, timeout=2
-            )
+            distribution.initialize_multiprocess(f"127.0.0.1:{num_processes}", 2, 1, timeout=2)
         except ValueError as error:
             extra["unreachable"] = np.asarray(str(error))
         keras.utils.set_random_seed(SEED)
@@ -73,15 +73,16 @@ def main(out, port=None, num_processes=1, process_id=0):
         keras.utils.set_random_seed(SEED)
     else:
         distribution.initialize_multiprocess(
-            f"127.0.0.1:{port}", int(num_processes), int(process_id),
-            timeout=30, seed=SEED,
+            f"127.0.0.1:{port}",
+            int(num_processes),
+            int(process_id),
+            timeout=30,
+            seed=SEED,
         )
     x, y, w = data()
     learner = cohort()
     initial = [v.numpy() for v in learner.trainable_variables]
-    batches = distribution.GlobalBatches(
-        x, y, w, batch_size=BATCH, shuffle=True, seed=3
-    )
+    batches = distribution.GlobalBatches(x, y, w, batch_size=BATCH, shuffle=True, seed=3)
     history = learner.fit(batches, epochs=2, verbose=0).history
     final = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(learner.trainable_variables)}
     logs = {f"log_{k}": np.asarray(v, dtype="float64") for k, v in history.items()}
@@ -95,8 +96,14 @@ def main(out, port=None, num_processes=1, process_id=0):
         keras.utils.set_random_seed(SEED)
         alone = cohort()
         half = distribution.GlobalBatches(
-            x, y, w, batch_size=BATCH, shuffle=True, seed=3,
-            num_processes=2, process_id=0,
+            x,
+            y,
+            w,
+            batch_size=BATCH,
+            shuffle=True,
+            seed=3,
+            num_processes=2,
+            process_id=0,
         )
         alone.fit(half, epochs=2, verbose=0)
         for i, v in enumerate(alone.trainable_variables):

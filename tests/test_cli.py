@@ -27,16 +27,27 @@ from rdml_keras.config import load_config
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 # Cheap cohort for the tests that are about the machinery, not accuracy.
-TINY = ["--set", "peers=[mlp, mlp]", "--set", "dataset.train_size=300",
-        "--set", "epochs=1", "--set", "validation_freq=0", "--verbose", "0"]
+TINY = [
+    "--set",
+    "peers=[mlp, mlp]",
+    "--set",
+    "dataset.train_size=300",
+    "--set",
+    "epochs=1",
+    "--set",
+    "validation_freq=0",
+    "--verbose",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs") / "run"
     # Measured: one epoch of the quick start reaches ~0.91 test accuracy.
-    status = main(["train", "--config", QUICKSTART, "--set", "epochs=1",
-                   "--out", str(out), "--verbose", "2"])
+    status = main(
+        ["train", "--config", QUICKSTART, "--set", "epochs=1", "--out", str(out), "--verbose", "2"]
+    )
     assert status == 0
     return out
 
@@ -56,8 +67,7 @@ def test_quickstart_results(quickstart_run):
         assert peer["test_accuracy"] > 0.8, peer
         assert 0 < peer["test_loss"] < 1.5
     assert results["ensemble"]["test_accuracy"] > 0.8
-    assert results["config"]["divergence"] == load_config(
-        QUICKSTART).divergence.to_dict()
+    assert results["config"]["divergence"] == load_config(QUICKSTART).divergence.to_dict()
     assert results["config"]["epochs"] == 1
 
 
@@ -67,8 +77,13 @@ def test_quickstart_run_directory(quickstart_run):
     assert saved == config
     history = json.loads((quickstart_run / "history.json").read_text())["epochs"]
     assert [e["epoch"] for e in history] == [1]
-    assert {"peer0_accuracy", "ensemble_accuracy", "alpha", "learning_rate",
-            "val_ensemble_accuracy"} <= set(history[0])
+    assert {
+        "peer0_accuracy",
+        "ensemble_accuracy",
+        "alpha",
+        "learning_rate",
+        "val_ensemble_accuracy",
+    } <= set(history[0])
     assert (quickstart_run / "backup" / "latest.weights.h5").is_file()
     x = np.zeros((2, 28, 28, 1), "float32")
     for k, name in enumerate(["small_cnn_0", "small_cnn_1"]):
@@ -84,8 +99,14 @@ def test_quickstart_tensorboard_scalars(quickstart_run):
     for events in (quickstart_run / "logs").rglob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(events)):
             tags.update(value.tag for value in event.summary.value)
-    for tag in ("epoch_peer0_accuracy", "epoch_peer1_ce", "epoch_ensemble_accuracy",
-                "epoch_alpha", "epoch_learning_rate", "epoch_loss"):
+    for tag in (
+        "epoch_peer0_accuracy",
+        "epoch_peer1_ce",
+        "epoch_ensemble_accuracy",
+        "epoch_alpha",
+        "epoch_learning_rate",
+        "epoch_loss",
+    ):
         assert tag in tags, sorted(tags)
 
 
@@ -100,8 +121,9 @@ def test_evaluate_reloads_peers(quickstart_run, capsys):
 
 def test_finished_run_is_not_overwritten(quickstart_run, capsys):
     before = (quickstart_run / "results.json").read_bytes()
-    status = main(["train", "--config", QUICKSTART, "--set", "epochs=1",
-                   "--out", str(quickstart_run)])
+    status = main(
+        ["train", "--config", QUICKSTART, "--set", "epochs=1", "--out", str(quickstart_run)]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "finished run" in err
@@ -109,8 +131,9 @@ def test_finished_run_is_not_overwritten(quickstart_run, capsys):
 
 
 def test_other_config_in_same_out_is_refused(quickstart_run, capsys):
-    status = main(["train", "--config", QUICKSTART, "--set", "epochs=2",
-                   "--out", str(quickstart_run)])
+    status = main(
+        ["train", "--config", QUICKSTART, "--set", "epochs=2", "--out", str(quickstart_run)]
+    )
     assert status == 2
     assert "different config (epochs: 1 there, 2 now)" in capsys.readouterr().err
 
@@ -118,16 +141,31 @@ def test_other_config_in_same_out_is_refused(quickstart_run, capsys):
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--set", "divergence.alpha=-1"], "divergence.alpha: got -1; expected null or a finite number >= 0"),
-    (["--set", "divergence.alpah=2"], "unknown key 'divergence.alpah'"),
-    (["--set", "batch_size=0"], "batch_size: got 0; expected an integer >= 1"),
-    (["--set", "peers.0.architecture=resnet1"], "peers.0.architecture: got 'resnet1'"),
-    (["--seeds", "0,x"], "--seeds: got '0,x'"),
-    # Valid config, impossible run: detected before the directory is made.
-    (["--set", "dataset.name=cifar10", "--set", "dataset.download=false",
-      "--set", "dataset.data_dir=/nonexistent/tfds"], "dataset.name: cannot load 'cifar10'"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ["--set", "divergence.alpha=-1"],
+            "divergence.alpha: got -1; expected null or a finite number >= 0",
+        ),
+        (["--set", "divergence.alpah=2"], "unknown key 'divergence.alpah'"),
+        (["--set", "batch_size=0"], "batch_size: got 0; expected an integer >= 1"),
+        (["--set", "peers.0.architecture=resnet1"], "peers.0.architecture: got 'resnet1'"),
+        (["--seeds", "0,x"], "--seeds: got '0,x'"),
+        # Valid config, impossible run: detected before the directory is made.
+        (
+            [
+                "--set",
+                "dataset.name=cifar10",
+                "--set",
+                "dataset.download=false",
+                "--set",
+                "dataset.data_dir=/nonexistent/tfds",
+            ],
+            "dataset.name: cannot load 'cifar10'",
+        ),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
     out = tmp_path / "run"
     status = main(["train", "--config", QUICKSTART, "--out", str(out), *args])
@@ -139,8 +177,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
 
 
 def test_missing_config_file(tmp_path, capsys):
-    assert main(["train", "--config", str(tmp_path / "nope.yaml"),
-                 "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run")])
+        == 2
+    )
     assert "config file not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -173,9 +213,23 @@ def test_usage_errors_exit_2():
 def test_module_entry_point_exit_status(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "rdml_keras", "train", "--config", QUICKSTART,
-         "--set", "precision=float64", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rdml_keras",
+            "train",
+            "--config",
+            QUICKSTART,
+            "--set",
+            "precision=float64",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "error: --set: precision: got 'float64'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -194,11 +248,22 @@ class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    args = ["train", "--config", QUICKSTART, "--out", str(out), *TINY,
-            "--set", "epochs=2", "--set", "validation_freq=1"]
+    args = [
+        "train",
+        "--config",
+        QUICKSTART,
+        "--out",
+        str(out),
+        *TINY,
+        "--set",
+        "epochs=2",
+        "--set",
+        "validation_freq=1",
+    ]
     original = training.build_callbacks
-    monkeypatch.setattr(training, "build_callbacks", lambda *a: original(*a) + [
-        _InterruptAfterFirstEpoch()])
+    monkeypatch.setattr(
+        training, "build_callbacks", lambda *a: original(*a) + [_InterruptAfterFirstEpoch()]
+    )
     assert main(args) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
     assert not (out / "results.json").exists()
@@ -222,7 +287,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
     learner.load_weights(out / "backup" / "latest.weights.h5")
     scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
     assert scores["ensemble_accuracy"] == pytest.approx(
-        results["ensemble"]["test_accuracy"], abs=1e-6)
+        results["ensemble"]["test_accuracy"], abs=1e-6
+    )
 
 
 def test_non_finite_loss_names_epoch_and_peer():
@@ -230,8 +296,7 @@ def test_non_finite_loss_names_epoch_and_peer():
     guard.on_epoch_begin(2)
     guard.on_train_batch_end(0, {"loss": 1.0, "peer1_ce": 0.5})
     with pytest.raises(callbacks.NonFiniteLossError) as info:
-        guard.on_train_batch_end(6, {"loss": math.inf, "peer0_ce": 0.3,
-                                     "peer1_ce": math.nan})
+        guard.on_train_batch_end(6, {"loss": math.inf, "peer0_ce": 0.3, "peer1_ce": math.nan})
     message = str(info.value)
     assert "epoch 3, batch 7" in message and "peer1_ce=nan" in message
     assert "peers: bob" in message and "peer0_ce" not in message
@@ -249,19 +314,38 @@ def test_non_finite_loss_exit_status(tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------- variants
 
 
-@pytest.mark.parametrize("sets,check", [
-    # IKL, DML's sequential updates, multistep lr with warm-up, λ warm-up.
-    (["divergence={kind: ikl, update: sequential, weight_warmup_epochs: 2}",
-      "optimizer.schedule=multistep", "optimizer.milestones=[2]",
-      "optimizer.warmup_epochs=1"],
-     lambda h: [e["learning_rate"] for e in h][1:] == pytest.approx([2e-3, 2e-4])),
-    # Cosine α under bfloat16 with SGD and a step schedule.
-    (["divergence={kind: renyi, schedule: cosine, alpha_max: 2, alpha_min: 0.5}",
-      "precision=mixed_bfloat16", "optimizer.name=sgd", "optimizer.learning_rate=0.01",
-      "optimizer.schedule=step", "optimizer.step_epochs=1", "optimizer.gamma=0.5"],
-     lambda h: ([e["alpha"] for e in h] == pytest.approx([2.0, 1.625, 0.875])
-                and [e["learning_rate"] for e in h] == pytest.approx([0.01, 0.005, 0.0025]))),
-], ids=["ikl-sequential-multistep", "cosine-alpha-bf16-step"])
+@pytest.mark.parametrize(
+    "sets,check",
+    [
+        # IKL, DML's sequential updates, multistep lr with warm-up, λ warm-up.
+        (
+            [
+                "divergence={kind: ikl, update: sequential, weight_warmup_epochs: 2}",
+                "optimizer.schedule=multistep",
+                "optimizer.milestones=[2]",
+                "optimizer.warmup_epochs=1",
+            ],
+            lambda h: [e["learning_rate"] for e in h][1:] == pytest.approx([2e-3, 2e-4]),
+        ),
+        # Cosine α under bfloat16 with SGD and a step schedule.
+        (
+            [
+                "divergence={kind: renyi, schedule: cosine, alpha_max: 2, alpha_min: 0.5}",
+                "precision=mixed_bfloat16",
+                "optimizer.name=sgd",
+                "optimizer.learning_rate=0.01",
+                "optimizer.schedule=step",
+                "optimizer.step_epochs=1",
+                "optimizer.gamma=0.5",
+            ],
+            lambda h: (
+                [e["alpha"] for e in h] == pytest.approx([2.0, 1.625, 0.875])
+                and [e["learning_rate"] for e in h] == pytest.approx([0.01, 0.005, 0.0025])
+            ),
+        ),
+    ],
+    ids=["ikl-sequential-multistep", "cosine-alpha-bf16-step"],
+)
 def test_training_variants(tmp_path, sets, check):
     out = tmp_path / "run"
     args = ["train", "--config", QUICKSTART, "--out", str(out), *TINY, "--set", "epochs=3"]
@@ -281,8 +365,7 @@ def test_training_variants(tmp_path, sets, check):
 
 def test_seeds_summary_and_summarize(tmp_path, capsys, quickstart_run):
     out = tmp_path / "sweep"
-    assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY,
-                 "--seeds", "0,1"]) == 0
+    assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY, "--seeds", "0,1"]) == 0
     printed = capsys.readouterr().out
     assert "±" in printed and "2 seeds" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -296,8 +379,7 @@ def test_seeds_summary_and_summarize(tmp_path, capsys, quickstart_run):
         seed_results = json.loads((out / f"seed{seed}" / "results.json").read_text())
         assert seed_results["config"]["seed"] == seed
     # The finished sweep is not retrained or overwritten.
-    assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY,
-                 "--seeds", "0,1"]) == 2
+    assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY, "--seeds", "0,1"]) == 2
 
     assert main(["summarize", str(out), str(quickstart_run)]) == 0
     table = capsys.readouterr().out.strip().splitlines()
@@ -311,21 +393,46 @@ def test_summarize_orders_methods(tmp_path):
     def fake(name, kind, alpha, acc):
         run = tmp_path / name
         run.mkdir()
-        config = {"dataset": {"name": "cifar100"}, "seed": 0,
-                  "divergence": {"kind": kind, "alpha": alpha, "schedule": "constant"}}
-        (run / "results.json").write_text(json.dumps({
-            "peers": [{"name": f"p{k}", "architecture": "resnet32", "test_accuracy": acc,
-                       "test_loss": 1.0} for k in range(2)],
-            "ensemble": {"test_accuracy": acc + 0.01}, "epochs": 200, "seconds": 1.0,
-            "config": config}))
+        config = {
+            "dataset": {"name": "cifar100"},
+            "seed": 0,
+            "divergence": {"kind": kind, "alpha": alpha, "schedule": "constant"},
+        }
+        (run / "results.json").write_text(
+            json.dumps(
+                {
+                    "peers": [
+                        {
+                            "name": f"p{k}",
+                            "architecture": "resnet32",
+                            "test_accuracy": acc,
+                            "test_loss": 1.0,
+                        }
+                        for k in range(2)
+                    ],
+                    "ensemble": {"test_accuracy": acc + 0.01},
+                    "epochs": 200,
+                    "seconds": 1.0,
+                    "config": config,
+                }
+            )
+        )
         return run
 
-    runs = [fake("rdml2", "renyi", 2.0, 0.71), fake("dml", "kl", None, 0.70),
-            fake("ind", "none", None, 0.69), fake("rdml05", "renyi", 0.5, 0.705)]
+    runs = [
+        fake("rdml2", "renyi", 2.0, 0.71),
+        fake("dml", "kl", None, 0.70),
+        fake("ind", "none", None, 0.69),
+        fake("rdml05", "renyi", 0.5, 0.705),
+    ]
     lines = summary_table(runs).splitlines()
     methods = [line.split(" | ")[3:5] for line in lines[2:]]
-    assert methods == [["independent", "-"], ["DML (KL)", "-"], ["RDML (Rényi)", "0.5"],
-                       ["RDML (Rényi)", "2"]]
+    assert methods == [
+        ["independent", "-"],
+        ["DML (KL)", "-"],
+        ["RDML (Rényi)", "0.5"],
+        ["RDML (Rényi)", "2"],
+    ]
     assert "| 69.00 | 69.00 | 70.00 | 1 |" in lines[2]
 
 

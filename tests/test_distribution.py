@@ -34,15 +34,16 @@ def _free_port():
 
 def _start(out, *args, xla_flags=None):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.pop("XLA_FLAGS", None)
     if xla_flags:
         env["XLA_FLAGS"] = xla_flags
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(out), *map(str, args)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -64,7 +65,9 @@ def runs(tmp_path_factory):
         "process0": _start(tmp / "process0.npz", port, 2, 0),
         "process1": _start(tmp / "process1.npz", port, 2, 1),
         "local": _start(
-            tmp / "local.npz", "local", _free_port(),
+            tmp / "local.npz",
+            "local",
+            _free_port(),
             xla_flags="--xla_force_host_platform_device_count=2",
         ),
     }
@@ -120,10 +123,14 @@ def test_local_data_parallel_used_two_devices_and_unreachable_coordinator(runs):
         (dict(num_processes=2, process_id=-1), "process_id=-1"),
         (dict(num_processes=0, process_id=0), "num_processes=0"),
         (dict(num_processes="2", process_id=0), "num_processes='2'"),
-        (dict(coordinator_address="localhost", num_processes=2, process_id=0),
-         "coordinator_address='localhost'"),
-        (dict(coordinator_address="h:99999", num_processes=2, process_id=0),
-         "coordinator_address='h:99999'"),
+        (
+            dict(coordinator_address="localhost", num_processes=2, process_id=0),
+            "coordinator_address='localhost'",
+        ),
+        (
+            dict(coordinator_address="h:99999", num_processes=2, process_id=0),
+            "coordinator_address='h:99999'",
+        ),
         (dict(num_processes=2, process_id=0, timeout=0), "timeout=0"),
     ],
 )
@@ -140,8 +147,7 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(ValueError, match="a multiple of num_processes=4; received batch_size=10"):
         distribution.GlobalBatches(x, batch_size=10, num_processes=4, process_id=0)
     with pytest.raises(ValueError, match="a multiple of num_devices=8; received batch_size=12"):
-        distribution.GlobalBatches(x, batch_size=12, num_processes=2,
-                                   process_id=0, num_devices=8)
+        distribution.GlobalBatches(x, batch_size=12, num_processes=2, process_id=0, num_devices=8)
     with pytest.raises(ValueError, match="process_id=3"):
         distribution.GlobalBatches(x, batch_size=8, num_processes=2, process_id=3)
 
@@ -149,16 +155,18 @@ def test_global_batch_must_split_evenly():
 def test_global_batches_shards_make_up_the_global_batches():
     x = np.arange(50, dtype="float32").reshape(25, 2)
     y = np.arange(25)
-    whole = distribution.GlobalBatches(x, y, batch_size=8, shuffle=True, seed=1,
-                                       num_processes=1, process_id=0)
+    whole = distribution.GlobalBatches(
+        x, y, batch_size=8, shuffle=True, seed=1, num_processes=1, process_id=0
+    )
     shards = [
-        distribution.GlobalBatches(x, y, batch_size=8, shuffle=True, seed=1,
-                                   num_processes=2, process_id=p)
+        distribution.GlobalBatches(
+            x, y, batch_size=8, shuffle=True, seed=1, num_processes=2, process_id=p
+        )
         for p in (0, 1)
     ]
     assert len(whole) == len(shards[0]) == 3  # the incomplete last batch is dropped
     orders = []
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(len(whole)):
             xs, ys = whole[i]
             parts = [shard[i] for shard in shards]
@@ -169,31 +177,41 @@ def test_global_batches_shards_make_up_the_global_batches():
         for dataset in (whole, *shards):
             dataset.on_epoch_end()
     assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
-    plain = distribution.GlobalBatches(x, y, batch_size=8, num_processes=2,
-                                       process_id=1)
+    plain = distribution.GlobalBatches(x, y, batch_size=8, num_processes=2, process_id=1)
     np.testing.assert_array_equal(plain[1][1], [12, 13, 14, 15])
 
 
 def test_from_environment():
     assert distribution.from_environment({}) is None
     assert distribution.from_environment({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) is None
-    slurm = {"SLURM_NTASKS": "4", "SLURM_PROCID": "3",
-             "MASTER_ADDR": "node01", "MASTER_PORT": "4321"}
-    assert distribution.from_environment(slurm) == {
-        "coordinator_address": "node01:4321", "num_processes": 4, "process_id": 3,
+    slurm = {
+        "SLURM_NTASKS": "4",
+        "SLURM_PROCID": "3",
+        "MASTER_ADDR": "node01",
+        "MASTER_PORT": "4321",
     }
-    rdml = {"RDML_COORDINATOR": "10.0.0.1:99", "RDML_NUM_PROCESSES": "2",
-            "RDML_PROCESS_ID": "0", **slurm}
+    assert distribution.from_environment(slurm) == {
+        "coordinator_address": "node01:4321",
+        "num_processes": 4,
+        "process_id": 3,
+    }
+    rdml = {
+        "RDML_COORDINATOR": "10.0.0.1:99",
+        "RDML_NUM_PROCESSES": "2",
+        "RDML_PROCESS_ID": "0",
+        **slurm,
+    }
     assert distribution.from_environment(rdml)["coordinator_address"] == "10.0.0.1:99"
-    keras_env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:2",
-                 "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-                 "KERAS_DISTRIBUTION_PROCESS_ID": "1"}
+    keras_env = {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:2",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+    }
     assert distribution.from_environment(keras_env)["coordinator_address"] == "a:1"
     with pytest.raises(ValueError, match="SLURM_PROCID='4'.*process_id=4"):
         distribution.from_environment({**slurm, "SLURM_PROCID": "4"})
     with pytest.raises(ValueError, match="MASTER_PORT is not"):
-        distribution.from_environment(
-            {k: v for k, v in slurm.items() if k != "MASTER_PORT"})
+        distribution.from_environment({k: v for k, v in slurm.items() if k != "MASTER_PORT"})
     with pytest.raises(ValueError, match="SLURM_NTASKS='two'"):
         distribution.from_environment({**slurm, "SLURM_NTASKS": "two"})
 

@@ -73,9 +73,7 @@ def renyi_ops(target_logits, logits, alpha):
     if alpha == 1.0:
         per_example = ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
     else:
-        per_example = ops.logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (
-            alpha - 1
-        )
+        per_example = ops.logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
     return ops.mean(per_example)
 
 
@@ -95,9 +93,7 @@ def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimi
                 targets = snapshot
 
             def objective(z, k=k, targets=targets):
-                mimicry = sum(
-                    renyi_ops(targets[j], z, alpha) for j in range(K) if j != k
-                )
+                mimicry = sum(renyi_ops(targets[j], z, alpha) for j in range(K) if j != k)
                 return ce(yb, z) + weight * mimicry / (K - 1)
 
             grads = model_gradients(peer, xb, objective)
@@ -201,8 +197,15 @@ def test_logs_and_evaluate_use_the_documented_names():
     learner.compile(optimizer="adam", metrics=["accuracy"])
     history = learner.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     expected = {
-        "loss", "alpha", "peer0_ce", "peer1_ce", "peer0_div", "peer1_div",
-        "peer0_accuracy", "peer1_accuracy", "ensemble_accuracy",
+        "loss",
+        "alpha",
+        "peer0_ce",
+        "peer1_ce",
+        "peer0_div",
+        "peer1_div",
+        "peer0_accuracy",
+        "peer1_accuracy",
+        "ensemble_accuracy",
     }
     assert set(history.history) == expected
     results = learner.evaluate(x, y, return_dict=True, verbose=0)
@@ -222,9 +225,7 @@ def test_logs_and_evaluate_use_the_documented_names():
         renyi_numpy(logits[1], logits[0], 2.0),
         rtol=1e-4,
     )
-    np.testing.assert_allclose(
-        learner.predict_ensemble(x, verbose=0), probabilities, rtol=1e-5
-    )
+    np.testing.assert_allclose(learner.predict_ensemble(x, verbose=0), probabilities, rtol=1e-5)
 
 
 def test_evaluate_reports_sample_weighted_means():
@@ -235,20 +236,23 @@ def test_evaluate_reports_sample_weighted_means():
     learner.compile(optimizer="adam", metrics=["accuracy"])
     weights = np.random.default_rng(1).uniform(0.5, 2.0, size=EXAMPLES).astype("float32")
     weights[-5:] = 0.0
-    weighted = learner.evaluate(x, y, sample_weight=weights, batch_size=BATCH,
-                                return_dict=True, verbose=0)
-    unpadded = learner.evaluate(x[:-5], y[:-5], sample_weight=weights[:-5],
-                                batch_size=BATCH, return_dict=True, verbose=0)
+    weighted = learner.evaluate(
+        x, y, sample_weight=weights, batch_size=BATCH, return_dict=True, verbose=0
+    )
+    unpadded = learner.evaluate(
+        x[:-5], y[:-5], sample_weight=weights[:-5], batch_size=BATCH, return_dict=True, verbose=0
+    )
     for name, value in unpadded.items():
         np.testing.assert_allclose(weighted[name], value, rtol=1e-5, err_msg=name)
 
     logits = [np.float64(peer.predict(x, verbose=0)) for peer in learner.peers]
     ce = -log_softmax(logits[0], axis=-1)[np.arange(EXAMPLES), y]
-    np.testing.assert_allclose(weighted["peer0_ce"], np.average(ce, weights=weights),
-                               rtol=1e-5)
+    np.testing.assert_allclose(weighted["peer0_ce"], np.average(ce, weights=weights), rtol=1e-5)
     np.testing.assert_allclose(
         weighted["peer1_accuracy"],
-        np.average(logits[1].argmax(-1) == y, weights=weights), atol=1e-6)
+        np.average(logits[1].argmax(-1) == y, weights=weights),
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------- serialisation
@@ -256,9 +260,7 @@ def test_evaluate_reports_sample_weighted_means():
 
 def test_keras_file_round_trip_keeps_predictions_and_resumes(tmp_path):
     x, y = make_data()
-    learner = MutualLearner(
-        [make_peer(0), make_peer(1, hidden=5)], alpha=0.5, update=UPDATES[-1]
-    )
+    learner = MutualLearner([make_peer(0), make_peer(1, hidden=5)], alpha=0.5, update=UPDATES[-1])
     learner.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
     learner.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)
     path = tmp_path / "cohort.keras"
@@ -332,9 +334,7 @@ def test_alpha_schedule_reaches_a_jit_compiled_step():
 
     learner = MutualLearner(peers, alpha=2.0)
     learner.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=True)
-    history = learner.fit(
-        x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[SetAlpha()]
-    )
+    history = learner.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[SetAlpha()])
     assert learner.jit_compile is True
     target = peers[1].predict(x, verbose=0)
     learner_logits = peers[0].predict(x, verbose=0)
@@ -358,10 +358,10 @@ def test_schedules_change_alpha_and_weight_without_retracing(update):
     x, y = make_data()
     learner = CountingLearner([make_peer(0), make_peer(1)], alpha=2.0, update=update)
     learner.compile(optimizer=keras.optimizers.SGD(0.1))
-    callbacks = [schedules.CosineAlpha(3.0, 1.0, epochs=3),
-                 schedules.DivergenceWeightWarmup(2)]
-    history = learner.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
-                          callbacks=callbacks)
+    callbacks = [schedules.CosineAlpha(3.0, 1.0, epochs=3), schedules.DivergenceWeightWarmup(2)]
+    history = learner.fit(
+        x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=callbacks
+    )
     assert EXAMPLES % BATCH == 0  # no ragged last batch, which may trace once more
     assert len(traces) == 1
     assert len(set(np.round(history.history["alpha"], 6))) == 3
@@ -407,7 +407,10 @@ def test_peers_whose_outputs_disagree():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"update": "alternating"}, "must be one of 'simultaneous', 'sequential'; received update='alternating'"),
+        (
+            {"update": "alternating"},
+            "must be one of 'simultaneous', 'sequential'; received update='alternating'",
+        ),
         ({"divergence": "jensen"}, "Unknown divergence 'jensen'"),
         ({"divergence": "kl", "alpha": 2.0}, "only applies to divergence='renyi'"),
         ({"alpha": -1.0}, "received alpha=-1.0"),

@@ -3,13 +3,13 @@
 import keras
 import numpy as np
 import pytest
+from autodiff import gradient
+from autodiff import to_numpy
 from scipy.special import log_softmax
 from scipy.special import logsumexp
 from scipy.special import softmax
 
 from rdml_keras import losses
-from autodiff import gradient
-from autodiff import to_numpy
 
 pytestmark = pytest.mark.backends
 
@@ -60,16 +60,12 @@ def gradient_wrt_learner(fn, target, learner):
 def test_renyi_matches_definition(logits, alpha):
     target, learner = logits
     got = losses.renyi_divergence(target, learner, alpha)
-    np.testing.assert_allclose(
-        got, reference_renyi(target, learner, alpha), rtol=2e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(got, reference_renyi(target, learner, alpha), rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
 @pytest.mark.parametrize("temperature", [0.5, 4.0])
-def test_renyi_temperature_divides_logits_and_scales_by_t_squared(
-    logits, alpha, temperature
-):
+def test_renyi_temperature_divides_logits_and_scales_by_t_squared(logits, alpha, temperature):
     target, learner = logits
     got = losses.renyi_divergence(target, learner, alpha, temperature)
     want = reference_renyi(target, learner, alpha, temperature)
@@ -79,12 +75,8 @@ def test_renyi_temperature_divides_logits_and_scales_by_t_squared(
 def test_renyi_at_alpha_one_is_kl_from_probabilities(logits):
     target, learner = logits
     want = reference_kl_probabilities(target, learner)
-    np.testing.assert_allclose(
-        losses.renyi_divergence(target, learner, 1.0), want, rtol=2e-5
-    )
-    np.testing.assert_allclose(
-        losses.kl_divergence(target, learner), want, rtol=2e-5
-    )
+    np.testing.assert_allclose(losses.renyi_divergence(target, learner, 1.0), want, rtol=2e-5)
+    np.testing.assert_allclose(losses.kl_divergence(target, learner), want, rtol=2e-5)
 
 
 def test_renyi_at_alpha_zero_is_exactly_zero_with_zero_gradient(logits):
@@ -99,9 +91,7 @@ def test_renyi_at_alpha_zero_is_exactly_zero_with_zero_gradient(logits):
 def test_renyi_is_continuous_through_alpha_one(logits):
     target, learner = logits
     alphas = 1.0 + np.array([-1e-3, -1e-5, -1e-7, 0.0, 1e-7, 1e-5, 1e-3])
-    values = np.stack(
-        [losses.renyi_divergence(target, learner, a) for a in alphas]
-    )
+    values = np.stack([losses.renyi_divergence(target, learner, a) for a in alphas])
     want = np.stack([reference_renyi(target, learner, a) for a in alphas])
     np.testing.assert_allclose(values, want, rtol=1e-5)
     # Neighbouring orders 2e-7 apart must agree to float32 resolution.
@@ -111,9 +101,7 @@ def test_renyi_is_continuous_through_alpha_one(logits):
 def test_renyi_is_non_decreasing_in_alpha(logits):
     target, learner = logits
     alphas = [0.0, 0.1, 0.5, 0.9, 0.999, 1.0, 1.001, 1.5, 2.0, 5.0, 20.0]
-    values = np.stack(
-        [losses.renyi_divergence(target, learner, a) for a in alphas]
-    )
+    values = np.stack([losses.renyi_divergence(target, learner, a) for a in alphas])
     assert np.all(np.diff(values, axis=0) >= -1e-5)
     assert np.all(values[-1] > values[1])
 
@@ -136,9 +124,7 @@ def test_alpha_may_be_a_variable():
 def test_renyi_gradient_is_q_minus_r(logits, alpha):
     """∂D_α/∂z_q = q − r with r = softmax(α log p + (1−α) log q) (DESIGN §1.2)."""
     target, learner = logits
-    got = gradient_wrt_learner(
-        lambda t, l: losses.renyi_divergence(t, l, alpha), target, learner
-    )
+    got = gradient_wrt_learner(lambda t, l: losses.renyi_divergence(t, l, alpha), target, learner)
     log_p = log_softmax(np.float64(target), axis=-1)
     log_q = log_softmax(np.float64(learner), axis=-1)
     q = np.exp(log_q)
@@ -184,7 +170,9 @@ def test_finite_values_and_gradients_at_huge_logits(alpha, dtype):
     assert np.all(np.isfinite(value))
     assert np.all(np.isfinite(grad.astype("float32")))
     # Reference on the same (rounded) inputs: bfloat16 stores 1e4 as 9984.
-    rounded = lambda z: to_numpy(keras.ops.cast(keras.ops.convert_to_tensor(z, dtype), "float32")).astype("float64")
+    rounded = lambda z: to_numpy(  # noqa: E731
+        keras.ops.cast(keras.ops.convert_to_tensor(z, dtype), "float32")
+    ).astype("float64")
     want = reference_renyi(rounded(target), rounded(learner), alpha)
     np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-3)
 
@@ -320,9 +308,7 @@ def test_distillation_adapter_plugs_into_keras_distiller():
     distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     history = distiller.fit(x, y, epochs=1, verbose=0)
     assert np.isfinite(history.history["distillation_loss"][0])
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(adapter)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(adapter))
     assert restored.get_config() == adapter.get_config()
 
 

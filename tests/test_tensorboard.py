@@ -10,7 +10,6 @@ in `train` only.
 import json
 import math
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -29,24 +28,28 @@ ALPHA = 1.5
 LEARNING_RATE = 3e-3
 PEER_TAGS = [f"epoch_peer{k}_{metric}" for k in (0, 1) for metric in ("accuracy", "ce", "div")]
 COMMON_TAGS = PEER_TAGS + ["epoch_ensemble_accuracy", "epoch_alpha", "epoch_loss"]
-EXPECTED_TAGS = {"train": set(COMMON_TAGS) | {"epoch_learning_rate"},
-                 "validation": set(COMMON_TAGS)}
+EXPECTED_TAGS = {
+    "train": set(COMMON_TAGS) | {"epoch_learning_rate"},
+    "validation": set(COMMON_TAGS),
+}
 STARTUP_TIMEOUT_S = 120  # TensorBoard imports TensorFlow first: slow on a busy 2-core box
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished RDML run: two MLPs on digits, constant α and learning rate."""
-    config = ExperimentConfig.from_dict({
-        "name": "tensorboard_test",
-        "dataset": {"name": "digits", "augment": "none", "train_size": 300},
-        "peers": ["mlp", "mlp"],
-        "divergence": {"kind": "renyi", "alpha": ALPHA},
-        "optimizer": {"name": "adamw", "learning_rate": LEARNING_RATE, "weight_decay": 1e-4},
-        "epochs": EPOCHS,
-        "batch_size": 64,
-        "histogram_freq": 1,
-    })
+    config = ExperimentConfig.from_dict(
+        {
+            "name": "tensorboard_test",
+            "dataset": {"name": "digits", "augment": "none", "train_size": 300},
+            "peers": ["mlp", "mlp"],
+            "divergence": {"kind": "renyi", "alpha": ALPHA},
+            "optimizer": {"name": "adamw", "learning_rate": LEARNING_RATE, "weight_decay": 1e-4},
+            "epochs": EPOCHS,
+            "batch_size": 64,
+            "histogram_freq": 1,
+        }
+    )
     out = tmp_path_factory.mktemp("tb") / "run"
     training.train(config, out, verbose=0, log=lambda *_: None)
     return out
@@ -70,21 +73,39 @@ def server(run_dir, tmp_path_factory):
     log_file = tmp_path_factory.mktemp("tb_server") / "tensorboard.log"
     with open(log_file, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir / "logs"),
-             "--host", "127.0.0.1", "--port", "0",
-             # The pure-Python loader: no separate data-server process to clean up.
-             "--load_fast", "false", "--reload_interval", "1"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir",
+                str(run_dir / "logs"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                # The pure-Python loader: no separate data-server process to clean up.
+                "--load_fast",
+                "false",
+                "--reload_interval",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
     try:
         base = None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"tensorboard exited with {process.returncode}:\n"
-                            f"{log_file.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"tensorboard exited with {process.returncode}:\n"
+                    f"{log_file.read_text(errors='replace')[-3000:]}"
+                )
             if base is None:
-                match = re.search(r"http://127\.0\.0\.1:(\d+)/", log_file.read_text(errors="replace"))
+                text = log_file.read_text(errors="replace")
+                match = re.search(r"http://127\.0\.0\.1:(\d+)/", text)
                 if match:
                     base = f"http://127.0.0.1:{match.group(1)}"
             if base is not None:
@@ -95,8 +116,10 @@ def server(run_dir, tmp_path_factory):
                     pass  # listening but not serving yet
             time.sleep(0.5)
         else:
-            pytest.fail(f"tensorboard did not serve the run's tags within {STARTUP_TIMEOUT_S} s "
-                        f"(base URL: {base}):\n{log_file.read_text(errors='replace')[-3000:]}")
+            pytest.fail(
+                f"tensorboard did not serve the run's tags within {STARTUP_TIMEOUT_S} s "
+                f"(base URL: {base}):\n{log_file.read_text(errors='replace')[-3000:]}"
+            )
         yield base
     finally:
         process.terminate()
@@ -116,8 +139,9 @@ def test_tags_are_the_documented_ones(server):
 
 
 @pytest.mark.parametrize("run", ["train", "validation"])
-@pytest.mark.parametrize("tag", ["epoch_peer0_accuracy", "epoch_peer1_div", "epoch_alpha",
-                                 "epoch_ensemble_accuracy"])
+@pytest.mark.parametrize(
+    "tag", ["epoch_peer0_accuracy", "epoch_peer1_div", "epoch_alpha", "epoch_ensemble_accuracy"]
+)
 def test_scalar_series_have_one_point_per_epoch(server, run, tag):
     series = _get(server, "/data/plugin/scalars/scalars", run=run, tag=tag)
     # [[wall_time, step, value], ...]
@@ -143,8 +167,9 @@ def test_validation_series_ends_at_the_reported_test_accuracy(server, run_dir):
     """The `validation` run is the test split: its last ensemble accuracy is
     the one results.json reports for the finished run."""
     results = json.loads((run_dir / "results.json").read_text())
-    series = _get(server, "/data/plugin/scalars/scalars", run="validation",
-                  tag="epoch_ensemble_accuracy")
+    series = _get(
+        server, "/data/plugin/scalars/scalars", run="validation", tag="epoch_ensemble_accuracy"
+    )
     assert series[-1][2] == pytest.approx(results["ensemble"]["test_accuracy"], abs=1e-5)
 
 
