@@ -114,13 +114,13 @@ def train_cohort(dataset, *, seed, divergence, alpha, args):
     )
     callbacks = []
     if divergence is not None and args.lambda_warmup:
-        callbacks.append(schedules.DivergenceWeightWarmup(
-            args.lambda_warmup, weight=args.divergence_weight))
+        callbacks.append(
+            schedules.DivergenceWeightWarmup(args.lambda_warmup, weight=args.divergence_weight)
+        )
     if alpha is not None and args.alpha_schedule == "cosine":
         callbacks.append(schedules.CosineAlpha(alpha, args.alpha_min, args.epochs))
     start = time.perf_counter()
-    learner.fit(bundle.train, epochs=args.epochs, verbose=0, shuffle=False,
-                callbacks=callbacks)
+    learner.fit(bundle.train, epochs=args.epochs, verbose=0, shuffle=False, callbacks=callbacks)
     scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
     seconds = time.perf_counter() - start
     return {
@@ -227,8 +227,10 @@ def tables_from_runs(run_dirs):
     groups = {}
     for run_dir in run_dirs:
         run_dir = pathlib.Path(run_dir)
-        files = [run_dir / "results.json"] if (run_dir / "results.json").is_file() else sorted(
-            run_dir.glob("seed*/results.json")
+        files = (
+            [run_dir / "results.json"]
+            if (run_dir / "results.json").is_file()
+            else sorted(run_dir.glob("seed*/results.json"))
         )
         for path in files:
             result = json.loads(path.read_text(encoding="utf-8"))
@@ -254,40 +256,63 @@ def tables_from_runs(run_dirs):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1 seed, 1 epoch, 2 methods, digits only, MLP peers "
-                             "(smoke test)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 seed, 1 epoch, 2 methods, digits only, MLP peers (smoke test)",
+    )
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)))
     parser.add_argument("--alphas", default=",".join(f"{a:g}" for a in DEFAULT_ALPHAS))
-    parser.add_argument("--methods", default=None,
-                        help="comma-separated subset of method labels, e.g. "
-                             "'independent,DML'")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated subset of method labels, e.g. 'independent,DML'",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                        help="Adam, or SGD with Nesterov momentum 0.9; both with "
-                             "cosine learning-rate decay to 0")
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        default="adam",
+        help="Adam, or SGD with Nesterov momentum 0.9; both with cosine learning-rate decay to 0",
+    )
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.0,
-                        help="L2 weight decay on every kernel (SGD-style wd)")
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="L2 weight decay on every kernel (SGD-style wd)",
+    )
     parser.add_argument("--augment", default="none")
     parser.add_argument("--arch", default="small_cnn")
     parser.add_argument("--peers", type=int, default=2)
     parser.add_argument("--divergence-weight", type=float, default=1.0)
-    parser.add_argument("--lambda-warmup", type=int, default=0, metavar="EPOCHS",
-                        help="ramp λ linearly from 0 over this many epochs "
-                             "(DivergenceWeightWarmup)")
-    parser.add_argument("--alpha-schedule", choices=("constant", "cosine"),
-                        default="constant",
-                        help="cosine: anneal each RDML α towards --alpha-min (CosineAlpha)")
+    parser.add_argument(
+        "--lambda-warmup",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="ramp λ linearly from 0 over this many epochs (DivergenceWeightWarmup)",
+    )
+    parser.add_argument(
+        "--alpha-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: anneal each RDML α towards --alpha-min (CosineAlpha)",
+    )
     parser.add_argument("--alpha-min", type=float, default=1.0)
-    parser.add_argument("--train-size", default=None,
-                        help="e.g. 'mnist_sample=500,digits=300' (the default)")
+    parser.add_argument(
+        "--train-size", default=None, help="e.g. 'mnist_sample=500,digits=300' (the default)"
+    )
     parser.add_argument("--json", metavar="OUT", help="write every per-seed number here")
-    parser.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
-                        help="tabulate finished `python -m rdml_keras train --seeds` runs "
-                             "instead of training (used by benchmarks/cifar100.sh)")
+    parser.add_argument(
+        "--from-runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="tabulate finished `python -m rdml_keras train --seeds` runs "
+        "instead of training (used by benchmarks/cifar100.sh)",
+    )
     args = parser.parse_args(argv)
     sizes = dict(DEFAULT_TRAIN_SIZE)
     if args.train_size:
@@ -328,10 +353,10 @@ def main(argv=None):
         f"{f' → {args.alpha_min:g}' if args.alpha_schedule == 'cosine' else ''}, "
         f"seeds {','.join(map(str, args.seeds))}"
     )
-    print("# command: python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-          flush=True)
+    print("# command: python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]), flush=True)
     methods = method_list(
-        args.alphas, args.methods,
+        args.alphas,
+        args.methods,
         alpha_min=args.alpha_min if args.alpha_schedule == "cosine" else None,
     )
     everything = {}
@@ -340,14 +365,16 @@ def main(argv=None):
         # Seeds outermost: a partial run still gives paired comparisons.
         for seed in args.seeds:
             for label, divergence, alpha in methods:
-                run = train_cohort(dataset, seed=seed, divergence=divergence,
-                                   alpha=alpha, args=args)
+                run = train_cohort(
+                    dataset, seed=seed, divergence=divergence, alpha=alpha, args=args
+                )
                 results[label][seed] = run
                 print(
                     f"#   {dataset} seed {seed} {label}: peers "
                     + " ".join(f"{100 * a:.2f}" for a in run["peers"])
                     + f", ensemble {100 * run['ensemble']:.2f} ({run['seconds']:.1f} s)",
-                    file=sys.stderr, flush=True,
+                    file=sys.stderr,
+                    flush=True,
                 )
         size = args.train_size.get(dataset)
         print(f"\n### {dataset} (train_size={size}, test split of the bundled set)\n")
@@ -358,8 +385,12 @@ def main(argv=None):
     wall = time.perf_counter() - started
     print(f"\n# wall time {wall:.0f} s")
     if args.json:
-        payload = {"args": {k: v for k, v in vars(args).items()},
-                   "machine": machine(), "wall_seconds": wall, "results": everything}
+        payload = {
+            "args": {k: v for k, v in vars(args).items()},
+            "machine": machine(),
+            "wall_seconds": wall,
+            "results": everything,
+        }
         pathlib.Path(args.json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
 

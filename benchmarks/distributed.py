@@ -47,22 +47,49 @@ def _free_port():
 
 def _train(out, settings, processes):
     """Run the cohort with `processes` JAX processes; epoch seconds (process 0)."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    common = [sys.executable, "-m", "rdml_keras", "train", "--config", str(CONFIG),
-              "--verbose", "0", "--out", str(out)]
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    common = [
+        sys.executable,
+        "-m",
+        "rdml_keras",
+        "train",
+        "--config",
+        str(CONFIG),
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+    ]
     common += [x for s in settings for x in ("--set", s)]
     if processes == 1:
         commands = [common]
     else:
         port = _free_port()
-        commands = [common + ["--set", "distribution.strategy=multiprocess",
-                              "--set", f"distribution.num_processes={processes}",
-                              "--set", f"distribution.process_id={k}",
-                              "--set", f"distribution.coordinator_address=127.0.0.1:{port}"]
-                    for k in range(processes)]
-    running = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for c in commands]
+        commands = [
+            common
+            + [
+                "--set",
+                "distribution.strategy=multiprocess",
+                "--set",
+                f"distribution.num_processes={processes}",
+                "--set",
+                f"distribution.process_id={k}",
+                "--set",
+                f"distribution.coordinator_address=127.0.0.1:{port}",
+            ]
+            for k in range(processes)
+        ]
+    running = [
+        subprocess.Popen(
+            c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for c in commands
+    ]
     for process in running:
         output, _ = process.communicate(timeout=1800)
         if process.returncode:
@@ -80,26 +107,39 @@ def main(argv=None):
     args = parser.parse_args(argv)
     epochs, train_size = (2, 256) if args.quick else (args.epochs, args.train_size)
     batch = 64
-    settings = [f"epochs={epochs}", f"dataset.train_size={train_size}",
-                f"batch_size={batch}", "validation_freq=0"]
+    settings = [
+        f"epochs={epochs}",
+        f"dataset.train_size={train_size}",
+        f"batch_size={batch}",
+        "validation_freq=0",
+    ]
     images = train_size // batch * batch  # data parallel runs use full batches only
     rows = []
     with tempfile.TemporaryDirectory(prefix="rdml_distributed_") as tmp:
         for processes in (1, 2):
             seconds = _train(pathlib.Path(tmp) / f"p{processes}", settings, processes)
             timed = seconds[1:]
-            rows.append({"processes": processes, "epoch_seconds": seconds,
-                         "images_per_second": images / statistics.median(timed)})
+            rows.append(
+                {
+                    "processes": processes,
+                    "epoch_seconds": seconds,
+                    "images_per_second": images / statistics.median(timed),
+                }
+            )
     base = rows[0]["images_per_second"]
     print(machine())
-    print(f"\nsmall_cnn × 2, RDML α=2, global batch {batch}, {images} MNIST images an "
-          f"epoch, {epochs} epochs (the first left out), JAX on CPU\n")
+    print(
+        f"\nsmall_cnn × 2, RDML α=2, global batch {batch}, {images} MNIST images an "
+        f"epoch, {epochs} epochs (the first left out), JAX on CPU\n"
+    )
     print("| processes | images/s (median epoch) | vs 1 process | epoch seconds |")
     print("|---:|---:|---:|---|")
     for row in rows:
-        print(f"| {row['processes']} | {row['images_per_second']:.0f} | "
-              f"{row['images_per_second'] / base:.2f}× | "
-              f"{', '.join(f'{s:.2f}' for s in row['epoch_seconds'])} |")
+        print(
+            f"| {row['processes']} | {row['images_per_second']:.0f} | "
+            f"{row['images_per_second'] / base:.2f}× | "
+            f"{', '.join(f'{s:.2f}' for s in row['epoch_seconds'])} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
 

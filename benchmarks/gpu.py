@@ -101,9 +101,22 @@ class Plan:
 # runs ResNet-8, K = 2 and 3, and times one precision, mixed_bfloat16 (the
 # correctness part runs float32; tests/test_benchmarks.py steps the
 # reference loop in float16).
-SMOKE = Plan(depth=8, batch=8, peers=(2, 3), precisions=PRECISIONS[:1],
-             torch_precisions=PRECISIONS[:1], warmup=2, steps=2, rounds=2, check_batch=8,
-             schedule_epochs=3, schedule_batches=2, torch_steps=2, torch_warmup=1, min_phase_s=3.0)
+SMOKE = Plan(
+    depth=8,
+    batch=8,
+    peers=(2, 3),
+    precisions=PRECISIONS[:1],
+    torch_precisions=PRECISIONS[:1],
+    warmup=2,
+    steps=2,
+    rounds=2,
+    check_batch=8,
+    schedule_epochs=3,
+    schedule_batches=2,
+    torch_steps=2,
+    torch_warmup=1,
+    min_phase_s=3.0,
+)
 
 
 def log(message):
@@ -137,9 +150,13 @@ def _pool(plan, batch, count, seed=0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return [(jnp.asarray(rng.standard_normal((batch, *plan.image), dtype=np.float32)),
-             jnp.asarray(rng.integers(0, plan.classes, batch).astype(np.int32)))
-            for _ in range(count)]
+    return [
+        (
+            jnp.asarray(rng.standard_normal((batch, *plan.image), dtype=np.float32)),
+            jnp.asarray(rng.integers(0, plan.classes, batch).astype(np.int32)),
+        )
+        for _ in range(count)
+    ]
 
 
 def _batches(pool):
@@ -182,15 +199,20 @@ def _epoch_timer():
 
 def _fit(model, pool, steps, epochs=1, callbacks=()):
     timer = _epoch_timer()
-    model.fit(_batches(pool), steps_per_epoch=steps, epochs=epochs, verbose=0,
-              shuffle=False, callbacks=[timer, *callbacks])
+    model.fit(
+        _batches(pool),
+        steps_per_epoch=steps,
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
+        callbacks=[timer, *callbacks],
+    )
     return timer
 
 
 def _device_info(jax):
     device = jax.devices()[0]
-    return {"platform": device.platform, "device_kind": device.device_kind,
-            "jax": jax.__version__}
+    return {"platform": device.platform, "device_kind": device.device_kind, "jax": jax.__version__}
 
 
 def _peak_bytes(jax):
@@ -220,8 +242,10 @@ def _state(peer):
     import numpy as np
 
     # Host copies: the train step donates (and so deletes) the device buffers.
-    return ([np.array(v.value) for v in peer.trainable_variables],
-            [np.array(v.value) for v in peer.non_trainable_variables])
+    return (
+        [np.array(v.value) for v in peer.trainable_variables],
+        [np.array(v.value) for v in peer.non_trainable_variables],
+    )
 
 
 def _reference_update(peers, states, x, y, lr, weight, alpha):
@@ -231,26 +255,33 @@ def _reference_update(peers, states, x, y, lr, weight, alpha):
 
     def forward(k, trainable, non_trainable):
         logits, new_non_trainable = peers[k].stateless_call(
-            trainable, non_trainable, x, training=True)
+            trainable, non_trainable, x, training=True
+        )
         return logits.astype(jnp.float32), new_non_trainable
 
     @jax.jit  # one program for every peer; λ is an argument, so λ=0 reuses it
     def updates(states, weight):
-        targets = [jax.lax.stop_gradient(forward(j, *states[j])[0])
-                   for j in range(len(peers))]
+        targets = [jax.lax.stop_gradient(forward(j, *states[j])[0]) for j in range(len(peers))]
         result = []
         for k in range(len(peers)):
+
             def objective(trainable, k=k):
                 logits, new_non_trainable = forward(k, trainable, states[k][1])
                 log_q = jax.nn.log_softmax(logits, axis=-1)
                 ce = -jnp.mean(jnp.take_along_axis(log_q, y[:, None], axis=-1))
-                mimicry = jnp.mean(jnp.stack([jnp.mean(_renyi(targets[j], logits, alpha))
-                                              for j in range(len(peers)) if j != k]))
+                mimicry = jnp.mean(
+                    jnp.stack(
+                        [
+                            jnp.mean(_renyi(targets[j], logits, alpha))
+                            for j in range(len(peers))
+                            if j != k
+                        ]
+                    )
+                )
                 return ce + weight * mimicry, new_non_trainable
 
             grads, new_non_trainable = jax.grad(objective, has_aux=True)(states[k][0])
-            result.append(([w - lr * g for w, g in zip(states[k][0], grads)],
-                           new_non_trainable))
+            result.append(([w - lr * g for w, g in zip(states[k][0], grads)], new_non_trainable))
         return result
 
     return updates(states, jnp.float32(weight))
@@ -259,8 +290,10 @@ def _reference_update(peers, states, x, y, lr, weight, alpha):
 def _max_diff(a, b):
     import numpy as np
 
-    return max(float(np.max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64))))
-               for u, v in zip(a, b))
+    return max(
+        float(np.max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64))))
+        for u, v in zip(a, b)
+    )
 
 
 def check_fit_step(plan):
@@ -277,7 +310,7 @@ def check_fit_step(plan):
     peers = [_peer(plan) for _ in range(2)]
     learner = MutualLearner(peers, divergence="renyi", alpha=ALPHA, divergence_weight=1.0)
     learner.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), metrics=["accuracy"])
-    (x, y), = _pool(plan, plan.check_batch, 1, seed=1)
+    ((x, y),) = _pool(plan, plan.check_batch, 1, seed=1)
     states = [_state(p) for p in peers]
     expected = _reference_update(peers, states, x, y, lr, 1.0, ALPHA)
     without_divergence = _reference_update(peers, states, x, y, lr, 0.0, ALPHA)
@@ -295,8 +328,9 @@ def check_fit_step(plan):
         "tolerance": TOLERANCE,
         # The divergence must move the update by far more than the tolerance,
         # or equality would not show that the mimicry term is right.
-        "passed": bool(weights <= TOLERANCE and statistics_ <= TOLERANCE
-                       and sensitivity > 10 * TOLERANCE),
+        "passed": bool(
+            weights <= TOLERANCE and statistics_ <= TOLERANCE and sensitivity > 10 * TOLERANCE
+        ),
     }, learner
 
 
@@ -319,8 +353,13 @@ def check_alpha_schedule(plan, learner, alpha_max=3.0, alpha_min=0.5):
     # training).
     learner.optimizer.learning_rate = 0.0
     pool = _pool(plan, plan.check_batch, plan.schedule_batches, seed=2)
-    timer = _fit(learner, pool, len(pool), epochs=epochs,
-                 callbacks=[CosineAlpha(alpha_max, alpha_min, epochs=epochs - 1)])
+    timer = _fit(
+        learner,
+        pool,
+        len(pool),
+        epochs=epochs,
+        callbacks=[CosineAlpha(alpha_max, alpha_min, epochs=epochs - 1)],
+    )
     logged_alpha = [float(logs["alpha"]) for logs in timer.logs]
     logged_div = [float(logs["peer0_div"]) for logs in timer.logs]
     expected_alpha = [cosine_alpha(t, alpha_max, alpha_min, epochs - 1) for t in range(epochs)]
@@ -332,19 +371,28 @@ def check_alpha_schedule(plan, learner, alpha_max=3.0, alpha_min=0.5):
     states = [_state(p) for p in peers]
     pairs = [logits(states, x) for x, _ in pool]
     # D_α(peer 1 ‖ peer 0): the target first, the learner second.
-    expected_div = [float(np.mean([jax.numpy.mean(_renyi(z1, z0, a)) for z0, z1 in pairs]))
-                    for a in expected_alpha]
+    expected_div = [
+        float(np.mean([jax.numpy.mean(_renyi(z1, z0, a)) for z0, z1 in pairs]))
+        for a in expected_alpha
+    ]
     alpha_error = max(abs(a - e) for a, e in zip(logged_alpha, expected_alpha))
     div_error = max(abs(d - e) / max(abs(e), 1e-12) for d, e in zip(logged_div, expected_div))
     spread = (max(logged_div) - min(logged_div)) / max(abs(max(logged_div)), 1e-12)
     return {
-        "alpha_expected": expected_alpha, "alpha_logged": logged_alpha,
-        "peer0_div_logged": logged_div, "peer0_div_expected": expected_div,
-        "max_abs_error_alpha": alpha_error, "max_rel_error_div": div_error,
-        "relative_spread_div": spread, "tolerance": SCHEDULE_TOLERANCE,
-        "passed": bool(alpha_error <= 1e-6 and div_error <= SCHEDULE_TOLERANCE
-                       and spread > 100 * SCHEDULE_TOLERANCE
-                       and all(np.isfinite(logged_div))),
+        "alpha_expected": expected_alpha,
+        "alpha_logged": logged_alpha,
+        "peer0_div_logged": logged_div,
+        "peer0_div_expected": expected_div,
+        "max_abs_error_alpha": alpha_error,
+        "max_rel_error_div": div_error,
+        "relative_spread_div": spread,
+        "tolerance": SCHEDULE_TOLERANCE,
+        "passed": bool(
+            alpha_error <= 1e-6
+            and div_error <= SCHEDULE_TOLERANCE
+            and spread > 100 * SCHEDULE_TOLERANCE
+            and all(np.isfinite(logged_div))
+        ),
     }
 
 
@@ -360,8 +408,12 @@ def correctness_worker(plan):
         log(f"# fit step: {fit_step}")
         schedule = check_alpha_schedule(plan, learner)
         log(f"# alpha schedule: {schedule}")
-    return {"device": _device_info(jax), "keras": keras.__version__,
-            "fit_step": fit_step, "alpha_schedule": schedule}
+    return {
+        "device": _device_info(jax),
+        "keras": keras.__version__,
+        "fit_step": fit_step,
+        "alpha_schedule": schedule,
+    }
 
 
 # --------------------------------------------------------------------------
@@ -376,8 +428,12 @@ def _quartiles(values):
 
 
 def _finite_logs(logs_list):
-    values = [v for logs in logs_list for k, v in logs.items()
-              if k == "loss" or k.endswith("_ce") or k.endswith("_div")]
+    values = [
+        v
+        for logs in logs_list
+        for k, v in logs.items()
+        if k == "loss" or k.endswith("_ce") or k.endswith("_div")
+    ]
     finite = bool(values) and all(math.isfinite(v) for v in values)
     return finite, max((abs(v) for v in values), default=float("nan"))
 
@@ -404,14 +460,15 @@ def speed_worker(plan, precision):
     plain = []
     for i in range(max(plan.peers)):  # smallest footprint first (see the docstring)
         model = _peer(plan)
-        model.compile(optimizer=_optimizer(plan.lr),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=_optimizer(plan.lr),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         plain.append((model, warm(model, f"plain{i + 1}")))
     learners = {}
     for k in plan.peers:
-        learner = MutualLearner([_peer(plan) for _ in range(k)], divergence="renyi",
-                                alpha=ALPHA)
+        learner = MutualLearner([_peer(plan) for _ in range(k)], divergence="renyi", alpha=ALPHA)
         learner.compile(optimizer=_optimizer(plan.lr), metrics=["accuracy"])
         learners[k] = (learner, warm(learner, f"learner{k}"))
     compile_s = time.perf_counter() - t0
@@ -420,7 +477,7 @@ def speed_worker(plan, precision):
     plain_times = [[] for _ in plain]
     order = [("ml", k) for k in plan.peers] + [("plain", i) for i in range(len(plain))]
     for r in range(plan.rounds):
-        for kind, index in (order if r % 2 == 0 else order[::-1]):
+        for kind, index in order if r % 2 == 0 else order[::-1]:
             model, logs = learners[index] if kind == "ml" else plain[index]
             timer = _fit(model, pool, plan.steps)
             logs.extend(timer.logs)
@@ -448,22 +505,40 @@ def speed_worker(plan, precision):
         # The K plain fits' peak is the mark after the K-th: the rows before
         # it are its own peers, so it is exact, never masked.
         plain_peak, plain_masked = peak(f"plain{k}")[0], False
-        rows.append({
-            "precision": precision, "peers": k, "depth": plan.depth, "batch": plan.batch,
-            "ml_step_s": ml_step, "plain_step_s": plain_step,
-            "ratio": statistics.median(ratios), "ratio_q1": low, "ratio_q3": high,
-            "images_per_s": plan.batch / ml_step,
-            "plain_images_per_s": plan.batch / plain_step,
-            "peak_bytes": ml_peak, "peak_masked": ml_masked,
-            "plain_peak_bytes": plain_peak, "plain_peak_masked": plain_masked,
-            "steps_checked": plan.warmup + plan.rounds * plan.steps,
-            "finite": finite, "max_abs_logged": largest,
-            "ml_step_s_rounds": ml_times[k], "plain_step_s_rounds": base,
-        })
+        rows.append(
+            {
+                "precision": precision,
+                "peers": k,
+                "depth": plan.depth,
+                "batch": plan.batch,
+                "ml_step_s": ml_step,
+                "plain_step_s": plain_step,
+                "ratio": statistics.median(ratios),
+                "ratio_q1": low,
+                "ratio_q3": high,
+                "images_per_s": plan.batch / ml_step,
+                "plain_images_per_s": plan.batch / plain_step,
+                "peak_bytes": ml_peak,
+                "peak_masked": ml_masked,
+                "plain_peak_bytes": plain_peak,
+                "plain_peak_masked": plain_masked,
+                "steps_checked": plan.warmup + plan.rounds * plan.steps,
+                "finite": finite,
+                "max_abs_logged": largest,
+                "ml_step_s_rounds": ml_times[k],
+                "plain_step_s_rounds": base,
+            }
+        )
     plain_finite = all(_finite_logs(logs)[0] for _, logs in plain)
-    return {"device": _device_info(jax), "keras": keras.__version__,
-            "precision": precision, "compile_and_warmup_s": compile_s,
-            "peaks": readings, "plain_finite": plain_finite, "rows": rows}
+    return {
+        "device": _device_info(jax),
+        "keras": keras.__version__,
+        "precision": precision,
+        "compile_and_warmup_s": compile_s,
+        "peaks": readings,
+        "plain_finite": plain_finite,
+        "rows": rows,
+    }
 
 
 # --------------------------------------------------------------------------
@@ -478,8 +553,9 @@ def _run_part(name, command, env, timeout, log_file):
         f.write(f"\n===== {name}: {' '.join(command)}\n")
         f.flush()
         try:
-            done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                  cwd=ROOT, timeout=timeout)
+            done = subprocess.run(
+                command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT, timeout=timeout
+            )
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -508,20 +584,27 @@ def _machine():
 def tables(results, plan, budget_notes):
     """The markdown report: correctness, speed, the reference loop."""
     lines = []
-    device = next((p["device"] for p in results["parts"].values()
-                   if isinstance(p, dict) and "device" in p), None)
+    device = next(
+        (p["device"] for p in results["parts"].values() if isinstance(p, dict) and "device" in p),
+        None,
+    )
     torch_runs = [r for p in PRECISIONS for r in results["torch"].get(p, [])]
-    keras_version = next((p["keras"] for p in results["parts"].values()
-                          if isinstance(p, dict) and "keras" in p), "?")
+    keras_version = next(
+        (p["keras"] for p in results["parts"].values() if isinstance(p, dict) and "keras" in p), "?"
+    )
     lines.append(f"# GPU benchmark — {results['machine']}")
     if device:
-        lines.append(f"# JAX device: {device['device_kind']} ({device['platform']}); "
-                     f"JAX {device['jax']}, Keras {keras_version}")
+        lines.append(
+            f"# JAX device: {device['device_kind']} ({device['platform']}); "
+            f"JAX {device['jax']}, Keras {keras_version}"
+        )
     if torch_runs:
         lines.append(f"# PyTorch {torch_runs[0]['torch']} on {torch_runs[0]['device_name']}")
     lines.append(f"# command: {results['command']}")
-    lines.append(f"# peers: ResNet-{plan.depth}, input {plan.image}, {plan.classes} classes, "
-                 f"batch {plan.batch}, SGD(lr {plan.lr}, momentum 0.9)")
+    lines.append(
+        f"# peers: ResNet-{plan.depth}, input {plan.image}, {plan.classes} classes, "
+        f"batch {plan.batch}, SGD(lr {plan.lr}, momentum 0.9)"
+    )
     lines.append("")
 
     lines.append("## Correctness (JAX backend)")
@@ -537,7 +620,8 @@ def tables(results, plan, budget_notes):
             f"{f['max_abs_diff_weights']:.1e} (weights), "
             f"{f['max_abs_diff_bn_statistics']:.1e} (BN statistics); update "
             f"{f['max_abs_update']:.1e}; without the divergence "
-            f"{f['max_abs_diff_without_divergence']:.1e} | {f['tolerance']:.0e} |")
+            f"{f['max_abs_diff_without_divergence']:.1e} | {f['tolerance']:.0e} |"
+        )
         s = correctness["alpha_schedule"]
         alphas = ", ".join(f"{a:.2f}" for a in s["alpha_logged"])
         divs = ", ".join(f"{d:.4f}" for d in s["peer0_div_logged"])
@@ -545,35 +629,41 @@ def tables(results, plan, budget_notes):
             f"| α schedule reaches the jitted step (CosineAlpha, lr 0) | float32 | "
             f"{'passed' if s['passed'] else 'FAILED'} | α per epoch {alphas}; peer0_div "
             f"{divs}; max rel. error vs recomputed {s['max_rel_error_div']:.1e} | "
-            f"{s['tolerance']:.0e} |")
+            f"{s['tolerance']:.0e} |"
+        )
     else:
         lines.append(f"| fit step = per-peer reference | float32 | not run: {correctness} | | |")
-        lines.append(f"| α schedule reaches the jitted step | float32 | not run: "
-                     f"{correctness} | | |")
+        lines.append(
+            f"| α schedule reaches the jitted step | float32 | not run: {correctness} | | |"
+        )
     for precision in PRECISIONS:
         part = results["parts"].get(f"speed {precision}")
         if isinstance(part, dict):
             counted = " + ".join(f"K={r['peers']}: {r['steps_checked']}" for r in part["rows"])
             ok = all(r["finite"] for r in part["rows"])
             largest = max(r["max_abs_logged"] for r in part["rows"])
-            lines.append(f"| loss and divergences finite, every step | {precision} | "
-                         f"{'passed' if ok else 'FAILED'} | steps {counted}; largest "
-                         f"logged value {largest:.3g} | finite |")
+            lines.append(
+                f"| loss and divergences finite, every step | {precision} | "
+                f"{'passed' if ok else 'FAILED'} | steps {counted}; largest "
+                f"logged value {largest:.3g} | finite |"
+            )
         else:
-            lines.append(f"| loss and divergences finite, every step | {precision} | "
-                         f"not run: {part} | | |")
+            lines.append(
+                f"| loss and divergences finite, every step | {precision} | not run: {part} | | |"
+            )
     lines.append("")
 
     lines.append("## Speed")
     lines.append("")
-    lines.append("| precision | K | step (ms) | K plain fits (ms) | mutual / independent (IQR) "
-                 "| images/s | PyTorch reference images/s | ours / reference "
-                 "| peak GPU memory (MiB) | K plain peak (MiB) | reference peak (MiB) |")
+    lines.append(
+        "| precision | K | step (ms) | K plain fits (ms) | mutual / independent (IQR) "
+        "| images/s | PyTorch reference images/s | ours / reference "
+        "| peak GPU memory (MiB) | K plain peak (MiB) | reference peak (MiB) |"
+    )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for precision in PRECISIONS:
         part = results["parts"].get(f"speed {precision}")
-        reference = {r["peers"]: r for r in results["torch"].get(precision, [])
-                     if not r["tuned"]}
+        reference = {r["peers"]: r for r in results["torch"].get(precision, []) if not r["tuned"]}
         for k in plan.peers:
             ref = reference.get(k)
             ref_ips = f"{ref['images_per_s']:.0f}" if ref else "not measured"
@@ -586,16 +676,20 @@ def tables(results, plan, budget_notes):
                     f"{1000 * r['plain_step_s']:.1f} | {r['ratio']:.3f} "
                     f"({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f}) | {r['images_per_s']:.0f} | "
                     f"{ref_ips} | {versus} | {_mib(r['peak_bytes'], r['peak_masked'])} | "
-                    f"{_mib(r['plain_peak_bytes'], r['plain_peak_masked'])} | {ref_peak} |")
+                    f"{_mib(r['plain_peak_bytes'], r['plain_peak_masked'])} | {ref_peak} |"
+                )
             else:
-                lines.append(f"| {precision} | {k} | not measured: {part} | | | | {ref_ips} "
-                             f"| — | | | {ref_peak} |")
+                lines.append(
+                    f"| {precision} | {k} | not measured: {part} | | | | {ref_ips} "
+                    f"| — | | | {ref_peak} |"
+                )
     lines.append("")
 
     lines.append("## PyTorch reference loop (parklize/rdml algorithm)")
     lines.append("")
-    lines.append("| precision | K | settings | step (ms) | images/s | peak GPU memory (MiB) "
-                 "| finite |")
+    lines.append(
+        "| precision | K | settings | step (ms) | images/s | peak GPU memory (MiB) | finite |"
+    )
     lines.append("|---|---:|---|---:|---:|---:|---|")
     for precision in PRECISIONS:
         runs = results["torch"].get(precision)
@@ -605,19 +699,27 @@ def tables(results, plan, budget_notes):
             continue
         for r in runs:
             settings = "channels-last, cudnn.benchmark" if r["tuned"] else "as the reference"
-            lines.append(f"| {precision} | {r['peers']} | {settings} | "
-                         f"{1000 * r['step_s']:.1f} | {r['images_per_s']:.0f} | "
-                         f"{_mib(r['peak_bytes'])} | {'yes' if r['finite'] else 'NO'} |")
+            lines.append(
+                f"| {precision} | {r['peers']} | {settings} | "
+                f"{1000 * r['step_s']:.1f} | {r['images_per_s']:.0f} | "
+                f"{_mib(r['peak_bytes'])} | {'yes' if r['finite'] else 'NO'} |"
+            )
     lines.append("")
-    lines.append("- step = a timed epoch / its steps, median over rounds; mutual / "
-                 "independent = learner step / Σ K plain `fit` steps of the same round, "
-                 "median (IQR); images/s = batch / step (every image through all K peers).")
-    lines.append("- peak GPU memory: JAX `peak_bytes_in_use` after the row's warm-up, rows "
-                 "in increasing size within one process per precision (a reading includes "
-                 "the few MiB of weights of the rows before it; ≤: the mark did not rise); "
-                 "PyTorch `max_memory_allocated` per row.")
-    lines.append("- PyTorch float32 keeps its defaults (cuDNN convolutions may use TF32), "
-                 "as XLA's default precision does on the JAX side.")
+    lines.append(
+        "- step = a timed epoch / its steps, median over rounds; mutual / "
+        "independent = learner step / Σ K plain `fit` steps of the same round, "
+        "median (IQR); images/s = batch / step (every image through all K peers)."
+    )
+    lines.append(
+        "- peak GPU memory: JAX `peak_bytes_in_use` after the row's warm-up, rows "
+        "in increasing size within one process per precision (a reading includes "
+        "the few MiB of weights of the rows before it; ≤: the mark did not rise); "
+        "PyTorch `max_memory_allocated` per row."
+    )
+    lines.append(
+        "- PyTorch float32 keeps its defaults (cuDNN convolutions may use TF32), "
+        "as XLA's default precision does on the JAX side."
+    )
     for note in budget_notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
@@ -639,15 +741,28 @@ def _groups(plan, smoke, cache_dir):
     """
     me = [sys.executable, os.path.abspath(__file__), "--cache-dir", cache_dir]
     me += ["--smoke"] if smoke else []
-    torch = [sys.executable, os.path.join(HERE, "torch_reference.py"),
-             "--batch", str(plan.batch), "--depth", str(plan.depth),
-             "--steps", str(plan.torch_steps), "--warmup", str(plan.torch_warmup),
-             "--alpha", str(ALPHA), "--lr", str(plan.lr)]
+    torch = [
+        sys.executable,
+        os.path.join(HERE, "torch_reference.py"),
+        "--batch",
+        str(plan.batch),
+        "--depth",
+        str(plan.depth),
+        "--steps",
+        str(plan.torch_steps),
+        "--warmup",
+        str(plan.torch_warmup),
+        "--alpha",
+        str(ALPHA),
+        "--lr",
+        str(plan.lr),
+    ]
     # CPU: one thread. Two OpenMP threads on two shared cores stall each other
     # (a smoke step went from 0.08 s to 2 s under load).
     torch += ["--threads", "1"] if smoke else []
     jax_parts = [("correctness", "correctness")] + [
-        (f"speed {p}", f"speed:{p}") for p in plan.precisions]
+        (f"speed {p}", f"speed:{p}") for p in plan.precisions
+    ]
 
     def jax_group(parts):
         command = list(me)
@@ -681,18 +796,35 @@ def orchestrate(args, plan):
     worker_log = os.path.join(out, "workers.log")
     open(worker_log, "w").close()
     scratch = tempfile.mkdtemp(prefix="rdml_gpu_")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    }
     if args.smoke:
         # XLA:CPU spends most of a smoke run compiling, mostly in LLVM's
         # optimisation passes: skip them. (Never set for the GPU run.)
-        env["XLA_FLAGS"] = " ".join(filter(None, [
-            os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0",
-            "--xla_llvm_disable_expensive_passes=true"]))
+        env["XLA_FLAGS"] = " ".join(
+            filter(
+                None,
+                [
+                    os.environ.get("XLA_FLAGS"),
+                    "--xla_backend_optimization_level=0",
+                    "--xla_llvm_disable_expensive_passes=true",
+                ],
+            )
+        )
 
-    results = {"machine": _machine(), "command": " ".join(["python", *sys.argv]),
-               "plan": dataclasses.asdict(plan), "parts": {}, "torch": {}, "seconds": {}}
+    results = {
+        "machine": _machine(),
+        "command": " ".join(["python", *sys.argv]),
+        "plan": dataclasses.asdict(plan),
+        "parts": {},
+        "torch": {},
+        "seconds": {},
+    }
     notes = []
     for precision in PRECISIONS:
         if precision not in plan.precisions:
@@ -704,12 +836,12 @@ def orchestrate(args, plan):
         if left < plan.min_phase_s:
             for name in names:
                 results["parts"][name] = "time budget"
-            notes.append(f"{label}: skipped, {max(left, 0):.0f} s of the "
-                         f"{args.budget:.0f} s budget left")
+            notes.append(
+                f"{label}: skipped, {max(left, 0):.0f} s of the {args.budget:.0f} s budget left"
+            )
             continue
         result_file = os.path.join(scratch, label.replace(" ", "_") + ".json")
-        code, seconds = _run_part(label, command + ["--json", result_file], env, left,
-                                  worker_log)
+        code, seconds = _run_part(label, command + ["--json", result_file], env, left, worker_log)
         results["seconds"][label] = seconds
         data = {}
         if os.path.exists(result_file):  # written as each part finishes
@@ -726,8 +858,9 @@ def orchestrate(args, plan):
             elif name in data:
                 results["parts"][name] = data[name]
                 continue
-            results["parts"][name] = ("time budget" if code == "timeout" else
-                                      f"failed (exit {code}, see workers.log)")
+            results["parts"][name] = (
+                "time budget" if code == "timeout" else f"failed (exit {code}, see workers.log)"
+            )
         if code == "timeout":
             notes.append(f"{label}: stopped by the {args.budget:.0f} s budget")
     results["wall_seconds"] = time.perf_counter() - started
@@ -746,12 +879,16 @@ def orchestrate(args, plan):
 
 def _failures(results):
     """Parts that failed and checks that did not pass (budget skips are not failures)."""
-    failed = [name for name, part in results["parts"].items()
-              if isinstance(part, str) and part.startswith("failed")]
+    failed = [
+        name
+        for name, part in results["parts"].items()
+        if isinstance(part, str) and part.startswith("failed")
+    ]
     correctness = results["parts"].get("correctness")
     if isinstance(correctness, dict):
-        failed += [check for check in ("fit_step", "alpha_schedule")
-                   if not correctness[check]["passed"]]
+        failed += [
+            check for check in ("fit_step", "alpha_schedule") if not correctness[check]["passed"]
+        ]
     for name, part in results["parts"].items():
         if name.startswith("speed ") and isinstance(part, dict):
             failed += [f"{name} K={r['peers']} finite" for r in part["rows"] if not r["finite"]]
@@ -763,10 +900,14 @@ def _failures(results):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="gpu_results", help="folder for tables and logs")
-    parser.add_argument("--smoke", action="store_true",
-                        help="CPU smoke run: ResNet-8, batch 8, a few steps (< 2 min)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for all parts (default 420, smoke 110)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CPU smoke run: ResNet-8, batch 8, a few steps (< 2 min)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds for all parts (default 420, smoke 110)"
+    )
     # A worker process: --worker correctness --worker speed:mixed_bfloat16 ...
     parser.add_argument("--worker", action="append", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)

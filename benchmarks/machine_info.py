@@ -35,8 +35,9 @@ def machine():
     cpu = cpu_model()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                 for g in gpus]
+        names = [
+            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+        ]
         accelerator = f"GPU: {', '.join(names)}"
     else:
         accelerator = "no GPU"
@@ -44,6 +45,8 @@ def machine():
         jax = f"JAX {metadata.version('jax')}, "
     except metadata.PackageNotFoundError:
         jax = ""
-    return (f"{cpu}, {os.cpu_count()} CPU cores, {accelerator}; Python "
-            f"{platform.python_version()}, TensorFlow {tf.__version__}, {jax}Keras "
-            f"{keras.__version__} (backend {keras.backend.backend()})")
+    return (
+        f"{cpu}, {os.cpu_count()} CPU cores, {accelerator}; Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, {jax}Keras "
+        f"{keras.__version__} (backend {keras.backend.backend()})"
+    )

@@ -37,8 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import speed  # noqa: E402  (benchmarks/, next to this script)
 from machine_info import machine  # noqa: E402
 
-CATEGORIES = ("peer forward", "peer backward", "optimizer update", "gradient sums",
-              "loss, divergence, ensemble, metrics")
+CATEGORIES = (
+    "peer forward",
+    "peer backward",
+    "optimizer update",
+    "gradient sums",
+    "loss, divergence, ensemble, metrics",
+)
 
 
 def categorize(op_name, arch):
@@ -110,8 +115,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suites", default="small_cnn,resnet32")
     parser.add_argument("--steps", type=int, default=20, help="profiled steps per model")
-    parser.add_argument("--trace-dir", default=None,
-                        help="keep the traces here (default: a temporary directory)")
+    parser.add_argument(
+        "--trace-dir", default=None, help="keep the traces here (default: a temporary directory)"
+    )
     parser.add_argument("--quick", action="store_true", help="small_cnn, 4 steps, batch 16")
     args = parser.parse_args(argv)
     if args.quick:
@@ -143,8 +149,14 @@ def main(argv=None):
             total = sum(totals.values())
             cells = [f"{totals[c]:.2f} ({100 * totals[c] / total:.1f}%)" for c in CATEGORIES]
             top = ", ".join(f"{op} {ms:.2f}" for op, ms in other.most_common(3))
-            print("| " + " | ".join([suite.arch, label, f"{1000 * step_s:.1f}",
-                                     f"{total:.1f}", *cells, top]) + " |", flush=True)
+            print(
+                "| "
+                + " | ".join(
+                    [suite.arch, label, f"{1000 * step_s:.1f}", f"{total:.1f}", *cells, top]
+                )
+                + " |",
+                flush=True,
+            )
     if not args.trace_dir:
         shutil.rmtree(trace_root, ignore_errors=True)
     return 0

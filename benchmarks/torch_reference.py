@@ -53,8 +53,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-PRECISIONS = {"float32": None, "mixed_bfloat16": torch.bfloat16,
-              "mixed_float16": torch.float16}
+PRECISIONS = {"float32": None, "mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
 
 
 # --------------------------------------------------------------------------
@@ -71,7 +70,7 @@ class ZeroPadShortcut(nn.Module):
         self.pad = (extra // 2, extra - extra // 2)  # before, after (as in Keras)
 
     def forward(self, x):
-        x = x[:, :, ::self.stride, ::self.stride]
+        x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, *self.pad))  # NCHW: pads C last in the tuple
 
 
@@ -84,8 +83,11 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
-        self.shortcut = (ZeroPadShortcut(in_channels, out_channels, stride)
-                         if stride != 1 or in_channels != out_channels else nn.Identity())
+        self.shortcut = (
+            ZeroPadShortcut(in_channels, out_channels, stride)
+            if stride != 1 or in_channels != out_channels
+            else nn.Identity()
+        )
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
@@ -101,7 +103,9 @@ class CifarResNet(nn.Module):
         n = (depth - 2) // 6
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(16, eps=1e-5, momentum=0.1), nn.ReLU())
+            nn.BatchNorm2d(16, eps=1e-5, momentum=0.1),
+            nn.ReLU(),
+        )
         blocks, channels = [], 16
         for stage, filters in enumerate((16, 32, 64)):
             for block in range(n):
@@ -147,23 +151,23 @@ def renyi_divergence(logits_p, logits_q, alpha, eps=1e-8):
 class ReferenceLoop:
     """K peers, K optimizers (and K GradScalers for float16), one step per batch."""
 
-    def __init__(self, peers, alpha=1.5, divergence_weight=1.0, precision="float32",
-                 lr=0.1, momentum=0.9):
+    def __init__(
+        self, peers, alpha=1.5, divergence_weight=1.0, precision="float32", lr=0.1, momentum=0.9
+    ):
         self.peers = peers
         self.alpha = alpha
         self.weight = divergence_weight
         self.dtype = PRECISIONS[precision]
         self.device = next(peers[0].parameters()).device
-        self.optimizers = [torch.optim.SGD(p.parameters(), lr=lr, momentum=momentum)
-                           for p in peers]
+        self.optimizers = [torch.optim.SGD(p.parameters(), lr=lr, momentum=momentum) for p in peers]
         fp16 = precision == "mixed_float16"
-        self.scalers = [torch.amp.GradScaler(self.device.type, enabled=fp16)
-                        for _ in peers]
+        self.scalers = [torch.amp.GradScaler(self.device.type, enabled=fp16) for _ in peers]
         self.ce = nn.CrossEntropyLoss()
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
-                              enabled=self.dtype is not None)
+        return torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        )
 
     def step(self, x, y):
         """One reference step; returns the K losses (tensors, not synced)."""
@@ -175,8 +179,11 @@ class ReferenceLoop:
         losses = []
         for i in range(k):
             with self._autocast():
-                mimicry = sum(renyi_divergence(outputs[j].detach(), outputs[i], self.alpha)
-                              for j in range(k) if j != i)
+                mimicry = sum(
+                    renyi_divergence(outputs[j].detach(), outputs[i], self.alpha)
+                    for j in range(k)
+                    if j != i
+                )
                 loss = self.ce(outputs[i], y) + self.weight * mimicry / (k - 1)
             self.optimizers[i].zero_grad()
             self.scalers[i].scale(loss).backward()
@@ -195,23 +202,42 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def benchmark(peers=2, batch=128, precision="float32", steps=50, warmup=10,
-              device=None, alpha=1.5, lr=0.1, tuned=False, depth=32, image_shape=(32, 32, 3),
-              classes=100, seed=0):
+def benchmark(
+    peers=2,
+    batch=128,
+    precision="float32",
+    steps=50,
+    warmup=10,
+    device=None,
+    alpha=1.5,
+    lr=0.1,
+    tuned=False,
+    depth=32,
+    image_shape=(32, 32, 3),
+    classes=100,
+    seed=0,
+):
     """Time the reference loop; returns a dict of the measurements."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = tuned and device.type == "cuda"  # per run
     memory_format = torch.channels_last if tuned else torch.contiguous_format
     height, width, channels = image_shape
-    models = [CifarResNet(depth, classes, channels).to(device, memory_format=memory_format)
-              for _ in range(peers)]
+    models = [
+        CifarResNet(depth, classes, channels).to(device, memory_format=memory_format)
+        for _ in range(peers)
+    ]
     loop = ReferenceLoop(models, alpha=alpha, precision=precision, lr=lr)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    pool = [(torch.randn(batch, channels, height, width, generator=generator)
-             .to(device, memory_format=memory_format),
-             torch.randint(0, classes, (batch,), generator=generator).to(device))
-            for _ in range(4)]  # a small pool of distinct batches, on the device
+    pool = [
+        (
+            torch.randn(batch, channels, height, width, generator=generator).to(
+                device, memory_format=memory_format
+            ),
+            torch.randint(0, classes, (batch,), generator=generator).to(device),
+        )
+        for _ in range(4)
+    ]  # a small pool of distinct batches, on the device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -226,24 +252,27 @@ def benchmark(peers=2, batch=128, precision="float32", steps=50, warmup=10,
     elapsed = time.perf_counter() - start
     values = torch.stack(losses).float().cpu()
     return {
-        "depth": depth, "peers": peers, "batch": batch, "precision": precision,
+        "depth": depth,
+        "peers": peers,
+        "batch": batch,
+        "precision": precision,
         "alpha": alpha,
-        "tuned": tuned, "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else "cpu"),
+        "tuned": tuned,
+        "device": str(device),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
         "torch": torch.__version__,
-        "steps": steps, "warmup": warmup,
+        "steps": steps,
+        "warmup": warmup,
         "step_s": elapsed / steps,
         "images_per_s": batch * steps / elapsed,
-        "peak_bytes": (torch.cuda.max_memory_allocated(device)
-                       if device.type == "cuda" else None),
+        "peak_bytes": (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None),
         "finite": bool(torch.isfinite(values).all()),
         "last_losses": [float(v) for v in values[-peers:]],
     }
 
 
 def parse_run(spec):
-    """"K:PRECISION[:tuned]" -> (peers, precision, tuned).
+    """ "K:PRECISION[:tuned]" -> (peers, precision, tuned).
 
     >>> parse_run("4:mixed_bfloat16:tuned")
     (4, 'mixed_bfloat16', True)
@@ -252,14 +281,20 @@ def parse_run(spec):
     if len(parts) not in (2, 3) or parts[1] not in PRECISIONS or parts[2:] not in ([], ["tuned"]):
         raise argparse.ArgumentTypeError(
             f"--run {spec!r}: expected K:PRECISION[:tuned], PRECISION one of "
-            f"{', '.join(PRECISIONS)}")
+            f"{', '.join(PRECISIONS)}"
+        )
     return int(parts[0]), parts[1], len(parts) == 3
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=parse_run, action="append", metavar="K:PRECISION[:tuned]",
-                        help="one configuration to time (repeatable; default 2:float32)")
+    parser.add_argument(
+        "--run",
+        type=parse_run,
+        action="append",
+        metavar="K:PRECISION[:tuned]",
+        help="one configuration to time (repeatable; default 2:float32)",
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--depth", type=int, default=32, help="ResNet depth 6n + 2")
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
@@ -278,9 +313,18 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     results = []
     for peers, precision, tuned in args.run or [(2, "float32", False)]:
-        result = benchmark(peers=peers, batch=args.batch, precision=precision,
-                           steps=args.steps, warmup=args.warmup, device=args.device,
-                           alpha=args.alpha, lr=args.lr, tuned=tuned, depth=args.depth)
+        result = benchmark(
+            peers=peers,
+            batch=args.batch,
+            precision=precision,
+            steps=args.steps,
+            warmup=args.warmup,
+            device=args.device,
+            alpha=args.alpha,
+            lr=args.lr,
+            tuned=tuned,
+            depth=args.depth,
+        )
         print(json.dumps(result), flush=True)
         results.append(result)
         gc.collect()  # free this run's peers before the next one's peak is read

@@ -59,18 +59,27 @@ class NonFiniteGuard(keras.callbacks.Callback):
         loss = logs.get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
-        bad = [f"{k}={float(v)}" for k, v in sorted(logs.items())
-               if _is_number(v) and not math.isfinite(float(v))]
+        bad = [
+            f"{k}={float(v)}"
+            for k, v in sorted(logs.items())
+            if _is_number(v) and not math.isfinite(float(v))
+        ]
         raise NonFiniteLossError(
             f"non-finite training loss at epoch {self._epoch + 1}, batch {batch + 1}: "
             f"{', '.join(bad)}{self._describe_peers(logs)}. Lower the learning rate or "
-            "use float32; the checkpoint of the last finished epoch is kept.")
+            "use float32; the checkpoint of the last finished epoch is kept."
+        )
 
     def _describe_peers(self, logs) -> str:
-        bad_keys = [k for k, v in logs.items() if k.startswith("peer")
-                    and k.split("_")[0][4:].isdigit()
-                    and int(k.split("_")[0][4:]) < len(self.peer_names)
-                    and _is_number(v) and not math.isfinite(float(v))]
+        bad_keys = [
+            k
+            for k, v in logs.items()
+            if k.startswith("peer")
+            and k.split("_")[0][4:].isdigit()
+            and int(k.split("_")[0][4:]) < len(self.peer_names)
+            and _is_number(v)
+            and not math.isfinite(float(v))
+        ]
         index = {k: int(k.split("_")[0][4:]) for k in bad_keys}
         sources = sorted({index[k] for k in bad_keys if k.endswith("_ce")})
         touched = sorted(set(index.values()) - set(sources))
@@ -80,21 +89,26 @@ class NonFiniteGuard(keras.callbacks.Callback):
             return ""
         text = " (peers: " + ", ".join(self.peer_names[k] for k in sources)
         if touched:
-            text += ("; non-finite divergence only, from mimicking them: "
-                     + ", ".join(self.peer_names[k] for k in touched))
+            text += "; non-finite divergence only, from mimicking them: " + ", ".join(
+                self.peer_names[k] for k in touched
+            )
         return text + ")"
 
     def on_epoch_end(self, epoch, logs=None):
         peers = list(getattr(self.model, "peers", None) or [self.model])
-        names = self.peer_names if len(self.peer_names) == len(peers) else [
-            getattr(p, "name", str(k)) for k, p in enumerate(peers)]
+        names = (
+            self.peer_names
+            if len(self.peer_names) == len(peers)
+            else [getattr(p, "name", str(k)) for k, p in enumerate(peers)]
+        )
         bad = [name for name, peer in zip(names, peers) if not _all_finite(peer.weights)]
         if bad:
             raise NonFiniteLossError(
                 f"non-finite weights at the end of epoch {epoch + 1} (peers: "
                 f"{', '.join(bad)}), although every logged loss was finite. Lower the "
                 "learning rate or use float32; the checkpoint of the last finished "
-                "epoch is kept.")
+                "epoch is kept."
+            )
 
 
 def _all_finite(variables) -> bool:
@@ -189,8 +203,9 @@ class PeerHistograms(keras.callbacks.Callback):
         import tensorflow as tf
 
         if not hasattr(self.model, "peers"):
-            raise TypeError(f"PeerHistograms needs a MutualLearner; got "
-                            f"{type(self.model).__name__}")
+            raise TypeError(
+                f"PeerHistograms needs a MutualLearner; got {type(self.model).__name__}"
+            )
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -208,4 +223,3 @@ class PeerHistograms(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-

@@ -176,11 +176,14 @@ class RunCheckpoint(keras.callbacks.Callback):
                 digests[path] = (path.stat().st_size, _sha256(path))
             return digests[path]
 
-        weights, previous_weights = (self.restore_dir / WEIGHTS_FILE,
-                                     self.restore_dir / (WEIGHTS_FILE + PREVIOUS_SUFFIX))
-        slots = ((self.restore_dir / METADATA_FILE, weights, previous_weights),
-                 (self.restore_dir / (METADATA_FILE + PREVIOUS_SUFFIX), previous_weights,
-                  weights))
+        weights, previous_weights = (
+            self.restore_dir / WEIGHTS_FILE,
+            self.restore_dir / (WEIGHTS_FILE + PREVIOUS_SUFFIX),
+        )
+        slots = (
+            (self.restore_dir / METADATA_FILE, weights, previous_weights),
+            (self.restore_dir / (METADATA_FILE + PREVIOUS_SUFFIX), previous_weights, weights),
+        )
         for metadata, own, other in slots:
             if not metadata.is_file():
                 continue
@@ -190,22 +193,30 @@ class RunCheckpoint(keras.callbacks.Callback):
                 if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                     raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
             except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-                problems.append((None, f"{metadata}: unreadable checkpoint metadata "
-                                       f"({type(e).__name__}: {first_line(e)})"))
+                problems.append(
+                    (
+                        None,
+                        f"{metadata}: unreadable checkpoint metadata "
+                        f"({type(e).__name__}: {first_line(e)})",
+                    )
+                )
                 continue
             expected = meta.get("weights_sha256")
             if expected is None:  # Keras's own metadata: paired by name
                 if own.is_file():
                     candidates.append(_Candidate(epoch, own, metadata, meta))
                 else:
-                    problems.append((epoch, f"{own}: missing (the weights of epoch {epoch}, "
-                                            f"listed by {metadata})"))
+                    problems.append(
+                        (
+                            epoch,
+                            f"{own}: missing (the weights of epoch {epoch}, listed by {metadata})",
+                        )
+                    )
                 continue
             found = None
             # The other name covers a kill between the renames of one save.
             for weights in (own, other):
-                if weights.is_file() and digest(weights) == (meta.get("weights_bytes"),
-                                                             expected):
+                if weights.is_file() and digest(weights) == (meta.get("weights_bytes"), expected):
                     found = weights
                     break
             if found is not None:
@@ -215,10 +226,13 @@ class RunCheckpoint(keras.callbacks.Callback):
                 state = "missing"
             else:
                 size, actual = digest(own)
-                state = (f"truncated or replaced: {size} bytes with SHA-256 {actual[:12]}…, "
-                         f"expected {meta.get('weights_bytes')} bytes with {expected[:12]}…")
-            problems.append((epoch, f"{own}: {state} (the weights of epoch {epoch}, "
-                                    f"listed by {metadata})"))
+                state = (
+                    f"truncated or replaced: {size} bytes with SHA-256 {actual[:12]}…, "
+                    f"expected {meta.get('weights_bytes')} bytes with {expected[:12]}…"
+                )
+            problems.append(
+                (epoch, f"{own}: {state} (the weights of epoch {epoch}, listed by {metadata})")
+            )
         unique = {}
         for candidate in sorted(candidates, key=lambda c: -c.epoch):
             unique.setdefault((candidate.weights, candidate.epoch), candidate)
@@ -241,32 +255,47 @@ class RunCheckpoint(keras.callbacks.Callback):
         signature = _weights_signature(model)
         for candidate in candidates:
             meta = candidate.meta
-            if meta.get("weights_signature", signature["weights_signature"]) != (
-                    signature["weights_signature"]):
-                problems.append((candidate.epoch, (
-                    f"{candidate.weights}: written for a different cohort ("
-                    f"{meta.get('weights_count')} weight tensors of other shapes; this "
-                    f"config's cohort has {signature['weights_count']})")))
+            if (
+                meta.get("weights_signature", signature["weights_signature"])
+                != (signature["weights_signature"])
+            ):
+                problems.append(
+                    (
+                        candidate.epoch,
+                        (
+                            f"{candidate.weights}: written for a different cohort ("
+                            f"{meta.get('weights_count')} weight tensors of other shapes; this "
+                            f"config's cohort has {signature['weights_count']})"
+                        ),
+                    )
+                )
                 continue
             try:
                 if model.optimizer is not None and not model.optimizer.built:
                     model.optimizer.build(model.trainable_variables)
                 _load_weights(model, candidate.weights)
             except Exception as e:  # h5py and Keras raise OSError, ValueError, ...
-                problems.append((candidate.epoch, (
-                    f"{candidate.weights}: cannot be loaded into this cohort "
-                    f"({type(e).__name__}: {first_line(e)})")))
+                problems.append(
+                    (
+                        candidate.epoch,
+                        (
+                            f"{candidate.weights}: cannot be loaded into this cohort "
+                            f"({type(e).__name__}: {first_line(e)})"
+                        ),
+                    )
+                )
                 continue
             states = meta.get("seed_states")
             variables = _seed_states(model)
             if states is not None and len(states) == len(variables):
                 for variable, state in zip(variables, states):
                     variable.assign(keras.ops.convert_to_tensor(state, dtype=variable.dtype))
-            newer = [text for epoch, text in problems
-                     if epoch is None or epoch >= candidate.epoch]
+            newer = [text for epoch, text in problems if epoch is None or epoch >= candidate.epoch]
             if newer and self.log is not None:
-                self.log(f"warning: {'; '.join(newer)}. Resuming from {candidate.weights} "
-                         f"(epoch {candidate.epoch}), the newest complete checkpoint.")
+                self.log(
+                    f"warning: {'; '.join(newer)}. Resuming from {candidate.weights} "
+                    f"(epoch {candidate.epoch}), the newest complete checkpoint."
+                )
             self._good = (candidate.weights, candidate.metadata)
             self.restored_epoch = self._newest = candidate.epoch
             return candidate.epoch
@@ -275,7 +304,8 @@ class RunCheckpoint(keras.callbacks.Callback):
                 f"cannot resume from {self.restore_dir}: no usable checkpoint. "
                 + "; ".join(text for _, text in problems)
                 + ". Nothing was changed. Move the run directory aside (or delete it) to "
-                "train from epoch 1, or choose another --out.")
+                "train from epoch 1, or choose another --out."
+            )
         self._good = None
         self.restored_epoch = self._newest = 0
         return 0
@@ -298,7 +328,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             raise ValueError(
                 f"RunCheckpoint({self.dir}): `fit` starts at epoch {epoch + 1} but the "
                 f"checkpoint it resumes holds {self._newest} finished epochs; pass "
-                f"`initial_epoch={self._newest}` (what `restore()` returns) to `fit`.")
+                f"`initial_epoch={self._newest}` (what `restore()` returns) to `fit`."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self.save(epoch + 1)
@@ -330,13 +361,17 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _metadata(self, epoch: int, weights: pathlib.Path) -> dict:
         # "batch" is Keras's key for a checkpoint taken mid-epoch; these are
         # taken at epoch ends only, where Keras writes 0.
-        return {"epoch": epoch, "batch": 0,
-                "format": CHECKPOINT_FORMAT,
-                "weights_sha256": _sha256(weights),
-                "weights_bytes": weights.stat().st_size,
-                **_weights_signature(self.model),
-                "seed_states": [keras.ops.convert_to_numpy(v).tolist()
-                                for v in _seed_states(self.model)]}
+        return {
+            "epoch": epoch,
+            "batch": 0,
+            "format": CHECKPOINT_FORMAT,
+            "weights_sha256": _sha256(weights),
+            "weights_bytes": weights.stat().st_size,
+            **_weights_signature(self.model),
+            "seed_states": [
+                keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)
+            ],
+        }
 
     def _rotate(self):
         # Keep the newest complete checkpoint as the previous one (renames:

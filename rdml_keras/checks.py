@@ -46,17 +46,23 @@ def number(name, value, *, minimum=None, above=None, below=None, hint=""):
     ...
     ValueError: `momentum` must be a finite number >= 0 and < 1; received momentum=1.0.
     """
-    bounds = [f"{symbol} {bound:g}" for symbol, bound in
-              ((">=", minimum), (">", above), ("<", below)) if bound is not None]
+    bounds = [
+        f"{symbol} {bound:g}"
+        for symbol, bound in ((">=", minimum), (">", above), ("<", below))
+        if bound is not None
+    ]
     allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or (
-            minimum is not None and number < minimum) or (
-            above is not None and number <= above) or (
-            below is not None and number >= below):
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or (minimum is not None and number < minimum)
+        or (above is not None and number <= above)
+        or (below is not None and number >= below)
+    ):
         fail(name, value, allowed, hint)
     return number
 

@@ -36,8 +36,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-_METHOD_LABELS = {"none": "independent", "kl": "DML (KL)", "renyi": "RDML (Rényi)",
-                  "dkl": "DKL", "ikl": "IKL"}
+_METHOD_LABELS = {
+    "none": "independent",
+    "kl": "DML (KL)",
+    "renyi": "RDML (Rényi)",
+    "dkl": "DKL",
+    "ikl": "IKL",
+}
 _METHOD_ORDER = {"none": 0, "kl": 1, "dkl": 2, "ikl": 3, "renyi": 4}
 
 
@@ -49,87 +54,152 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="python -m rdml_keras",
-        description="Rényi-divergence deep mutual learning (RDML) with Keras 3.")
+        description="Rényi-divergence deep mutual learning (RDML) with Keras 3.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a cohort from a YAML config",
-                           description="Train a cohort. Re-running the same command "
-                           "resumes an interrupted (even killed) run from its newest "
-                           "complete checkpoint; a finished run, another config or a "
-                           "directory in use is refused (exit 2) and left untouched.")
+    train = sub.add_parser(
+        "train",
+        help="train a cohort from a YAML config",
+        description="Train a cohort. Re-running the same command "
+        "resumes an interrupted (even killed) run from its newest "
+        "complete checkpoint; a finished run, another config or a "
+        "directory in use is refused (exit 2) and left untouched.",
+    )
     train.add_argument("--config", required=True, metavar="FILE", help="YAML config")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       dest="overrides",
-                       help="override a config key, e.g. --set divergence.alpha=1.5 "
-                            "(repeatable; values are YAML)")
-    train.add_argument("--out", metavar="DIR",
-                       help="run directory (default: runs/<config name>)")
-    train.add_argument("--seeds", metavar="S,S,...",
-                       help="repeat the run per seed into DIR/seed<s> and write "
-                            "DIR/summary.json with mean ± std")
-    train.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
-                       help="Keras fit verbosity (2: one line per epoch, for log files)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config key, e.g. --set divergence.alpha=1.5 (repeatable; values are YAML)",
+    )
+    train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    train.add_argument(
+        "--seeds",
+        metavar="S,S,...",
+        help="repeat the run per seed into DIR/seed<s> and write DIR/summary.json with mean ± std",
+    )
+    train.add_argument(
+        "--verbose",
+        choices=["auto", "0", "1", "2"],
+        default="auto",
+        help="Keras fit verbosity (2: one line per epoch, for log files)",
+    )
 
     evaluate = sub.add_parser("evaluate", help="re-evaluate a run's exported peers")
     evaluate.add_argument("--run", required=True, metavar="DIR", help="run directory")
 
     summarize = sub.add_parser("summarize", help="markdown table comparing runs")
-    summarize.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                           help="run directories (single runs or --seeds sweeps)")
-    summarize.add_argument("--paired", action="store_true",
-                           help="one row per method (independent, DML, RDML by α) and "
-                                "setting, mean ± std over seeds, with the paired per-seed "
-                                "Δ vs independent and vs DML (what a sweep's summary.md "
-                                "shows)")
+    summarize.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories (single runs or --seeds sweeps)"
+    )
+    summarize.add_argument(
+        "--paired",
+        action="store_true",
+        help="one row per method (independent, DML, RDML by α) and "
+        "setting, mean ± std over seeds, with the paired per-seed "
+        "Δ vs independent and vs DML (what a sweep's summary.md "
+        "shows)",
+    )
 
     sweep = sub.add_parser(
-        "sweep", help="grid or TPE search over config keys, any number of workers",
+        "sweep",
+        help="grid or TPE search over config keys, any number of workers",
         description="Run a grid (Optuna GridSampler) or a search (TPE) over config keys; "
         "every trial is an ordinary run directory under --out/runs. Running the same "
         "command again (another terminal, or another machine with a shared --storage "
         "and --out) joins the study as another worker; a killed worker's trial is "
         "retried and resumes from its checkpoint. Writes --out/summary.md, "
-        "--out/alpha.png and a TensorBoard HParams dashboard (tensorboard --logdir OUT).")
+        "--out/alpha.png and a TensorBoard HParams dashboard (tensorboard --logdir OUT).",
+    )
     sweep.add_argument("--config", required=True, metavar="FILE", help="YAML config")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                       help="grid dimension (repeatable; values are YAML, e.g. "
-                            "divergence.alpha=0,0.5,1,2 or optimizer={name: sgd},"
-                            "{name: adamw}); linked keys move together: "
-                            "dataset.train_size,epochs=[250,40],[4000,6]")
-    sweep.add_argument("--seeds", metavar="S,S,...",
-                       help="paired seeds, a grid dimension (default: the config's "
-                            "seeds, or its seed)")
-    sweep.add_argument("--search", action="append", default=[],
-                       metavar="KEY=float(LO,HI)",
-                       help="TPE search dimension (repeatable): float(LO,HI), "
-                            "float(LO,HI,log) or int(LO,HI); each trial trains every seed")
-    sweep.add_argument("--trials", type=int, metavar="N",
-                       help="with --search: trials of the study, all workers together")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       dest="overrides", help="override a config key for every trial")
-    sweep.add_argument("--storage", metavar="URL",
-                       help="Optuna RDB storage shared by the workers (default "
-                            "sqlite:///OUT/study.db; postgresql://USER@HOST/DB for "
-                            "several machines)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="grid dimension (repeatable; values are YAML, e.g. "
+        "divergence.alpha=0,0.5,1,2 or optimizer={name: sgd},"
+        "{name: adamw}); linked keys move together: "
+        "dataset.train_size,epochs=[250,40],[4000,6]",
+    )
+    sweep.add_argument(
+        "--seeds",
+        metavar="S,S,...",
+        help="paired seeds, a grid dimension (default: the config's seeds, or its seed)",
+    )
+    sweep.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="KEY=float(LO,HI)",
+        help="TPE search dimension (repeatable): float(LO,HI), "
+        "float(LO,HI,log) or int(LO,HI); each trial trains every seed",
+    )
+    sweep.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="with --search: trials of the study, all workers together",
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config key for every trial",
+    )
+    sweep.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna RDB storage shared by the workers (default "
+        "sqlite:///OUT/study.db; postgresql://USER@HOST/DB for "
+        "several machines)",
+    )
     sweep.add_argument("--out", required=True, metavar="DIR", help="sweep directory")
-    sweep.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
-                       help="seconds between a worker's heartbeats (default 60)")
-    sweep.add_argument("--grace-period", type=int, default=120, metavar="S",
-                       help="seconds without a heartbeat after which a trial is failed "
-                            "and retried (default 120)")
-    sweep.add_argument("--max-retry", type=int, default=3, metavar="N",
-                       help="retries of a trial whose worker died (default 3)")
-    sweep.add_argument("--verbose", choices=["0", "1", "2"], default="0",
-                       help="Keras fit verbosity of each trial (default 0: progress "
-                            "lines only)")
+    sweep.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=60,
+        metavar="S",
+        help="seconds between a worker's heartbeats (default 60)",
+    )
+    sweep.add_argument(
+        "--grace-period",
+        type=int,
+        default=120,
+        metavar="S",
+        help="seconds without a heartbeat after which a trial is failed and retried (default 120)",
+    )
+    sweep.add_argument(
+        "--max-retry",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retries of a trial whose worker died (default 3)",
+    )
+    sweep.add_argument(
+        "--verbose",
+        choices=["0", "1", "2"],
+        default="0",
+        help="Keras fit verbosity of each trial (default 0: progress lines only)",
+    )
     schema = sub.add_parser(
-        "schema", help="print the config's JSON Schema (for editors' YAML support)",
+        "schema",
+        help="print the config's JSON Schema (for editors' YAML support)",
         description="Print the JSON Schema every config file follows: its keys, types, "
         "bounds and allowed values. Save it and point your editor's YAML support at it, "
         "e.g. `# yaml-language-server: $schema=rdml_config.schema.json` as a config's "
-        "first line (VS Code's YAML extension, or any yaml-language-server client).")
-    schema.add_argument("--markdown", action="store_true",
-                        help="print the table of config keys (README.md's) instead")
+        "first line (VS Code's YAML extension, or any yaml-language-server client).",
+    )
+    schema.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the table of config keys (README.md's) instead",
+    )
     return parser
 
 
@@ -149,8 +219,13 @@ def main(argv=None) -> int:
     from rdml_keras.config import ConfigError
     from rdml_keras.run_files import RunError
 
-    commands = {"train": _train, "evaluate": _evaluate, "summarize": _summarize,
-                "sweep": _sweep, "schema": _schema}
+    commands = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "summarize": _summarize,
+        "sweep": _sweep,
+        "schema": _schema,
+    }
     try:
         return commands[args.command](args)
     except (ConfigError, RunError) as e:
@@ -164,8 +239,7 @@ def main(argv=None) -> int:
         _error(f"{where}{e.strerror or e}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _error("interrupted; run the same command again to resume from the last "
-               "finished epoch")
+        _error("interrupted; run the same command again to resume from the last finished epoch")
         return EXIT_INTERRUPTED
 
 
@@ -188,8 +262,10 @@ def parse_seeds(text: str | None):
     except ValueError:
         seeds = None
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: got {text!r}; expected distinct comma-separated "
-                          "integers >= 0, e.g. 0,1,2", path="seeds")
+        raise ConfigError(
+            f"--seeds: got {text!r}; expected distinct comma-separated integers >= 0, e.g. 0,1,2",
+            path="seeds",
+        )
     return seeds
 
 
@@ -207,13 +283,17 @@ def _train(args) -> int:
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     if seeds:
         summary = training.train_seeds(config, out, seeds, verbose=verbose)
-        print(f"\n{config.name}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
-              f"mean ± std, written to {out / run_files.SUMMARY_FILE}")
+        print(
+            f"\n{config.name}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+            f"mean ± std, written to {out / run_files.SUMMARY_FILE}"
+        )
         print(results_table(summary))
     else:
         results = training.train(config, out, verbose=verbose)
-        print(f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
-              f"written to {out / run_files.RESULTS_FILE}")
+        print(
+            f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
+            f"written to {out / run_files.RESULTS_FILE}"
+        )
         print(results_table(results))
     return EXIT_OK
 
@@ -224,8 +304,11 @@ def _schema(args) -> int:
     from rdml_keras.config import json_schema
     from rdml_keras.config import schema_markdown
 
-    print(schema_markdown() if args.markdown else json.dumps(json_schema(), indent=2,
-                                                             ensure_ascii=False))
+    print(
+        schema_markdown()
+        if args.markdown
+        else json.dumps(json_schema(), indent=2, ensure_ascii=False)
+    )
     return EXIT_OK
 
 
@@ -241,12 +324,16 @@ def _evaluate(args) -> int:
     if seeds:
         runs = [training.evaluate_run(run / f"seed{s}") for s in seeds]
         print(f"{run}: test split, {len(seeds)} seeds, mean ± std")
-        print(results_table(training.summarize_results(
-            [{**r, "epochs": 0, "seconds": 0.0} for r in runs])))
+        print(
+            results_table(
+                training.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
+            )
+        )
         return EXIT_OK
     if not config_file.is_file():
-        raise run_files.RunError(f"--run {run}: no {run_files.CONFIG_FILE}; "
-                                 "not an rdml_keras run directory")
+        raise run_files.RunError(
+            f"--run {run}: no {run_files.CONFIG_FILE}; not an rdml_keras run directory"
+        )
     results = training.evaluate_run(run)
     print(f"{run}: test split")
     print(results_table(results))
@@ -260,8 +347,7 @@ def _sweep_seeds(run: pathlib.Path):
     from rdml_keras.config import config_from_yaml_text
 
     try:
-        config = config_from_yaml_text(
-            (run / run_files.CONFIG_FILE).read_text(encoding="utf-8"))
+        config = config_from_yaml_text((run / run_files.CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ConfigError):
         return None
     return list(config.seeds) if config.seeds else None
@@ -299,8 +385,10 @@ def results_table(results: dict) -> str:
     """
     lines = ["| peer | architecture | test accuracy (%) | test loss |", "|---|---|---:|---:|"]
     for peer in results["peers"]:
-        lines.append(f"| {peer['name']} | {peer['architecture']} | "
-                     f"{_pct(peer['test_accuracy'])} | {_loss(peer['test_loss'])} |")
+        lines.append(
+            f"| {peer['name']} | {peer['architecture']} | "
+            f"{_pct(peer['test_accuracy'])} | {_loss(peer['test_loss'])} |"
+        )
     lines.append(f"| ensemble | | {_pct(results['ensemble']['test_accuracy'])} | |")
     return "\n".join(lines)
 
@@ -319,8 +407,9 @@ def load_run_results(run_dir) -> list[dict]:
         found = sorted(run.glob(f"seed*/{run_files.RESULTS_FILE}"))
     found = [p for p in found if p.is_file()]
     if not found:
-        raise run_files.RunError(f"{run}: no {run_files.RESULTS_FILE} (not a finished run "
-                                 "or --seeds sweep)")
+        raise run_files.RunError(
+            f"{run}: no {run_files.RESULTS_FILE} (not a finished run or --seeds sweep)"
+        )
     return [run_files.read_json(p) for p in found]
 
 
@@ -337,34 +426,49 @@ def summary_table(run_dirs) -> str:
         config = runs[0]["config"]
         div = config["divergence"]
         peers = [p["architecture"] for p in runs[0]["peers"]]
-        cohort = (f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1
-                  else " + ".join(peers))
+        cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
         alpha = "-"
         if div["kind"] == "renyi":
-            alpha = (f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
-                     if div.get("schedule") == "cosine" else f"{div['alpha']:g}")
-        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs]
-                      for k in range(len(peers))]
+            alpha = (
+                f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
+                if div.get("schedule") == "cosine"
+                else f"{div['alpha']:g}"
+            )
+        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
         ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
-        rows.append({
-            "key": (config["dataset"]["name"], cohort, _METHOD_ORDER.get(div["kind"], 9),
-                    div.get("alpha") or div.get("alpha_max") or 0.0),
-            "cells": [str(run_dir), config["dataset"]["name"], cohort,
-                      _METHOD_LABELS.get(div["kind"], div["kind"]), alpha],
-            "peers": [_cell(a) for a in accuracies],
-            "ensemble": _cell(ensemble),
-            "seeds": str(len(runs)),
-        })
+        rows.append(
+            {
+                "key": (
+                    config["dataset"]["name"],
+                    cohort,
+                    _METHOD_ORDER.get(div["kind"], 9),
+                    div.get("alpha") or div.get("alpha_max") or 0.0,
+                ),
+                "cells": [
+                    str(run_dir),
+                    config["dataset"]["name"],
+                    cohort,
+                    _METHOD_LABELS.get(div["kind"], div["kind"]),
+                    alpha,
+                ],
+                "peers": [_cell(a) for a in accuracies],
+                "ensemble": _cell(ensemble),
+                "seeds": str(len(runs)),
+            }
+        )
     rows.sort(key=lambda row: row["key"])
     width = max(len(row["peers"]) for row in rows)
-    header = (["run", "dataset", "cohort", "method", "α"]
-              + [f"peer {k + 1} (%)" for k in range(width)] + ["ensemble (%)", "seeds"])
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "---|" * 5 + "---:|" * (width + 2)]
+    header = (
+        ["run", "dataset", "cohort", "method", "α"]
+        + [f"peer {k + 1} (%)" for k in range(width)]
+        + ["ensemble (%)", "seeds"]
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 5 + "---:|" * (width + 2)]
     for row in rows:
         peers = row["peers"] + [""] * (width - len(row["peers"]))
-        lines.append("| " + " | ".join(row["cells"] + peers
-                                       + [row["ensemble"], row["seeds"]]) + " |")
+        lines.append(
+            "| " + " | ".join(row["cells"] + peers + [row["ensemble"], row["seeds"]]) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -382,8 +486,9 @@ def _summarize(args) -> int:
         if not records:
             from rdml_keras import run_files
 
-            raise run_files.RunError(f"{', '.join(args.runs)}: no results.json (not "
-                                     "finished runs or --seeds sweeps)")
+            raise run_files.RunError(
+                f"{', '.join(args.runs)}: no results.json (not finished runs or --seeds sweeps)"
+            )
         print(report.paired_table(records))
         return EXIT_OK
     print(summary_table(args.runs))
@@ -395,12 +500,21 @@ def _sweep(args) -> int:
 
     # Config, grid, search and storage are all checked before --out exists.
     spec = sweep.build_spec(
-        config_path=args.config, overrides=args.overrides, grids=args.grid,
-        seeds=args.seeds, searches=args.search, trials=args.trials,
-        storage=args.storage, out=args.out, heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period, max_retry=args.max_retry)
-    paths = sweep.Worker(spec, log=lambda text: print(text, flush=True),
-                         verbose=int(args.verbose)).run()
+        config_path=args.config,
+        overrides=args.overrides,
+        grids=args.grid,
+        seeds=args.seeds,
+        searches=args.search,
+        trials=args.trials,
+        storage=args.storage,
+        out=args.out,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        max_retry=args.max_retry,
+    )
+    paths = sweep.Worker(
+        spec, log=lambda text: print(text, flush=True), verbose=int(args.verbose)
+    ).run()
     print(paths["summary"].read_text(encoding="utf-8"))
     return EXIT_OK
 

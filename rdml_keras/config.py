@@ -52,11 +52,27 @@ NPZ_DATASET = "npz"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 __all__ = [
-    "ALPHA_SCHEDULES", "DISTRIBUTION_STRATEGIES", "DIVERGENCE_KINDS", "LR_SCHEDULES",
-    "NPZ_DATASET", "OPTIMIZERS", "PRECISIONS", "UPDATE_ORDERS",
-    "ConfigError", "DatasetConfig", "DistributionConfig", "DivergenceConfig",
-    "ExperimentConfig", "OptimizerConfig", "PeerConfig", "apply_overrides",
-    "config_from_yaml_text", "json_schema", "load_config", "parse_override", "schema_markdown",
+    "ALPHA_SCHEDULES",
+    "DISTRIBUTION_STRATEGIES",
+    "DIVERGENCE_KINDS",
+    "LR_SCHEDULES",
+    "NPZ_DATASET",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "UPDATE_ORDERS",
+    "ConfigError",
+    "DatasetConfig",
+    "DistributionConfig",
+    "DivergenceConfig",
+    "ExperimentConfig",
+    "OptimizerConfig",
+    "PeerConfig",
+    "apply_overrides",
+    "config_from_yaml_text",
+    "json_schema",
+    "load_config",
+    "parse_override",
+    "schema_markdown",
     "schema_rows",
 ]
 
@@ -95,8 +111,7 @@ class Allowed(str):
 
 
 def _int(minimum: int):
-    return Annotated[int, Field(strict=True, ge=minimum),
-                     Allowed(f"an integer >= {minimum}")]
+    return Annotated[int, Field(strict=True, ge=minimum), Allowed(f"an integer >= {minimum}")]
 
 
 def _yaml_number(value):
@@ -111,12 +126,19 @@ def _yaml_number(value):
 
 
 def _float(*, ge=None, gt=None, lt=None):
-    bounds = [f"{symbol} {bound:g}" for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
-              if bound is not None]
+    bounds = [
+        f"{symbol} {bound:g}"
+        for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
+        if bound is not None
+    ]
     allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
     # Constraints first: the YAML-string conversion wraps the checked float.
-    return Annotated[float, Field(strict=True, ge=ge, gt=gt, lt=lt, allow_inf_nan=False),
-                     BeforeValidator(_yaml_number), Allowed(allowed)]
+    return Annotated[
+        float,
+        Field(strict=True, ge=ge, gt=gt, lt=lt, allow_inf_nan=False),
+        BeforeValidator(_yaml_number),
+        Allowed(allowed),
+    ]
 
 
 def _choice(choices):
@@ -145,9 +167,12 @@ def _path(suffix, what):
     """A path string ending in `suffix`. Whether the file exists is checked
     when the run loads it (a saved run config stays valid if the file
     moves), still before anything is written."""
-    return Annotated[str, Field(strict=True),
-                     _check(lambda v: v.strip() != "" and v.endswith(suffix)),
-                     Allowed(f"a path to {what} ending in {suffix}")]
+    return Annotated[
+        str,
+        Field(strict=True),
+        _check(lambda v: v.strip() != "" and v.endswith(suffix)),
+        Allowed(f"a path to {what} ending in {suffix}"),
+    ]
 
 
 def _dataset_names():
@@ -184,8 +209,11 @@ def _canonical_architecture(value):
 def _architecture_words():
     from rdml_keras import models
 
-    return ("one of " + ", ".join(models.ARCHITECTURES)
-            + " or wrn_<depth>_<width> with depth = 6n+4 >= 10")
+    return (
+        "one of "
+        + ", ".join(models.ARCHITECTURES)
+        + " or wrn_<depth>_<width> with depth = 6n+4 >= 10"
+    )
 
 
 class _LazyAllowed(Allowed):
@@ -201,20 +229,36 @@ class _LazyAllowed(Allowed):
         return self.words()
 
 
-DatasetName = Annotated[str, Field(strict=True, json_schema_extra=_enum_of(_dataset_names)),
-                        _check(lambda v: v in _dataset_names()),
-                        _LazyAllowed("a name in rdml_keras.data.DATASETS, or npz (your own "
-                                     "arrays)",
-                                     lambda: "one of " + ", ".join(_dataset_names()))]
-Augmentation = Annotated[str, Field(strict=True, json_schema_extra=_enum_of(_augmentations)),
-                         _check(lambda v: v in _augmentations()),
-                         _LazyAllowed("a name in rdml_keras.data.AUGMENTATIONS",
-                                      lambda: "one of " + ", ".join(_augmentations()))]
-Architecture = Annotated[str, Field(strict=True), AfterValidator(_canonical_architecture),
-                         _LazyAllowed("a name in rdml_keras.models.ARCHITECTURES or "
-                                      "wrn_<depth>_<width>", _architecture_words)]
-PeerName = Annotated[str, Field(strict=True, pattern=_NAME_RE.pattern),
-                     Allowed("1-64 letters, digits, '_', '.' or '-'")]
+DatasetName = Annotated[
+    str,
+    Field(strict=True, json_schema_extra=_enum_of(_dataset_names)),
+    _check(lambda v: v in _dataset_names()),
+    _LazyAllowed(
+        "a name in rdml_keras.data.DATASETS, or npz (your own arrays)",
+        lambda: "one of " + ", ".join(_dataset_names()),
+    ),
+]
+Augmentation = Annotated[
+    str,
+    Field(strict=True, json_schema_extra=_enum_of(_augmentations)),
+    _check(lambda v: v in _augmentations()),
+    _LazyAllowed(
+        "a name in rdml_keras.data.AUGMENTATIONS", lambda: "one of " + ", ".join(_augmentations())
+    ),
+]
+Architecture = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_canonical_architecture),
+    _LazyAllowed(
+        "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>", _architecture_words
+    ),
+]
+PeerName = Annotated[
+    str,
+    Field(strict=True, pattern=_NAME_RE.pattern),
+    Allowed("1-64 letters, digits, '_', '.' or '-'"),
+]
 
 
 def _valid_coordinator(value):
@@ -224,11 +268,16 @@ def _valid_coordinator(value):
     return value
 
 
-Coordinator = Annotated[str, Field(strict=True), AfterValidator(_valid_coordinator),
-                        Allowed("'host:port' (process 0's host and a free port 1..65535)")]
+Coordinator = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_valid_coordinator),
+    Allowed("'host:port' (process 0's host and a free port 1..65535)"),
+]
 JitCompile = Annotated[
     Annotated[bool, Field(strict=True)] | Literal["auto"],
-    Allowed('true, false or "auto" (XLA on GPU only)')]
+    Allowed('true, false or "auto" (XLA on GPU only)'),
+]
 
 
 def _as_list(value):
@@ -247,9 +296,13 @@ def _int_list(minimum, *, increasing, min_length=0):
     rule = _increasing if increasing else (lambda v: len(set(v)) == len(v))
     item = Annotated[int, Field(strict=True, ge=minimum)]
     written = Annotated[list[item], Field(min_length=min_length)] | item
-    return Annotated[tuple[item, ...], Field(min_length=min_length), _check(rule),
-                     BeforeValidator(_as_list, json_schema_input_type=written),
-                     Allowed(allowed)]
+    return Annotated[
+        tuple[item, ...],
+        Field(min_length=min_length),
+        _check(rule),
+        BeforeValidator(_as_list, json_schema_input_type=written),
+        Allowed(allowed),
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -297,31 +350,42 @@ class DatasetConfig(_Section):
     """
 
     name: DatasetName = Field(description="dataset name (rdml_keras.data.DATASETS)")
-    data_dir: _optional(Text) = Field(None, description="tensorflow-datasets data_dir "
-                                                        "(prepared data)")
+    data_dir: _optional(Text) = Field(
+        None, description="tensorflow-datasets data_dir (prepared data)"
+    )
     download: Bool = Field(True, description="let tensorflow-datasets download missing data")
-    augment: Augmentation = Field("standard", description="training augmentation "
-                                  "(mixup/cutmix switch to one-hot labels)")
-    train_size: _optional(_int(1)) = Field(None, description="train on a fixed stratified "
-                                           "subset of N examples")
+    augment: Augmentation = Field(
+        "standard", description="training augmentation (mixup/cutmix switch to one-hot labels)"
+    )
+    train_size: _optional(_int(1)) = Field(
+        None, description="train on a fixed stratified subset of N examples"
+    )
     path: _optional(_path(".npz", "an .npz file")) = Field(
-        None, description="name npz only: file with x_train, y_train, x_test, y_test "
-                          "(relative to the working directory)")
-    num_classes: _optional(_int(2)) = Field(None, description="name npz only: number of "
-                                            "classes (default: largest label + 1)")
+        None,
+        description="name npz only: file with x_train, y_train, x_test, y_test "
+        "(relative to the working directory)",
+    )
+    num_classes: _optional(_int(2)) = Field(
+        None, description="name npz only: number of classes (default: largest label + 1)"
+    )
 
     def check(self):
         if self.name == NPZ_DATASET:
             if self.path is None:
                 raise ConfigError(
                     "dataset.path: missing; expected a path to an .npz file ending in .npz "
-                    f"when dataset.name is {NPZ_DATASET}", path="dataset.path")
+                    f"when dataset.name is {NPZ_DATASET}",
+                    path="dataset.path",
+                )
             return
         for key in ("path", "num_classes"):
             if getattr(self, key) is not None:
-                _fail(f"dataset.{key}", getattr(self, key),
-                      f"null unless dataset.name is {NPZ_DATASET} ({self.name!r} knows "
-                      "its own files and classes)")
+                _fail(
+                    f"dataset.{key}",
+                    getattr(self, key),
+                    f"null unless dataset.name is {NPZ_DATASET} ({self.name!r} knows "
+                    "its own files and classes)",
+                )
 
 
 def _peer_mapping(raw):
@@ -342,13 +406,19 @@ class PeerConfig(_Section):
 
     # null only with `path`, which `check_at` enforces: the words leave it out.
     architecture: _optional(Architecture, say_null=False) = Field(
-        None, description="peer architecture (or set path)")
+        None, description="peer architecture (or set path)"
+    )
     path: _optional(_path(".keras", "a Keras model file")) = Field(
-        None, description="start from this saved model instead of an architecture "
-                          "(relative to the working directory)")
-    name: _optional(PeerName) = Field(None, description="peer name (default: the "
-                                      "architecture or file stem, suffixed _<k> when "
-                                      "repeated)")
+        None,
+        description="start from this saved model instead of an architecture "
+        "(relative to the working directory)",
+    )
+    name: _optional(PeerName) = Field(
+        None,
+        description="peer name (default: the "
+        "architecture or file stem, suffixed _<k> when "
+        "repeated)",
+    )
 
     @property
     def label(self) -> str:
@@ -360,18 +430,24 @@ class PeerConfig(_Section):
 
     def check_at(self, where: str):
         if self.architecture is None and self.path is None:
-            raise ConfigError(f"{where}.architecture: missing; expected "
-                              f"{_allowed_of(PeerConfig, 'architecture')} (or set "
-                              f"{where}.path to a saved .keras model)",
-                              path=f"{where}.architecture")
+            raise ConfigError(
+                f"{where}.architecture: missing; expected "
+                f"{_allowed_of(PeerConfig, 'architecture')} (or set "
+                f"{where}.path to a saved .keras model)",
+                path=f"{where}.architecture",
+            )
         if self.architecture is not None and self.path is not None:
-            _fail(f"{where}.path", self.path,
-                  f"null when {where}.architecture is set (a peer is built from an "
-                  "architecture or loaded from a file, not both)")
+            _fail(
+                f"{where}.path",
+                self.path,
+                f"null when {where}.architecture is set (a peer is built from an "
+                "architecture or loaded from a file, not both)",
+            )
 
 
-Peer = Annotated[PeerConfig, BeforeValidator(_peer_mapping,
-                                             json_schema_input_type=str | PeerConfig)]
+Peer = Annotated[
+    PeerConfig, BeforeValidator(_peer_mapping, json_schema_input_type=str | PeerConfig)
+]
 
 
 class DivergenceConfig(_Section):
@@ -382,54 +458,73 @@ class DivergenceConfig(_Section):
     """
 
     kind: _choice(DIVERGENCE_KINDS) = Field(
-        "renyi", description="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
-                             "none = independent training")
+        "renyi",
+        description="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
+        "none = independent training",
+    )
     alpha: _optional(_float(ge=0.0)) = Field(
-        None, description="Rényi order α (kind renyi, schedule constant; required there)")
-    temperature: _float(gt=0.0) = Field(1.0, description="softmax temperature T "
-                                        "(divergence scaled by T²)")
+        None, description="Rényi order α (kind renyi, schedule constant; required there)"
+    )
+    temperature: _float(gt=0.0) = Field(
+        1.0, description="softmax temperature T (divergence scaled by T²)"
+    )
     weight: _float(ge=0.0) = Field(1.0, description="λ, weight of the mimicry term")
     update: _choice(UPDATE_ORDERS) = Field(
-        "simultaneous", description="simultaneous (one backward pass) or sequential "
-                                    "(DML Alg. 1)")
+        "simultaneous", description="simultaneous (one backward pass) or sequential (DML Alg. 1)"
+    )
     schedule: _choice(ALPHA_SCHEDULES) = Field(
-        "constant", description="α schedule (cosine: alpha_max → alpha_min over the epochs)")
-    alpha_min: _optional(_float(ge=0.0)) = Field(None, description="final α of the cosine "
-                                                 "schedule")
-    alpha_max: _optional(_float(ge=0.0)) = Field(None, description="initial α of the cosine "
-                                                 "schedule")
-    weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ "
-                                          "from 0")
+        "constant", description="α schedule (cosine: alpha_max → alpha_min over the epochs)"
+    )
+    alpha_min: _optional(_float(ge=0.0)) = Field(None, description="final α of the cosine schedule")
+    alpha_max: _optional(_float(ge=0.0)) = Field(
+        None, description="initial α of the cosine schedule"
+    )
+    weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ from 0")
 
     def check(self):
         if self.kind != "renyi":
             for key in ("alpha", "alpha_min", "alpha_max"):
                 if getattr(self, key) is not None:
-                    _fail(f"divergence.{key}", getattr(self, key),
-                          f"null when divergence.kind is {self.kind!r} (α is for renyi)")
+                    _fail(
+                        f"divergence.{key}",
+                        getattr(self, key),
+                        f"null when divergence.kind is {self.kind!r} (α is for renyi)",
+                    )
             if self.schedule != "constant":
-                _fail("divergence.schedule", self.schedule,
-                      f"constant when divergence.kind is {self.kind!r}")
+                _fail(
+                    "divergence.schedule",
+                    self.schedule,
+                    f"constant when divergence.kind is {self.kind!r}",
+                )
             return
         if self.schedule == "constant":
             if self.alpha is None:
                 raise ConfigError(
                     "divergence.alpha: missing; expected a finite number >= 0 "
                     "when divergence.kind is renyi (1 = KL/DML, 0 = independent)",
-                    path="divergence.alpha")
+                    path="divergence.alpha",
+                )
             for key in ("alpha_min", "alpha_max"):
                 if getattr(self, key) is not None:
-                    _fail(f"divergence.{key}", getattr(self, key),
-                          "null unless divergence.schedule is cosine")
+                    _fail(
+                        f"divergence.{key}",
+                        getattr(self, key),
+                        "null unless divergence.schedule is cosine",
+                    )
             return
         if self.alpha is not None:
-            _fail("divergence.alpha", self.alpha,
-                  "null when divergence.schedule is cosine (set alpha_max and alpha_min)")
+            _fail(
+                "divergence.alpha",
+                self.alpha,
+                "null when divergence.schedule is cosine (set alpha_max and alpha_min)",
+            )
         for key in ("alpha_max", "alpha_min"):
             if getattr(self, key) is None:
                 raise ConfigError(
                     f"divergence.{key}: missing; expected a finite number >= 0 "
-                    "when divergence.schedule is cosine", path=f"divergence.{key}")
+                    "when divergence.schedule is cosine",
+                    path=f"divergence.{key}",
+                )
 
     def describe_alpha(self) -> str:
         """α as a short label for tables: `2`, `cos 2→0.5`, or `-`.
@@ -451,31 +546,40 @@ class OptimizerConfig(_Section):
     ('sgd', 'constant')
     """
 
-    name: _choice(OPTIMIZERS) = Field("sgd", description="sgd (weight_decay as L2 on the "
-                                      "peers) or adamw (decoupled weight_decay)")
+    name: _choice(OPTIMIZERS) = Field(
+        "sgd", description="sgd (weight_decay as L2 on the peers) or adamw (decoupled weight_decay)"
+    )
     learning_rate: _float(gt=0.0) = Field(0.1, description="peak learning rate")
     momentum: _float(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
     nesterov: Bool = Field(True, description="Nesterov momentum (sgd only)")
-    weight_decay: _float(ge=0.0) = Field(5e-4, description="L2 coefficient (sgd) / "
-                                         "decoupled decay (adamw)")
+    weight_decay: _float(ge=0.0) = Field(
+        5e-4, description="L2 coefficient (sgd) / decoupled decay (adamw)"
+    )
     schedule: _choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
-    step_epochs: _optional(_int(1)) = Field(None, description="schedule step: multiply by "
-                                            "gamma every N epochs")
+    step_epochs: _optional(_int(1)) = Field(
+        None, description="schedule step: multiply by gamma every N epochs"
+    )
     milestones: _int_list(1, increasing=True) = Field(
-        (), description="schedule multistep: epochs at which lr *= gamma")
+        (), description="schedule multistep: epochs at which lr *= gamma"
+    )
     gamma: _float(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
-    warmup_epochs: _int(0) = Field(0, description="linear warm-up to learning_rate over N "
-                                   "epochs (any schedule)")
+    warmup_epochs: _int(0) = Field(
+        0, description="linear warm-up to learning_rate over N epochs (any schedule)"
+    )
 
     def check(self):
         if self.schedule == "step" and self.step_epochs is None:
             raise ConfigError(
                 "optimizer.step_epochs: missing; expected an integer >= 1 when "
-                "optimizer.schedule is step", path="optimizer.step_epochs")
+                "optimizer.schedule is step",
+                path="optimizer.step_epochs",
+            )
         if self.schedule == "multistep" and not self.milestones:
-            _fail("optimizer.milestones", list(self.milestones),
-                  "a non-empty list of increasing integers >= 1 when "
-                  "optimizer.schedule is multistep")
+            _fail(
+                "optimizer.milestones",
+                list(self.milestones),
+                "a non-empty list of increasing integers >= 1 when optimizer.schedule is multistep",
+            )
 
 
 class DistributionConfig(_Section):
@@ -492,43 +596,68 @@ class DistributionConfig(_Section):
     """
 
     strategy: _choice(DISTRIBUTION_STRATEGIES) = Field(
-        "none", description="none (one device), local (every device of this machine: TF "
-                            "MirroredStrategy / JAX DataParallel) or multiprocess (JAX "
-                            "processes, data parallel over all their devices)")
-    num_processes: _optional(_int(1)) = Field(None, description="multiprocess: processes in "
-                                              "the job (null: from the launcher's "
-                                              "environment)")
-    process_id: _optional(_int(0)) = Field(None, description="multiprocess: this process's "
-                                           "id, 0 writes the run directory (null: from the "
-                                           "environment)")
+        "none",
+        description="none (one device), local (every device of this machine: TF "
+        "MirroredStrategy / JAX DataParallel) or multiprocess (JAX "
+        "processes, data parallel over all their devices)",
+    )
+    num_processes: _optional(_int(1)) = Field(
+        None,
+        description="multiprocess: processes in the job (null: from the launcher's environment)",
+    )
+    process_id: _optional(_int(0)) = Field(
+        None,
+        description="multiprocess: this process's "
+        "id, 0 writes the run directory (null: from the "
+        "environment)",
+    )
     coordinator_address: _optional(Coordinator) = Field(
-        None, description="multiprocess: process 0's host:port (null: from the environment)")
-    timeout: _int(1) = Field(60, description="multiprocess: seconds to wait for every "
-                             "process to join")
+        None, description="multiprocess: process 0's host:port (null: from the environment)"
+    )
+    timeout: _int(1) = Field(
+        60, description="multiprocess: seconds to wait for every process to join"
+    )
     logical_cpus: _optional(_int(1)) = Field(
-        None, description="split the host CPU into N logical devices (data parallelism "
-                          "without accelerators, for tests); needs a fresh process")
+        None,
+        description="split the host CPU into N logical devices (data parallelism "
+        "without accelerators, for tests); needs a fresh process",
+    )
 
     def check(self):
         if self.strategy != "multiprocess":
             for key in ("num_processes", "process_id", "coordinator_address"):
                 if getattr(self, key) is not None:
-                    _fail(f"distribution.{key}", getattr(self, key),
-                          "null unless distribution.strategy is multiprocess")
+                    _fail(
+                        f"distribution.{key}",
+                        getattr(self, key),
+                        "null unless distribution.strategy is multiprocess",
+                    )
         if self.strategy == "none" and self.logical_cpus is not None:
-            _fail("distribution.logical_cpus", self.logical_cpus,
-                  "null unless distribution.strategy is local or multiprocess")
-        if (self.num_processes is not None and self.process_id is not None
-                and self.process_id >= self.num_processes):
-            _fail("distribution.process_id", self.process_id,
-                  f"an integer in [0, {self.num_processes}) "
-                  f"(distribution.num_processes={self.num_processes})")
+            _fail(
+                "distribution.logical_cpus",
+                self.logical_cpus,
+                "null unless distribution.strategy is local or multiprocess",
+            )
+        if (
+            self.num_processes is not None
+            and self.process_id is not None
+            and self.process_id >= self.num_processes
+        ):
+            _fail(
+                "distribution.process_id",
+                self.process_id,
+                f"an integer in [0, {self.num_processes}) "
+                f"(distribution.num_processes={self.num_processes})",
+            )
 
 
-_SECTIONS = {"dataset": DatasetConfig, "divergence": DivergenceConfig,
-             "optimizer": OptimizerConfig, "distribution": DistributionConfig}
-_PEERS_ALLOWED = ("a list of at least 2 peers (architecture names or {architecture, name} "
-                  "mappings)")
+_SECTIONS = {
+    "dataset": DatasetConfig,
+    "divergence": DivergenceConfig,
+    "optimizer": OptimizerConfig,
+    "distribution": DistributionConfig,
+}
+_PEERS_ALLOWED = "a list of at least 2 peers (architecture names or {architecture, name} mappings)"
 
 
 def _dataset_mapping(raw):
@@ -545,33 +674,44 @@ class ExperimentConfig(_Section):
     (['small_cnn_0', 'small_cnn_1'], 2.0)
     """
 
-    dataset: Annotated[DatasetConfig, BeforeValidator(
-        _dataset_mapping, json_schema_input_type=str | DatasetConfig)] = Field(
-        description="section")
+    dataset: Annotated[
+        DatasetConfig, BeforeValidator(_dataset_mapping, json_schema_input_type=str | DatasetConfig)
+    ] = Field(description="section")
     peers: Annotated[tuple[Peer, ...], Field(min_length=2), Allowed(_PEERS_ALLOWED)] = Field(
-        description="list of >= 2 peers (strings or {architecture, name})")
-    divergence: DivergenceConfig = Field(default_factory=DivergenceConfig,
-                                         description="section")
+        description="list of >= 2 peers (strings or {architecture, name})"
+    )
+    divergence: DivergenceConfig = Field(default_factory=DivergenceConfig, description="section")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="section")
-    distribution: DistributionConfig = Field(default_factory=DistributionConfig,
-                                             description="section")
-    name: _optional(Text) = Field(None, description="experiment name (default: the config "
-                                  "file's stem)")
+    distribution: DistributionConfig = Field(
+        default_factory=DistributionConfig, description="section"
+    )
+    name: _optional(Text) = Field(
+        None, description="experiment name (default: the config file's stem)"
+    )
     epochs: _int(1) = Field(200, description="training epochs")
-    batch_size: _int(1) = Field(64, description="global batch size (all peers see the same "
-                                "batch; split over the devices and processes)")
+    batch_size: _int(1) = Field(
+        64,
+        description="global batch size (all peers see the same "
+        "batch; split over the devices and processes)",
+    )
     precision: _choice(PRECISIONS) = Field("float32", description="Keras dtype policy")
     jit_compile: JitCompile = Field("auto", description="XLA compilation of the step")
     steps_per_execution: _int(1) = Field(1, description="batches per compiled call")
-    validation_freq: _int(0) = Field(1, description="evaluate on the test split every N "
-                                     "epochs for the logs (0: only at the end)")
-    histogram_freq: _int(0) = Field(0, description="TensorBoard histograms of every peer's "
-                                    "weights every N epochs (0: off)")
+    validation_freq: _int(0) = Field(
+        1, description="evaluate on the test split every N epochs for the logs (0: only at the end)"
+    )
+    histogram_freq: _int(0) = Field(
+        0, description="TensorBoard histograms of every peer's weights every N epochs (0: off)"
+    )
     seed: _int(0) = Field(0, description="random seed (weights, shuffling, augmentation)")
-    deterministic: Bool = Field(False, description="deterministic TensorFlow ops: same seed, "
-                                "same weights, also across a resume (slower)")
+    deterministic: Bool = Field(
+        False,
+        description="deterministic TensorFlow ops: same seed, "
+        "same weights, also across a resume (slower)",
+    )
     seeds: _optional(_int_list(0, increasing=False, min_length=1)) = Field(
-        None, description="repeat the run once per seed into <out>/seed<s> (overrides seed)")
+        None, description="repeat the run once per seed into <out>/seed<s> (overrides seed)"
+    )
 
     @classmethod
     def from_dict(cls, raw: Any, *, default_name: str | None = None) -> "ExperimentConfig":
@@ -587,8 +727,7 @@ class ExperimentConfig(_Section):
             raise ConfigError(f"peers: missing; expected {_PEERS_ALLOWED}", path="peers")
         # An absent (or null) section is an empty one: its own defaults, and its
         # own "missing" messages (dataset.name, divergence.alpha), apply.
-        raw = {**raw, **{name: {} for name in ("dataset", *_SECTIONS)
-                         if raw.get(name) is None}}
+        raw = {**raw, **{name: {} for name in ("dataset", *_SECTIONS) if raw.get(name) is None}}
         try:
             config = cls.model_validate(raw)
         except pydantic.ValidationError as error:
@@ -606,9 +745,12 @@ class ExperimentConfig(_Section):
             getattr(self, name).check()
         processes = self.distribution.num_processes
         if processes is not None and self.batch_size % processes:
-            _fail("batch_size", self.batch_size,
-                  f"a multiple of distribution.num_processes={processes} (the global "
-                  "batch: every process takes an equal share of it)")
+            _fail(
+                "batch_size",
+                self.batch_size,
+                f"a multiple of distribution.num_processes={processes} (the global "
+                "batch: every process takes an equal share of it)",
+            )
 
     def to_dict(self) -> dict:
         """Plain dict that `from_dict` reads back; a peer's unused alternative
@@ -620,11 +762,15 @@ class ExperimentConfig(_Section):
         {'architecture': 'mlp', 'name': 'mlp_0'}
         """
         raw = super().to_dict()
-        raw["peers"] = [{k: v for k, v in peer.items()
-                         if v is not None or k not in ("architecture", "path")}
-                        for peer in raw["peers"]]
-        raw["dataset"] = {k: v for k, v in raw["dataset"].items()
-                          if v is not None or k not in ("path", "num_classes")}
+        raw["peers"] = [
+            {k: v for k, v in peer.items() if v is not None or k not in ("architecture", "path")}
+            for peer in raw["peers"]
+        ]
+        raw["dataset"] = {
+            k: v
+            for k, v in raw["dataset"].items()
+            if v is not None or k not in ("path", "num_classes")
+        }
         return raw
 
     def computation(self) -> "ExperimentConfig":
@@ -666,8 +812,7 @@ def _resolve_peer_names(peers) -> list[PeerConfig]:
         if name is None:
             name = peer.label if counts[peer.label] == 1 else f"{peer.label}_{k}"
         if name in seen:
-            _fail(f"peers.{k}.name", name,
-                  f"a name not already used by peers.{seen[name]}")
+            _fail(f"peers.{k}.name", name, f"a name not already used by peers.{seen[name]}")
         seen[name] = k
         resolved.append(peer.replace(name=name))
     return resolved
@@ -734,9 +879,12 @@ def _config_error(error: pydantic.ValidationError, raw: dict) -> ConfigError:
         full = f"{path}.{key}" if path else str(key)
         hint = difflib.get_close_matches(str(key), names, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return ConfigError(f"{full}: unknown key (value {_show(problem['input'])}); "
-                           f"allowed keys{' in ' + path if path else ''}: "
-                           f"{', '.join(names)}{suggestion}", path=full)
+        return ConfigError(
+            f"{full}: unknown key (value {_show(problem['input'])}); "
+            f"allowed keys{' in ' + path if path else ''}: "
+            f"{', '.join(names)}{suggestion}",
+            path=full,
+        )
     path, model, field_name, _ = _walk(loc)
     if field_name is None:
         return ConfigError(f"(top level): {problem['msg']}")
@@ -776,18 +924,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     (['optimizer', 'milestones'], [60, 120])
     """
     if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(f"--set: got {_show(text)}; expected KEY=VALUE, "
-                          "e.g. divergence.alpha=1.5")
+        raise ConfigError(
+            f"--set: got {_show(text)}; expected KEY=VALUE, e.g. divergence.alpha=1.5"
+        )
     key, _, value_text = text.partition("=")
     parts = key.strip().split(".")
     if not all(parts):
-        raise ConfigError(f"--set: got {_show(text)}; expected a dotted key such as "
-                          "optimizer.learning_rate")
+        raise ConfigError(
+            f"--set: got {_show(text)}; expected a dotted key such as optimizer.learning_rate"
+        )
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {key}: value {value_text!r} is not valid YAML "
-                          f"({e.__class__.__name__})", path=key) from None
+        raise ConfigError(
+            f"--set {key}: value {value_text!r} is not valid YAML ({e.__class__.__name__})",
+            path=key,
+        ) from None
     return parts, value
 
 
@@ -843,8 +995,10 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
     def unknown(allowed):
         hint = difflib.get_close_matches(key, allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ConfigError(f"--set {text}: unknown key {key!r}; allowed: "
-                          f"{', '.join(allowed)}{suggestion}", path=key)
+        raise ConfigError(
+            f"--set {text}: unknown key {key!r}; allowed: {', '.join(allowed)}{suggestion}",
+            path=key,
+        )
 
     top = parts[0]
     if top not in top_names:
@@ -860,17 +1014,19 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         peers = raw.get("peers")
         count = len(peers) if isinstance(peers, list) else 0
         if not parts[1].isdigit() or int(parts[1]) >= count:
-            raise ConfigError(f"--set {text}: got peer index {parts[1]!r}; expected "
-                              f"0..{count - 1} (the config has {count} peers; set "
-                              "`peers=[...]` to change the cohort)", path=key)
+            raise ConfigError(
+                f"--set {text}: got peer index {parts[1]!r}; expected "
+                f"0..{count - 1} (the config has {count} peers; set "
+                "`peers=[...]` to change the cohort)",
+                path=key,
+            )
         if len(parts) == 2 or (len(parts) == 3 and parts[2] in PeerConfig.model_fields):
             return
         unknown([f"peers.{parts[1]}.{n}" for n in PeerConfig.model_fields])
     unknown(top_names)
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None
-                ) -> ExperimentConfig:
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config, apply `--set` overrides, validate everything.
 
     Raises ConfigError (never anything else for bad input) with a message of
@@ -893,8 +1049,10 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: got a {type(raw).__name__} at the top level; "
-                          "expected a mapping of config keys")
+        raise ConfigError(
+            f"{path}: got a {type(raw).__name__} at the top level; "
+            "expected a mapping of config keys"
+        )
     raw, touched = apply_overrides(raw, overrides or [])
     stem = os.path.splitext(os.path.basename(path))[0]
     try:
@@ -937,8 +1095,9 @@ def json_schema() -> dict:
     for section in (schema, *schema.get("$defs", {}).values()):
         # A model's description is its docstring: keep the prose, not the doctest.
         if "description" in section:
-            section["description"] = section["description"].split("\n\n>>>")[0].split(
-                "\n>>>")[0].strip()
+            section["description"] = (
+                section["description"].split("\n\n>>>")[0].split("\n>>>")[0].strip()
+            )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "rdml_keras experiment config"
     schema["required"] = ["dataset", "peers"]
@@ -966,8 +1125,9 @@ def schema_rows() -> list[tuple[str, str, str, str]]:
             if field.is_required():
                 default = "(required)"
             else:
-                default = yaml.safe_dump(_plain(field.get_default(call_default_factory=True)),
-                                         default_flow_style=True).strip()
+                default = yaml.safe_dump(
+                    _plain(field.get_default(call_default_factory=True)), default_flow_style=True
+                ).strip()
                 default = default.removesuffix("\n...").strip()
             rows.append((key, default, _allowed_of(model, name), field.description))
 
@@ -981,10 +1141,13 @@ def schema_markdown() -> str:
     >>> schema_markdown().splitlines()[0]
     '| key | default | allowed | what it does |'
     """
+
     def cell(text):
         return str(text).replace("|", "\\|")
 
     lines = ["| key | default | allowed | what it does |", "|---|---|---|---|"]
-    lines += [f"| `{key}` | {cell(default)} | {cell(allowed)} | {cell(doc)} |"
-              for key, default, allowed, doc in schema_rows()]
+    lines += [
+        f"| `{key}` | {cell(default)} | {cell(allowed)} | {cell(doc)} |"
+        for key, default, allowed, doc in schema_rows()
+    ]
     return "\n".join(lines)

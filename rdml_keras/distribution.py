@@ -124,8 +124,12 @@ def validate_batch_size(batch_size, count, what="num_processes"):
     batch_size = checks.integer("batch_size", batch_size, minimum=1)
     count = checks.integer(what, count, 1)
     if batch_size % count:
-        checks.fail("batch_size", batch_size, f"a multiple of {what}={count}",
-                    " Every process (and device) takes an equal share of each global batch.")
+        checks.fail(
+            "batch_size",
+            batch_size,
+            f"a multiple of {what}={count}",
+            " Every process (and device) takes an equal share of each global batch.",
+        )
     return batch_size // count
 
 
@@ -353,8 +357,7 @@ def from_environment(environ=None):
         if count_key not in environ:
             continue
         names = (
-            list(coordinator_keys) if isinstance(coordinator_keys, tuple)
-            else [coordinator_keys]
+            list(coordinator_keys) if isinstance(coordinator_keys, tuple) else [coordinator_keys]
         )
         missing = [key for key in (*names, id_key) if key not in environ]
         count = _environment_int(environ, count_key, 1)
@@ -474,9 +477,7 @@ class GlobalBatches(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = checks.integer("seed", seed, 0)
         self.epoch = 0
-        self._arrays = [
-            a for a in (x, y, sample_weight) if a is not None
-        ]
+        self._arrays = [a for a in (x, y, sample_weight) if a is not None]
         self._has = (True, y is not None, sample_weight is not None)
         lengths = {len(a) for a in keras.tree.flatten(self._arrays)}
         if len(lengths) != 1:
@@ -498,9 +499,7 @@ class GlobalBatches(keras.utils.PyDataset):
     def _order(self):
         if not self.shuffle:
             return np.arange(self.num_samples)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(
-            self.num_samples
-        )
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.num_samples)
 
     def __getitem__(self, index):
         if not 0 <= index < self._num_batches:

@@ -98,8 +98,10 @@ def run_metrics(results: dict) -> dict:
     0.6
     """
     peers = [float(p["test_accuracy"]) for p in results["peers"]]
-    metrics = {"test_ensemble_accuracy": float(results["ensemble"]["test_accuracy"]),
-               "test_mean_peer_accuracy": round(sum(peers) / len(peers), 6)}
+    metrics = {
+        "test_ensemble_accuracy": float(results["ensemble"]["test_accuracy"]),
+        "test_mean_peer_accuracy": round(sum(peers) / len(peers), 6),
+    }
     metrics.update({f"test_peer{k}_accuracy": a for k, a in enumerate(peers)})
     return metrics
 
@@ -107,13 +109,14 @@ def run_metrics(results: dict) -> dict:
 def sweep_config(num_peers: int = 2, alphas=None, extra=()):
     """(hparams, metrics) lists for `hp.hparams_config`; `extra` names further
     hyperparameters (dotted config keys a sweep varies, e.g. dataset.train_size)."""
-    alpha_domain = hp.Discrete(sorted({0.0, 1.0} | {float(a) for a in alphas})) \
-        if alphas else None
+    alpha_domain = hp.Discrete(sorted({0.0, 1.0} | {float(a) for a in alphas})) if alphas else None
     hparams = [
-        hp.HParam("divergence", hp.Discrete(list(DIVERGENCES)),
-                  description="none = independent, kl = DML, renyi = RDML"),
-        hp.HParam("alpha", alpha_domain,
-                  description="Rényi order (0 = independent, 1 = KL/DML)"),
+        hp.HParam(
+            "divergence",
+            hp.Discrete(list(DIVERGENCES)),
+            description="none = independent, kl = DML, renyi = RDML",
+        ),
+        hp.HParam("alpha", alpha_domain, description="Rényi order (0 = independent, 1 = KL/DML)"),
         hp.HParam("seed"),
         hp.HParam("peers"),
         hp.HParam("dataset"),
@@ -124,12 +127,20 @@ def sweep_config(num_peers: int = 2, alphas=None, extra=()):
     metrics = [
         hp.Metric("test_ensemble_accuracy", display_name="test ensemble accuracy"),
         hp.Metric("test_mean_peer_accuracy", display_name="test mean peer accuracy"),
-        *[hp.Metric(f"test_peer{k}_accuracy", display_name=f"test peer{k} accuracy")
-          for k in range(num_peers)],
-        hp.Metric("epoch_ensemble_accuracy", group="validation",
-                  display_name="validation ensemble accuracy (last epoch)"),
-        hp.Metric("epoch_ensemble_accuracy", group="train",
-                  display_name="train ensemble accuracy (last epoch)"),
+        *[
+            hp.Metric(f"test_peer{k}_accuracy", display_name=f"test peer{k} accuracy")
+            for k in range(num_peers)
+        ],
+        hp.Metric(
+            "epoch_ensemble_accuracy",
+            group="validation",
+            display_name="validation ensemble accuracy (last epoch)",
+        ),
+        hp.Metric(
+            "epoch_ensemble_accuracy",
+            group="train",
+            display_name="train ensemble accuracy (last epoch)",
+        ),
     ]
     return hparams, metrics
 
@@ -158,8 +169,7 @@ def log_sweep(logdir, num_peers: int = 2, alphas=None, extra=()) -> pathlib.Path
     return logdir
 
 
-def log_run(run_dir, results: dict | None = None, extra: dict | None = None
-            ) -> pathlib.Path:
+def log_run(run_dir, results: dict | None = None, extra: dict | None = None) -> pathlib.Path:
     """Log one finished run (its `results.json` unless `results` is given)
     as an HParams session in `<run_dir>/logs`; returns that folder. `extra`
     adds hyperparameters ({dotted key: value}; lists and mappings are logged
@@ -175,8 +185,9 @@ def log_run(run_dir, results: dict | None = None, extra: dict | None = None
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     step = max(int(results.get("epochs") or 1) - 1, 0)
     values = run_hparams(results)
-    values.update({key: _hparam_value(value) for key, value in (extra or {}).items()
-                   if key not in _STANDARD})
+    values.update(
+        {key: _hparam_value(value) for key, value in (extra or {}).items() if key not in _STANDARD}
+    )
     metrics = run_metrics(results)
 
     def write():

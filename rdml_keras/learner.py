@@ -38,9 +38,7 @@ def ensemble_log_probabilities(logits):
     >>> bool(np.allclose(np.exp(ensemble_log_probabilities(z)), 0.25))
     True
     """
-    log_probs = ops.stack(
-        [ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
-    )
+    log_probs = ops.stack([ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits])
     return ops.logsumexp(log_probs, axis=0) - math.log(len(logits))
 
 
@@ -60,9 +58,7 @@ class _PerExampleValues(keras.losses.Loss):
 
 def _per_example(loss, y_true, y_pred):
     """`loss.call` with the input conversion `Loss.__call__` applies first."""
-    y_true = tree.map_structure(
-        lambda t: ops.convert_to_tensor(t, dtype=loss.dtype), y_true
-    )
+    y_true = tree.map_structure(lambda t: ops.convert_to_tensor(t, dtype=loss.dtype), y_true)
     return loss.call(y_true, ops.convert_to_tensor(y_pred, dtype=loss.dtype))
 
 
@@ -81,15 +77,13 @@ def _weights_like(sample_weight, values):
 def _validate_peers(peers, divergence):
     if isinstance(peers, keras.Model) or not isinstance(peers, (list, tuple)):
         raise ValueError(
-            f"`peers` must be a list of keras.Model instances; received "
-            f"{type(peers).__name__}."
+            f"`peers` must be a list of keras.Model instances; received {type(peers).__name__}."
         )
     peers = list(peers)
     for index, peer in enumerate(peers):
         if not isinstance(peer, keras.Model):
             raise ValueError(
-                f"`peers[{index}]` must be a keras.Model; received "
-                f"{type(peer).__name__}."
+                f"`peers[{index}]` must be a keras.Model; received {type(peer).__name__}."
             )
     minimum = 1 if divergence is None else 2
     if len(peers) < minimum:
@@ -236,14 +230,14 @@ class MutualLearner(TrainStep, keras.Model):
         )
         # Tracked so the compiled step, checkpoints and `.keras` files carry
         # the divergence's state (α, IKL's class means) with the peers.
-        self._divergence_state = [
-            v for v in vars(divergence).values() if isinstance(v, keras.Variable)
-        ] if divergence is not None else []
+        self._divergence_state = (
+            [v for v in vars(divergence).values() if isinstance(v, keras.Variable)]
+            if divergence is not None
+            else []
+        )
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.ce_trackers = [
-            keras.metrics.Mean(name=f"peer{k}_ce") for k in range(len(peers))
-        ]
+        self.ce_trackers = [keras.metrics.Mean(name=f"peer{k}_ce") for k in range(len(peers))]
         self.div_trackers = (
             [keras.metrics.Mean(name=f"peer{k}_div") for k in range(len(peers))]
             if divergence is not None
@@ -301,15 +295,11 @@ class MutualLearner(TrainStep, keras.Model):
                     f"received {unsupported}={kwargs[unsupported]!r}."
                 )
         self.supervised_loss = resolve_supervised_loss(loss)
-        self.cohort_metrics = CohortMetrics(
-            metrics, len(self.peers), self.supervised_loss
-        )
-        self._reduce_ce = _PerExampleValues(
-            name="ce", reduction=self.supervised_loss.reduction
-        )
+        self.cohort_metrics = CohortMetrics(metrics, len(self.peers), self.supervised_loss)
+        self._reduce_ce = _PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
         self._reduce_divergence = _PerExampleValues(
             name="divergence",
-            reduction=getattr(self.divergence, "reduction", "sum_over_batch_size")
+            reduction=getattr(self.divergence, "reduction", "sum_over_batch_size"),
         )
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         if self.built and not self.optimizer.built:
@@ -333,8 +323,7 @@ class MutualLearner(TrainStep, keras.Model):
 
     def compile_from_config(self, config):
         config = {
-            key: keras.saving.deserialize_keras_object(value)
-            for key, value in config.items()
+            key: keras.saving.deserialize_keras_object(value) for key, value in config.items()
         }
         self.compile(**config)  # builds the optimizer of a built learner
 
@@ -398,9 +387,7 @@ class MutualLearner(TrainStep, keras.Model):
         """
         if not self.losses:
             return ops.zeros((), "float32")
-        return ops.cast(
-            super().compute_loss(x, y, y_pred, sample_weight), "float32"
-        )
+        return ops.cast(super().compute_loss(x, y, y_pred, sample_weight), "float32")
 
     def track_loss(self, per_example, x, y, y_pred, sample_weight=None):
         """Update the `loss` tracker from the peers' per-example objectives.
@@ -411,16 +398,11 @@ class MutualLearner(TrainStep, keras.Model):
             self.alpha_tracker.update_state(self.alpha)
         total = ops.sum(ops.stack(per_example), axis=0)
         if self.losses:
-            raw = ops.sum(
-                ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses])
-            )
+            raw = ops.sum(ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses]))
             total = total + raw
-        self.loss_tracker.update_state(
-            total, sample_weight=_weights_like(sample_weight, total))
+        self.loss_tracker.update_state(total, sample_weight=_weights_like(sample_weight, total))
 
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Σ_k L_k plus the peers' regularisers; updates the loss trackers.
 
         `y_pred` is the list of the peers' logits. Because each L_k depends on
@@ -433,10 +415,7 @@ class MutualLearner(TrainStep, keras.Model):
             # bool while tracing, so the test step never writes them.
             self.divergence.update_statistics = bool(training)
         try:
-            results = [
-                self.peer_loss(k, y_pred, y, sample_weight)
-                for k in range(len(self.peers))
-            ]
+            results = [self.peer_loss(k, y_pred, y, sample_weight) for k in range(len(self.peers))]
         finally:
             if statistics is not None:
                 self.divergence.update_statistics = statistics
@@ -468,12 +447,8 @@ class MutualLearner(TrainStep, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["peers"] = [
-            keras.saving.deserialize_keras_object(p) for p in config["peers"]
-        ]
-        config["divergence"] = keras.saving.deserialize_keras_object(
-            config["divergence"]
-        )
+        config["peers"] = [keras.saving.deserialize_keras_object(p) for p in config["peers"]]
+        config["divergence"] = keras.saving.deserialize_keras_object(config["divergence"])
         return cls(**config)
 
 

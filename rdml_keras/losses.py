@@ -10,7 +10,6 @@ Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
 `keras.losses.KLDivergence(y_true, y_pred)`.
 """
 
-
 import keras
 from keras import ops
 
@@ -30,8 +29,9 @@ _EXPM1_LIMIT = 60.0
 
 def validate_alpha(alpha):
     """Return `alpha` as a float, or raise `ValueError` naming it."""
-    return checks.number("alpha", alpha, minimum=0,
-                         hint=" (0 gives independent training, 1 gives KL)")
+    return checks.number(
+        "alpha", alpha, minimum=0, hint=" (0 gives independent training, 1 gives KL)"
+    )
 
 
 def validate_temperature(temperature):
@@ -65,9 +65,7 @@ def _log_moment_generating(log_p, d, t):
     p = ops.exp(log_p)
     capped = ops.minimum(x, _EXPM1_LIMIT)
     s = ops.sum(p * ops.expm1(capped), axis=-1)
-    small_is_accurate = ops.logical_and(
-        ops.max(x, axis=-1) <= _EXPM1_LIMIT, s > -0.5
-    )
+    small_is_accurate = ops.logical_and(ops.max(x, axis=-1) <= _EXPM1_LIMIT, s > -0.5)
     # The double `where` keeps the untaken branch finite so its gradient,
     # multiplied by zero, cannot turn into NaN.
     safe_s = ops.where(small_is_accurate, s, ops.zeros_like(s))
@@ -185,9 +183,7 @@ def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
     return (alpha / 4.0 * wmse + beta * soft_ce) * (t**2)
 
 
-def improved_kl(
-    target_logits, logits, class_weights, alpha=1.0, beta=1.0, temperature=1.0
-):
+def improved_kl(target_logits, logits, class_weights, alpha=1.0, beta=1.0, temperature=1.0):
     """Improved KL (IKL, Cui et al. 2023) per example, from logits.
 
         IKL = α/4 · Σ_{j,k} w̄_j w̄_k (sg(Δm_jk) − Δn_jk)² − β · Σ_j sg(p_j) log q_j
@@ -332,15 +328,11 @@ class DecoupledKL(keras.losses.Loss):
         self.temperature = validate_temperature(temperature)
 
     def call(self, y_true, y_pred):
-        return decoupled_kl(
-            y_true, y_pred, self.dkl_alpha, self.beta, self.temperature
-        )
+        return decoupled_kl(y_true, y_pred, self.dkl_alpha, self.beta, self.temperature)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            alpha=self.dkl_alpha, beta=self.beta, temperature=self.temperature
-        )
+        config.update(alpha=self.dkl_alpha, beta=self.beta, temperature=self.temperature)
         return config
 
 
@@ -478,9 +470,7 @@ def get(identifier, alpha=None, temperature=1.0, num_classes=None):
         )
     name = identifier.lower()
     if name == "renyi":
-        return RenyiDivergence(
-            alpha=1.0 if alpha is None else alpha, temperature=temperature
-        )
+        return RenyiDivergence(alpha=1.0 if alpha is None else alpha, temperature=temperature)
     if name == "ikl":
         if num_classes is None:
             raise ValueError(

@@ -12,9 +12,7 @@ _LOGIT_LOSSES = {
     "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
         from_logits=True
     ),
-    "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(
-        from_logits=True
-    ),
+    "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
 }
 
 
@@ -51,9 +49,7 @@ def _single_metric(identifier, name, sparse):
         return identifier.__class__.from_config(config)
     if identifier in ("accuracy", "acc"):
         cls = (
-            keras.metrics.SparseCategoricalAccuracy
-            if sparse
-            else keras.metrics.CategoricalAccuracy
+            keras.metrics.SparseCategoricalAccuracy if sparse else keras.metrics.CategoricalAccuracy
         )
         return cls(name=name)
     resolved = keras.metrics.get(identifier)
@@ -87,9 +83,7 @@ class CohortMetrics:
         if metrics is None:
             metrics = []
         if not isinstance(metrics, (list, tuple)):
-            raise ValueError(
-                f"`metrics` must be a list; received {type(metrics).__name__}."
-            )
+            raise ValueError(f"`metrics` must be a list; received {type(metrics).__name__}.")
         sparse = _is_sparse(supervised_loss)
         prefixes = [f"peer{k}" for k in range(num_peers)] + ["ensemble"]
         # One group per output: peer 0 … peer K−1, then the ensemble.
@@ -129,7 +123,9 @@ class LatestValue(keras.metrics.Metric):
         super().__init__(name=name, dtype=dtype)
         # Every replica sees the same value: keep the first replica's.
         self.value = self.add_variable(
-            shape=(), initializer="zeros", name="value",
+            shape=(),
+            initializer="zeros",
+            name="value",
             aggregation="only_first_replica",
         )
 

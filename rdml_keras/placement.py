@@ -70,8 +70,7 @@ class Placement:
     coordinator_address: str | None = None
     timeout: int = distribution.DEFAULT_TIMEOUT
     logical_cpus: int | None = None
-    _strategy: object = dataclasses.field(default=None, init=False, repr=False,
-                                          compare=False)
+    _strategy: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------ resolving
 
@@ -90,7 +89,9 @@ class Placement:
             raise ConfigError(
                 f"distribution.strategy: got 'local'; expected none on the {backend} "
                 "backend (local data parallelism is TensorFlow's MirroredStrategy or "
-                "JAX's DataParallel)", path="distribution.strategy")
+                "JAX's DataParallel)",
+                path="distribution.strategy",
+            )
         if section.strategy != "multiprocess":
             return cls(strategy=section.strategy, logical_cpus=section.logical_cpus)
         if backend != "jax":
@@ -99,7 +100,9 @@ class Placement:
                 f"the {backend} backend. Several processes train one cohort with "
                 "KERAS_BACKEND=jax (keras.distribution); TensorFlow's "
                 "MultiWorkerMirroredStrategy does not work with Keras 3's fit "
-                "(keras-team/keras#20585).", path="distribution.strategy")
+                "(keras-team/keras#20585).",
+                path="distribution.strategy",
+            )
         try:
             launcher = distribution.from_environment(environ) or {}
         except ValueError as error:
@@ -120,19 +123,27 @@ class Placement:
                 f"distribution.{key}=..., or launch with RDML_NUM_PROCESSES, "
                 "RDML_PROCESS_ID and RDML_COORDINATOR (or Slurm's SLURM_NTASKS and "
                 "SLURM_PROCID with MASTER_ADDR and MASTER_PORT)",
-                path=f"distribution.{key}")
+                path=f"distribution.{key}",
+            )
         try:
             distribution.validate_processes(values["num_processes"], values["process_id"])
         except ValueError as error:
-            raise ConfigError(f"distribution.process_id: {error}",
-                              path="distribution.process_id") from None
+            raise ConfigError(
+                f"distribution.process_id: {error}", path="distribution.process_id"
+            ) from None
         if batch_size % values["num_processes"]:
             raise ConfigError(
                 f"batch_size: got {batch_size}; expected a multiple of the "
                 f"{values['num_processes']} processes (the global batch: every process "
-                "takes an equal share of it)", path="batch_size")
-        return cls(strategy="multiprocess", timeout=section.timeout,
-                   logical_cpus=section.logical_cpus, **values)
+                "takes an equal share of it)",
+                path="batch_size",
+            )
+        return cls(
+            strategy="multiprocess",
+            timeout=section.timeout,
+            logical_cpus=section.logical_cpus,
+            **values,
+        )
 
     @property
     def is_writer(self) -> bool:
@@ -162,14 +173,21 @@ class Placement:
                 f"distribution: this process already joined the job at "
                 f"coordinator_address={_JOINED[0]!r} as process {_JOINED[2]} of "
                 f"{_JOINED[1]}; a process joins one job. Start a new process.",
-                path="distribution")
+                path="distribution",
+            )
         try:
             distribution.initialize_multiprocess(
-                self.coordinator_address, self.num_processes, self.process_id,
-                timeout=self.timeout, seed=seed)
+                self.coordinator_address,
+                self.num_processes,
+                self.process_id,
+                timeout=self.timeout,
+                seed=seed,
+            )
         except ValueError as error:
-            raise ConfigError(f"distribution.coordinator_address: {error}",
-                              path="distribution.coordinator_address") from None
+            raise ConfigError(
+                f"distribution.coordinator_address: {error}",
+                path="distribution.coordinator_address",
+            ) from None
         _JOINED = joined
         return self
 
@@ -218,14 +236,16 @@ class Placement:
         import numpy as np
         from jax.experimental import multihost_utils
 
-        found = [int(v) for v in np.ravel(
-            multihost_utils.process_allgather(np.array([value], np.int32)))]
+        found = [
+            int(v) for v in np.ravel(multihost_utils.process_allgather(np.array([value], np.int32)))
+        ]
         if len(set(found)) > 1:
             raise RunError(
                 f"the processes found different {what}: "
                 + ", ".join(f"process {i}: {v}" for i, v in enumerate(found))
                 + ". Every process must see the same run directory: put --out on a "
-                "file system all the machines share.")
+                "file system all the machines share."
+            )
         return value
 
     # ------------------------------------------------------------ data
@@ -242,24 +262,29 @@ class Placement:
             raise ConfigError(
                 f"batch_size: got {batch_size}; expected a multiple of the {devices} "
                 f"devices it is split over (distribution.strategy={self.strategy})",
-                path="batch_size")
+                path="batch_size",
+            )
         if not self.data_parallel_jax:
             return bundle  # MirroredStrategy splits any batch, the last one too
         full = bundle.train_examples // batch_size
         if full == 0:
             raise ConfigError(
                 f"batch_size: got {batch_size}; expected at most the "
-                f"{bundle.train_examples} training examples", path="batch_size")
+                f"{bundle.train_examples} training examples",
+                path="batch_size",
+            )
         if bundle.train_examples % batch_size and log is not None and self.is_writer:
-            log(f"note: data parallel training drops the last "
+            log(
+                f"note: data parallel training drops the last "
                 f"{bundle.train_examples % batch_size} examples of each epoch's order "
-                f"(an incomplete global batch of {batch_size})")
-        start, stop = distribution.shard_rows(batch_size, self.num_processes,
-                                              self.process_id)
+                f"(an incomplete global batch of {batch_size})"
+            )
+        start, stop = distribution.shard_rows(batch_size, self.num_processes, self.process_id)
         return dataclasses.replace(
             bundle,
             train=shard_batches(full_batches(bundle.train, batch_size, full), start, stop),
-            test=shard_batches(padded_batches(bundle.test, batch_size), start, stop))
+            test=shard_batches(padded_batches(bundle.test, batch_size), start, stop),
+        )
 
 
 def _split_cpu(count: int):
@@ -277,14 +302,16 @@ def _split_cpu(count: int):
                 f"distribution.logical_cpus: got {count}; JAX has already set up "
                 f"{jax.local_device_count('cpu')} CPU device(s) in this process. Set it "
                 "in a fresh process (the command line does).",
-                path="distribution.logical_cpus")
+                path="distribution.logical_cpus",
+            )
         return
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
     except RuntimeError:  # TensorFlow's devices are initialized already
         pass
     found = len(tf.config.list_logical_devices("CPU"))
@@ -292,7 +319,9 @@ def _split_cpu(count: int):
         raise ConfigError(
             f"distribution.logical_cpus: got {count}; TensorFlow has already set up "
             f"{found} CPU device(s) in this process. Set it in a fresh process (the "
-            "command line does).", path="distribution.logical_cpus")
+            "command line does).",
+            path="distribution.logical_cpus",
+        )
 
 
 # ---------------------------------------------------------------- tf.data
@@ -354,4 +383,3 @@ def shard_batches(dataset, start: int, stop: int):
         return sliced[0] if len(sliced) == 1 else sliced
 
     return dataset.map(rows)
-

@@ -88,13 +88,19 @@ def load_records(run_dirs) -> list[Record]:
     records = []
     for run_dir in run_dirs:
         run_dir = pathlib.Path(run_dir)
-        dirs = [run_dir] if (run_dir / RESULTS_FILE).is_file() else sorted(
-            p.parent for p in run_dir.glob(f"seed*/{RESULTS_FILE}"))
+        dirs = (
+            [run_dir]
+            if (run_dir / RESULTS_FILE).is_file()
+            else sorted(p.parent for p in run_dir.glob(f"seed*/{RESULTS_FILE}"))
+        )
         for path in dirs:
             try:
                 results = read_json(path / RESULTS_FILE)
-                history = (read_json(path / HISTORY_FILE)["epochs"]
-                           if (path / HISTORY_FILE).is_file() else [])
+                history = (
+                    read_json(path / HISTORY_FILE)["epochs"]
+                    if (path / HISTORY_FILE).is_file()
+                    else []
+                )
             except (OSError, ValueError, KeyError):
                 continue
             records.append(Record(path, results, history))
@@ -146,8 +152,11 @@ def _flatten(raw, prefix=""):
 
 
 def _setting(config: dict) -> dict:
-    return {k: v for k, v in _flatten(config).items()
-            if k not in ("seed", "seeds", "name") and not k.startswith("divergence.")}
+    return {
+        k: v
+        for k, v in _flatten(config).items()
+        if k not in ("seed", "seeds", "name") and not k.startswith("divergence.")
+    }
 
 
 def group_records(records) -> list[tuple[str, dict]]:
@@ -164,8 +173,9 @@ def group_records(records) -> list[tuple[str, dict]]:
                 break
         else:
             settings.append((flat, [record]))
-    varying = sorted({k for flat, _ in settings for k in flat
-                      if len({repr(f.get(k)) for f, _ in settings}) > 1})
+    varying = sorted(
+        {k for flat, _ in settings for k in flat if len({repr(f.get(k)) for f, _ in settings}) > 1}
+    )
     groups = []
     for flat, members in settings:
         title = ", ".join(f"{k}={_short(flat.get(k))}" for k in varying)
@@ -173,8 +183,10 @@ def group_records(records) -> list[tuple[str, dict]]:
         for record in members:
             key, label, alpha, role = method_of(record.config["divergence"])
             # One row per method *and* α: every RDML order is its own row.
-            entry = methods.setdefault((label, alpha), {
-                "label": label, "key": key, "alpha": alpha, "role": role, "runs": {}})
+            entry = methods.setdefault(
+                (label, alpha),
+                {"label": label, "key": key, "alpha": alpha, "role": role, "runs": {}},
+            )
             entry["runs"][record.seed] = record
         methods = dict(sorted(methods.items(), key=lambda item: item[1]["key"]))
         groups.append((title, methods, [flat.get(k) for k in varying]))
@@ -183,8 +195,11 @@ def group_records(records) -> list[tuple[str, dict]]:
 
 
 def _sort_value(value):
-    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(
-        value, bool) else (1, 0, repr(value))
+    return (
+        (0, value, "")
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else (1, 0, repr(value))
+    )
 
 
 def _short(value) -> str:
@@ -237,10 +252,12 @@ def paired_table(records) -> str:
     if not records:
         return "(no finished runs)"
     peers = max(len(r.results["peers"]) for r in records)
-    header = (["method", "α", "seeds"] + [f"peer {k + 1} (%)" for k in range(peers)]
-              + ["ensemble (%)", "Δ vs independent (pp)", "Δ vs DML (pp)",
-                 f"last-{LAST_EPOCHS} mean (%)"]
-              + [f"peer {k + 1} div, last epoch" for k in range(peers)])
+    header = (
+        ["method", "α", "seeds"]
+        + [f"peer {k + 1} (%)" for k in range(peers)]
+        + ["ensemble (%)", "Δ vs independent (pp)", "Δ vs DML (pp)", f"last-{LAST_EPOCHS} mean (%)"]
+        + [f"peer {k + 1} div, last epoch" for k in range(peers)]
+    )
     blocks = []
     groups = group_records(records)
     for title, methods in groups:
@@ -262,8 +279,15 @@ def paired_table(records) -> str:
             seeds = sorted(runs)
             cells = [label, entry["alpha"], str(len(seeds))]
             for k in range(peers):
-                cells.append(_pct([runs[s].peer_accuracies[k] for s in seeds
-                                   if k < len(runs[s].peer_accuracies)]))
+                cells.append(
+                    _pct(
+                        [
+                            runs[s].peer_accuracies[k]
+                            for s in seeds
+                            if k < len(runs[s].peer_accuracies)
+                        ]
+                    )
+                )
             cells.append(_pct([runs[s].results["ensemble"]["test_accuracy"] for s in seeds]))
             # Each row is compared with the methods above it: DML with the
             # independent cohort, RDML with both.
@@ -276,8 +300,9 @@ def paired_table(records) -> str:
                     cells.append(_paired(runs, reference["runs"]))
             cells.append(_pct([runs[s].last_epochs_accuracy() for s in seeds]))
             for k in range(peers):
-                cells.append(_num([(runs[s].last_divergences() or [None] * peers)[k]
-                                   for s in seeds]))
+                cells.append(
+                    _num([(runs[s].last_divergences() or [None] * peers)[k] for s in seeds])
+                )
             lines.append("| " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -312,13 +337,30 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
                 continue  # DKL/IKL and α schedules have no place on the α axis
             alpha = key[1]
             if entry["role"] == "independent":
-                ax.errorbar([alpha], [mean], yerr=[std], fmt="s", color="tab:gray",
-                            capsize=4, markersize=8, label=label, zorder=3)
+                ax.errorbar(
+                    [alpha],
+                    [mean],
+                    yerr=[std],
+                    fmt="s",
+                    color="tab:gray",
+                    capsize=4,
+                    markersize=8,
+                    label=label,
+                    zorder=3,
+                )
                 ax.axhline(mean, color="tab:gray", linestyle=":", linewidth=1)
             elif entry["role"] == "dml":
-                ax.errorbar([alpha], [mean], yerr=[std], fmt="^", color="tab:orange",
-                            capsize=4, markersize=9, label="DML (KL)" if label == "DML"
-                            else "DML (α=1 = KL)", zorder=3)
+                ax.errorbar(
+                    [alpha],
+                    [mean],
+                    yerr=[std],
+                    fmt="^",
+                    color="tab:orange",
+                    capsize=4,
+                    markersize=9,
+                    label="DML (KL)" if label == "DML" else "DML (α=1 = KL)",
+                    zorder=3,
+                )
                 ax.axhline(mean, color="tab:orange", linestyle="--", linewidth=1)
             if entry["role"] is None or label.endswith("=0)") or label.endswith("=1)"):
                 rdml_x.append(alpha)
@@ -326,12 +368,20 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
                 rdml_e.append(std)
         if rdml_x:
             order = sorted(range(len(rdml_x)), key=rdml_x.__getitem__)
-            ax.errorbar([rdml_x[i] for i in order], [rdml_y[i] for i in order],
-                        yerr=[rdml_e[i] for i in order], fmt="o-", color="tab:blue",
-                        capsize=3, label="Rényi α (RDML)", zorder=2)
+            ax.errorbar(
+                [rdml_x[i] for i in order],
+                [rdml_y[i] for i in order],
+                yerr=[rdml_e[i] for i in order],
+                fmt="o-",
+                color="tab:blue",
+                capsize=3,
+                label="Rényi α (RDML)",
+                zorder=2,
+            )
         seeds = sorted({s for entry in methods.values() for s in entry["runs"]})
-        ax.set_title(textwrap.fill((title or "all runs") + f" ({len(seeds)} seeds)", 64),
-                     fontsize=7)
+        ax.set_title(
+            textwrap.fill((title or "all runs") + f" ({len(seeds)} seeds)", 64), fontsize=7
+        )
         ax.set_xlabel("Rényi order α (0 = independent, 1 = DML)")
         ax.set_ylabel("mean peer test accuracy (%)")
         ax.grid(alpha=0.3)

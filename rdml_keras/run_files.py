@@ -34,7 +34,8 @@ PREVIOUS_SUFFIX = ".bkp"
 PARTIAL_WEIGHTS_FILE = ".partial.weights.h5"
 _TEMPORARY = re.compile(
     r"^(\.(config\.yaml|history\.json|results\.json|summary\.json|"
-    r"training_metadata\.json)\..+\.tmp|\.tmp-.+\.keras|\.partial\.weights\.h5)$")
+    r"training_metadata\.json)\..+\.tmp|\.tmp-.+\.keras|\.partial\.weights\.h5)$"
+)
 
 
 class RunError(Exception):
@@ -197,9 +198,11 @@ def run_lock(run_dir):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunError(f"--out {run_dir}: another `train` process is writing to this "
-                           "run directory; wait for it to finish (then re-run to resume "
-                           "or see its results) or choose another --out.") from None
+            raise RunError(
+                f"--out {run_dir}: another `train` process is writing to this "
+                "run directory; wait for it to finish (then re-run to resume "
+                "or see its results) or choose another --out."
+            ) from None
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -226,24 +229,31 @@ def check_run_dir(run_dir, config: ExperimentConfig, *, allow_finished=False) ->
         return "new"  # empty, or only the temporary file of a killed first write
     config_file = run_dir / CONFIG_FILE
     if not config_file.is_file():
-        raise RunError(f"--out {run_dir}: exists, is not empty and holds no {CONFIG_FILE}; "
-                       "it is not an rdml_keras run directory. Choose another --out.")
+        raise RunError(
+            f"--out {run_dir}: exists, is not empty and holds no {CONFIG_FILE}; "
+            "it is not an rdml_keras run directory. Choose another --out."
+        )
     try:
         saved = config_from_yaml_text(config_file.read_text(encoding="utf-8"))
     except ConfigError as e:
-        raise RunError(f"{config_file}: unreadable run config ({e}); choose another --out"
-                       ) from None
+        raise RunError(
+            f"{config_file}: unreadable run config ({e}); choose another --out"
+        ) from None
     # The distribution section says how a run is launched (a run may resume on
     # another number of processes), not what it computes.
     if saved.computation() != config.computation():
         diffs = _differences(saved.computation().to_dict(), config.computation().to_dict())
-        raise RunError(f"--out {run_dir}: holds a run with a different config "
-                       f"({'; '.join(diffs[:5])}). Choose another --out, or delete it.")
+        raise RunError(
+            f"--out {run_dir}: holds a run with a different config "
+            f"({'; '.join(diffs[:5])}). Choose another --out, or delete it."
+        )
     finished = (run_dir / RESULTS_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file()
     if finished and not allow_finished:
-        raise RunError(f"--out {run_dir}: already holds a finished run ({RESULTS_FILE} "
-                       "present); refusing to overwrite it. Choose another --out, or "
-                       "delete the directory to train again.")
+        raise RunError(
+            f"--out {run_dir}: already holds a finished run ({RESULTS_FILE} "
+            "present); refusing to overwrite it. Choose another --out, or "
+            "delete the directory to train again."
+        )
     return "finished" if finished else "resume"
 
 

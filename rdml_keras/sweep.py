@@ -72,7 +72,8 @@ _VALIDATE_LIMIT = 5000
 _WAIT_SECONDS = 1.0
 _SEARCH_RE = re.compile(
     r"^\s*(?P<key>[^=\s]+)\s*=\s*(?P<kind>float|int)\(\s*(?P<lo>[^,()]+?)\s*,\s*"
-    r"(?P<hi>[^,()]+?)\s*(?:,\s*(?P<log>log)\s*)?\)\s*$")
+    r"(?P<hi>[^,()]+?)\s*(?:,\s*(?P<log>log)\s*)?\)\s*$"
+)
 
 
 class SweepError(ConfigError):
@@ -155,8 +156,9 @@ class SweepSpec:
         """What defines the study: the resolved config and the dimensions."""
         return {
             "config": self.base.to_dict(),
-            "grid": [{"keys": list(d.keys), "values": [_plain(v) for v in d.values]}
-                     for d in self.grid],
+            "grid": [
+                {"keys": list(d.keys), "values": [_plain(v) for v in d.values]} for d in self.grid
+            ],
             "seeds": list(self.seeds),
             "search": [dataclasses.asdict(s) for s in self.search],
         }
@@ -166,8 +168,9 @@ class SweepSpec:
         """`<config name>-<12 hex digits of the identity's SHA-256>`: the same
         command (config, --set, --grid, --seeds, --search) names the same study.
         """
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True)
-                                .encode()).hexdigest()[:12]
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
         return f"{self.base.name or 'sweep'}-{digest}"
 
     @property
@@ -235,8 +238,7 @@ def _encode(value):
 
 def _flow(value) -> str:
     """A value as one line of YAML that `--set` reads back."""
-    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True,
-                          width=10**6).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).strip()
     return text.removesuffix("...").strip()
 
 
@@ -287,38 +289,43 @@ def parse_grid(text: str) -> GridDim:
     ((250, 40), (4000, 6))
     """
     if not isinstance(text, str) or "=" not in text:
-        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,... "
-                         "e.g. --grid divergence.alpha=0.5,1,2")
+        raise SweepError(
+            f"--grid {text!r}: expected KEY=V1,V2,... e.g. --grid divergence.alpha=0.5,1,2"
+        )
     key_text, _, values_text = text.partition("=")
     keys = tuple(k.strip() for k in key_text.split(","))
     if not all(keys) or any(" " in k for k in keys):
-        raise SweepError(f"--grid {text}: got key {key_text.strip()!r}; expected a config "
-                         "key such as divergence.alpha (or linked keys K1,K2)")
+        raise SweepError(
+            f"--grid {text}: got key {key_text.strip()!r}; expected a config "
+            "key such as divergence.alpha (or linked keys K1,K2)"
+        )
     if len(set(keys)) != len(keys):
         raise SweepError(f"--grid {text}: key repeated in {key_text.strip()!r}")
     items = [] if not values_text.strip() else split_top_level(values_text)
     if not items or any(not item for item in items):
-        raise SweepError(f"--grid {text}: empty grid; expected at least one value, "
-                         f"e.g. --grid {keys[0]}=0.5,1,2")
+        raise SweepError(
+            f"--grid {text}: empty grid; expected at least one value, e.g. --grid {keys[0]}=0.5,1,2"
+        )
     values = []
     for item in items:
         try:
             value = yaml.safe_load(item)
         except yaml.YAMLError as e:
-            raise SweepError(f"--grid {text}: value {item!r} is not valid YAML "
-                             f"({type(e).__name__})") from None
+            raise SweepError(
+                f"--grid {text}: value {item!r} is not valid YAML ({type(e).__name__})"
+            ) from None
         if len(keys) > 1:
             if not isinstance(value, list) or len(value) != len(keys):
                 raise SweepError(
                     f"--grid {text}: value {item!r}; expected a list of {len(keys)} values, "
-                    f"one per linked key ({', '.join(keys)}), e.g. [250, 40]")
+                    f"one per linked key ({', '.join(keys)}), e.g. [250, 40]"
+                )
             value = tuple(value)
         values.append(value)
     encoded = [_flow(v) for v in values]
     if len(set(encoded)) != len(encoded):
         duplicate = next(v for v in encoded if encoded.count(v) > 1)
-        raise SweepError(f"--grid {text}: value {duplicate} given twice; expected "
-                         "distinct values")
+        raise SweepError(f"--grid {text}: value {duplicate} given twice; expected distinct values")
     return GridDim(keys=keys, values=tuple(values), text=text)
 
 
@@ -330,24 +337,30 @@ def parse_search(text: str) -> SearchDim:
     """
     match = _SEARCH_RE.match(text or "")
     if not match:
-        raise SweepError(f"--search {text!r}: expected KEY=float(LO,HI), "
-                         "KEY=float(LO,HI,log) or KEY=int(LO,HI), e.g. "
-                         "--search divergence.alpha=float(0.25,3)")
+        raise SweepError(
+            f"--search {text!r}: expected KEY=float(LO,HI), "
+            "KEY=float(LO,HI,log) or KEY=int(LO,HI), e.g. "
+            "--search divergence.alpha=float(0.25,3)"
+        )
     kind = match["kind"]
     try:
-        low, high = (float(match["lo"]), float(match["hi"])) if kind == "float" else (
-            int(match["lo"]), int(match["hi"]))
+        low, high = (
+            (float(match["lo"]), float(match["hi"]))
+            if kind == "float"
+            else (int(match["lo"]), int(match["hi"]))
+        )
     except ValueError:
-        raise SweepError(f"--search {text}: bounds {match['lo']!r}, {match['hi']!r}; "
-                         f"expected two {'numbers' if kind == 'float' else 'integers'}"
-                         ) from None
+        raise SweepError(
+            f"--search {text}: bounds {match['lo']!r}, {match['hi']!r}; "
+            f"expected two {'numbers' if kind == 'float' else 'integers'}"
+        ) from None
     if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
-        raise SweepError(f"--search {text}: got bounds ({match['lo']}, {match['hi']}); "
-                         "expected finite LO < HI")
+        raise SweepError(
+            f"--search {text}: got bounds ({match['lo']}, {match['hi']}); expected finite LO < HI"
+        )
     if match["log"] and low <= 0:
         raise SweepError(f"--search {text}: log scale needs LO > 0, got {match['lo']}")
-    return SearchDim(key=match["key"], low=low, high=high, kind=kind,
-                     log=bool(match["log"]))
+    return SearchDim(key=match["key"], low=low, high=high, kind=kind, log=bool(match["log"]))
 
 
 def _strip_set(message: str) -> str:
@@ -364,23 +377,30 @@ def check_storage(url: str, out: pathlib.Path) -> str:
 
         parsed = make_url(url)
     except Exception as e:  # sqlalchemy.exc.ArgumentError and friends
-        raise SweepError(f"--storage {url!r}: not a database URL ({type(e).__name__}); "
-                         "expected sqlite:///PATH, postgresql://USER@HOST:PORT/DB or "
-                         "mysql://...") from None
+        raise SweepError(
+            f"--storage {url!r}: not a database URL ({type(e).__name__}); "
+            "expected sqlite:///PATH, postgresql://USER@HOST:PORT/DB or "
+            "mysql://..."
+        ) from None
     shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
     if backend not in STORAGE_BACKENDS:
-        raise SweepError(f"--storage {shown}: unsupported backend {backend!r}; expected one "
-                         f"of {', '.join(STORAGE_BACKENDS)} (a database every worker reaches)")
+        raise SweepError(
+            f"--storage {shown}: unsupported backend {backend!r}; expected one "
+            f"of {', '.join(STORAGE_BACKENDS)} (a database every worker reaches)"
+        )
     if backend == "sqlite":
         database = parsed.database
         if not database or database == ":memory:" or database.startswith("file::memory:"):
-            raise SweepError(f"--storage {shown}: an in-memory SQLite database cannot be "
-                             "shared by workers; expected sqlite:///PATH/study.db")
+            raise SweepError(
+                f"--storage {shown}: an in-memory SQLite database cannot be "
+                "shared by workers; expected sqlite:///PATH/study.db"
+            )
         path = pathlib.Path(database)
         if path.is_dir():
-            raise SweepError(f"--storage {shown}: {path} is a directory; expected the path "
-                             "of a database file")
+            raise SweepError(
+                f"--storage {shown}: {path} is a directory; expected the path of a database file"
+            )
         parent = path.parent.resolve()
         if parent != out.resolve() and not parent.is_dir():
             raise SweepError(f"--storage {shown}: directory {path.parent} does not exist")
@@ -397,19 +417,33 @@ def check_storage(url: str, out: pathlib.Path) -> str:
             engine.dispose()
     except ImportError as e:
         driver = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}[backend]
-        raise SweepError(f"--storage {shown}: the database driver is not installed "
-                         f"({e}); pip install {driver}") from None
+        raise SweepError(
+            f"--storage {shown}: the database driver is not installed ({e}); pip install {driver}"
+        ) from None
     except Exception as e:  # OperationalError: refused, unknown host, auth, no database
         first = str(getattr(e, "orig", None) or e).strip().splitlines()
-        raise SweepError(f"--storage {shown}: cannot connect ({type(e).__name__}: "
-                         f"{first[0] if first else e}); is the server up and the "
-                         "database created?") from None
+        raise SweepError(
+            f"--storage {shown}: cannot connect ({type(e).__name__}: "
+            f"{first[0] if first else e}); is the server up and the "
+            "database created?"
+        ) from None
     return shown
 
 
-def build_spec(*, config_path, overrides=(), grids=(), seeds=None, searches=(),
-               trials=None, storage=None, out, heartbeat_interval=60, grace_period=120,
-               max_retry=3) -> SweepSpec:
+def build_spec(
+    *,
+    config_path,
+    overrides=(),
+    grids=(),
+    seeds=None,
+    searches=(),
+    trials=None,
+    storage=None,
+    out,
+    heartbeat_interval=60,
+    grace_period=120,
+    max_retry=3,
+) -> SweepSpec:
     """Parse and validate a sweep; raise SweepError/ConfigError on bad input.
 
     Every grid point's config is validated (as `train` would), the storage URL
@@ -419,36 +453,43 @@ def build_spec(*, config_path, overrides=(), grids=(), seeds=None, searches=(),
 
     base = load_config(config_path, list(overrides))
     if base.distribution.strategy == "multiprocess":
-        raise SweepError("distribution.strategy: got 'multiprocess'; expected none or local "
-                         "in a sweep (its workers train trials independently: start one "
-                         "more worker per machine instead)")
+        raise SweepError(
+            "distribution.strategy: got 'multiprocess'; expected none or local "
+            "in a sweep (its workers train trials independently: start one "
+            "more worker per machine instead)"
+        )
     grid = tuple(parse_grid(text) for text in grids)
     search = tuple(parse_search(text) for text in searches)
     if not grid and not search:
-        raise SweepError("empty grid: nothing to sweep; give at least one "
-                         "--grid KEY=V1,V2,... or --search KEY=float(LO,HI) --trials N")
+        raise SweepError(
+            "empty grid: nothing to sweep; give at least one "
+            "--grid KEY=V1,V2,... or --search KEY=float(LO,HI) --trials N"
+        )
     if search and trials is None:
-        raise SweepError("--search needs --trials N (the number of trials of the study, "
-                         "all workers together)")
+        raise SweepError(
+            "--search needs --trials N (the number of trials of the study, all workers together)"
+        )
     if trials is not None and (not search or trials < 1):
-        raise SweepError(f"--trials {trials}: expected an integer >= 1 together with "
-                         "--search (a grid runs every point once)")
+        raise SweepError(
+            f"--trials {trials}: expected an integer >= 1 together with "
+            "--search (a grid runs every point once)"
+        )
     keys = [k for d in grid for k in d.keys] + [s.key for s in search]
     for key in keys:
         if keys.count(key) > 1:
-            raise SweepError(f"--grid/--search: key {key!r} given twice; expected each "
-                             "key in one --grid or --search")
+            raise SweepError(
+                f"--grid/--search: key {key!r} given twice; expected each "
+                "key in one --grid or --search"
+            )
         if key in ("seed", "seeds"):
-            raise SweepError(f"--grid {key}=...: seeds are their own dimension; "
-                             "use --seeds 0,1,2")
+            raise SweepError(f"--grid {key}=...: seeds are their own dimension; use --seeds 0,1,2")
     seed_list = parse_seeds(seeds)
     if seed_list is None:
         seed_list = list(base.seeds) if base.seeds else [base.seed]
     out = pathlib.Path(out)
 
     # Every point, as `train` would see it; errors name the --grid value.
-    combos = list(itertools.islice(itertools.product(*[d.values for d in grid]),
-                                   _VALIDATE_LIMIT))
+    combos = list(itertools.islice(itertools.product(*[d.values for d in grid]), _VALIDATE_LIMIT))
     bounds = [[(s, s.low), (s, s.high)] for s in search]
     for combo in combos:
         for bound in itertools.product(*bounds) if bounds else [()]:
@@ -458,23 +499,38 @@ def build_spec(*, config_path, overrides=(), grids=(), seeds=None, searches=(),
                 load_config(config_path, list(overrides) + extra)
             except ConfigError as e:
                 what = ", ".join(extra)
-                where = "--search" if bound and any(
-                    e.path == s.key or (e.path or "").startswith(s.key + ".")
-                    for s, _ in bound) else "--grid"
-                raise SweepError(f"{where} {what}: {_strip_set(str(e))}",
-                                 path=e.path) from None
+                where = (
+                    "--search"
+                    if bound
+                    and any(
+                        e.path == s.key or (e.path or "").startswith(s.key + ".") for s, _ in bound
+                    )
+                    else "--grid"
+                )
+                raise SweepError(f"{where} {what}: {_strip_set(str(e))}", path=e.path) from None
     if out.exists():
         if not out.is_dir():
             raise SweepError(f"--out {out}: exists and is not a directory")
-    spec = SweepSpec(config_path=str(config_path), overrides=tuple(overrides), base=base,
-                     grid=grid, seeds=tuple(seed_list), search=search, trials=trials,
-                     storage=storage or f"sqlite:///{out / DEFAULT_DB}", out=out,
-                     heartbeat_interval=int(heartbeat_interval),
-                     grace_period=int(grace_period), max_retry=int(max_retry))
+    spec = SweepSpec(
+        config_path=str(config_path),
+        overrides=tuple(overrides),
+        base=base,
+        grid=grid,
+        seeds=tuple(seed_list),
+        search=search,
+        trials=trials,
+        storage=storage or f"sqlite:///{out / DEFAULT_DB}",
+        out=out,
+        heartbeat_interval=int(heartbeat_interval),
+        grace_period=int(grace_period),
+        max_retry=int(max_retry),
+    )
     if spec.heartbeat_interval < 1 or spec.grace_period <= spec.heartbeat_interval:
-        raise SweepError(f"--heartbeat-interval {heartbeat_interval} / --grace-period "
-                         f"{grace_period}: expected integers with 1 <= interval < grace "
-                         "period (seconds)")
+        raise SweepError(
+            f"--heartbeat-interval {heartbeat_interval} / --grace-period "
+            f"{grace_period}: expected integers with 1 <= interval < grace "
+            "period (seconds)"
+        )
     _check_out(spec)
     check_storage(spec.storage, out)
     return spec
@@ -489,21 +545,28 @@ def _check_out(spec: SweepSpec):
         try:
             saved = json.loads(sweep_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise SweepError(f"--out {out}: unreadable {SWEEP_FILE} ({e}); choose "
-                             "another --out") from None
+            raise SweepError(
+                f"--out {out}: unreadable {SWEEP_FILE} ({e}); choose another --out"
+            ) from None
         if saved.get("study_name") != spec.study_name:
             raise SweepError(
                 f"--out {out}: holds another sweep (study {saved.get('study_name')!r}; this "
                 f"command's is {spec.study_name!r}: a different config, --set, --grid, "
-                "--seeds or --search). Choose another --out.")
+                "--seeds or --search). Choose another --out."
+            )
         return
     allowed = {DEFAULT_DB, DEFAULT_DB + "-journal", RUNS_DIR}
-    foreign = [p.name for p in out.iterdir()
-               if p.name not in allowed and not p.name.startswith(f".{SWEEP_FILE}.")]
+    foreign = [
+        p.name
+        for p in out.iterdir()
+        if p.name not in allowed and not p.name.startswith(f".{SWEEP_FILE}.")
+    ]
     if foreign:
-        raise SweepError(f"--out {out}: exists, is not empty ({', '.join(sorted(foreign)[:3])}"
-                         f") and holds no {SWEEP_FILE}; not a sweep directory. Choose "
-                         "another --out.")
+        raise SweepError(
+            f"--out {out}: exists, is not empty ({', '.join(sorted(foreign)[:3])}"
+            f") and holds no {SWEEP_FILE}; not a sweep directory. Choose "
+            "another --out."
+        )
 
 
 # --------------------------------------------------------------------------
@@ -514,13 +577,13 @@ def _storage(spec: SweepSpec):
     import optuna
 
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    kwargs = {"heartbeat_interval": spec.heartbeat_interval,
-              "grace_period": spec.grace_period}
+    kwargs = {"heartbeat_interval": spec.heartbeat_interval, "grace_period": spec.grace_period}
     if retry_cls is not None:  # Optuna >= 4.9
         kwargs["heartbeat_stale_trial_callback"] = retry_cls(max_retry=spec.max_retry)
     else:
         kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
-            max_retry=spec.max_retry)
+            max_retry=spec.max_retry
+        )
     engine_kwargs = {"pool_pre_ping": True}
     if spec.storage.startswith("sqlite"):
         # Workers wait for each other's writes instead of failing "locked".
@@ -528,8 +591,7 @@ def _storage(spec: SweepSpec):
     last = None
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(spec.storage, engine_kwargs=engine_kwargs,
-                                              **kwargs)
+            return optuna.storages.RDBStorage(spec.storage, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as e:  # two workers creating the tables at the same instant
             last = e
             time.sleep(0.5 + attempt)
@@ -544,8 +606,13 @@ def _study(spec: SweepSpec, storage):
     else:
         # The same seed in every worker (GridSampler's advice for distributed runs).
         sampler = optuna.samplers.GridSampler(spec.search_space(), seed=0)
-    return optuna.create_study(storage=storage, study_name=spec.study_name,
-                               sampler=sampler, direction="maximize", load_if_exists=True)
+    return optuna.create_study(
+        storage=storage,
+        study_name=spec.study_name,
+        sampler=sampler,
+        direction="maximize",
+        load_if_exists=True,
+    )
 
 
 @contextlib.contextmanager
@@ -603,11 +670,15 @@ class Worker:
         spec = self.spec
         (spec.out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         if not (spec.out / SWEEP_FILE).is_file():
-            write_json(spec.out / SWEEP_FILE, {
-                "study_name": spec.study_name,
-                "storage": check_storage(spec.storage, spec.out),
-                "command": {"config": spec.config_path, "set": list(spec.overrides)},
-                **spec.identity()})
+            write_json(
+                spec.out / SWEEP_FILE,
+                {
+                    "study_name": spec.study_name,
+                    "storage": check_storage(spec.storage, spec.out),
+                    "command": {"config": spec.config_path, "set": list(spec.overrides)},
+                    **spec.identity(),
+                },
+            )
 
     def run(self) -> dict:
         import optuna
@@ -621,8 +692,10 @@ class Worker:
         self.study = study = _study(spec, storage)
         with _report_lock(spec.out):
             self._log_sweep()
-        self.log(f"[sweep] study {spec.study_name} on {check_storage(spec.storage, spec.out)}"
-                 f" ({self._size_text()}); worker pid {os.getpid()}")
+        self.log(
+            f"[sweep] study {spec.study_name} on {check_storage(spec.storage, spec.out)}"
+            f" ({self._size_text()}); worker pid {os.getpid()}"
+        )
         optuna.storages.fail_stale_trials(study)
         self._requeue_unfinished()
         from rdml_keras.callbacks import NonFiniteLossError
@@ -634,24 +707,29 @@ class Worker:
                 done = len(study.get_trials(deepcopy=False, states=(states.COMPLETE,)))
                 if done >= spec.trials and not waiting:
                     break
-                callbacks = [optuna.study.MaxTrialsCallback(
-                    spec.trials, states=(states.COMPLETE,))]
+                callbacks = [optuna.study.MaxTrialsCallback(spec.trials, states=(states.COMPLETE,))]
             else:
                 if study.sampler.is_exhausted(study) and not waiting:
                     break
                 callbacks = []
-            study.optimize(self._objective, callbacks=callbacks,
-                           catch=(NonFiniteLossError,), gc_after_trial=True)
+            study.optimize(
+                self._objective,
+                callbacks=callbacks,
+                catch=(NonFiniteLossError,),
+                gc_after_trial=True,
+            )
         with _report_lock(spec.out):
             paths = self.write_reports()
-        self.log(f"[sweep] worker pid {os.getpid()} done: trained {self.trained} "
-                 f"trial(s); {self._progress_text()}; summary: {paths['summary']}")
+        self.log(
+            f"[sweep] worker pid {os.getpid()} done: trained {self.trained} "
+            f"trial(s); {self._progress_text()}; summary: {paths['summary']}"
+        )
         return paths
 
     def _size_text(self) -> str:
         spec = self.spec
         if spec.is_search:
-            return (f"TPE search, {spec.trials} trials × {len(spec.seeds)} seed(s)")
+            return f"TPE search, {spec.trials} trials × {len(spec.seeds)} seed(s)"
         return f"grid of {len(spec.grid_points())} runs"
 
     def _requeue_unfinished(self):
@@ -663,8 +741,9 @@ class Worker:
             return
         states = optuna.trial.TrialState
         trials = self.study.get_trials(deepcopy=False)
-        pending = {self._key(t.params) for t in trials
-                   if t.state in (states.RUNNING, states.WAITING)}
+        pending = {
+            self._key(t.params) for t in trials if t.state in (states.RUNNING, states.WAITING)
+        }
         tried = {self._key(t.params) for t in trials if t.state.is_finished()}
         for params in self.spec.grid_points():
             key = self._key(params)
@@ -673,8 +752,9 @@ class Worker:
             if self._finished(params):
                 continue
             self.study.enqueue_trial(params)
-            self.log(f"[sweep] queued again (an earlier attempt did not finish): "
-                     f"{_describe(params)}")
+            self.log(
+                f"[sweep] queued again (an earlier attempt did not finish): {_describe(params)}"
+            )
 
     @staticmethod
     def _key(params: dict) -> str:
@@ -691,16 +771,15 @@ class Worker:
         import optuna
 
         spec = self.spec
-        params = {dim.name: trial.suggest_categorical(dim.name, dim.choices)
-                  for dim in spec.grid}
+        params = {dim.name: trial.suggest_categorical(dim.name, dim.choices) for dim in spec.grid}
         if spec.is_search:
             for dim in spec.search:
                 if dim.kind == "int":
-                    params[dim.key] = trial.suggest_int(dim.key, int(dim.low),
-                                                        int(dim.high), log=dim.log)
+                    params[dim.key] = trial.suggest_int(
+                        dim.key, int(dim.low), int(dim.high), log=dim.log
+                    )
                 else:
-                    params[dim.key] = trial.suggest_float(dim.key, dim.low, dim.high,
-                                                          log=dim.log)
+                    params[dim.key] = trial.suggest_float(dim.key, dim.low, dim.high, log=dim.log)
             seeds = list(spec.seeds)
         else:
             params["seed"] = trial.suggest_categorical("seed", list(spec.seeds))
@@ -717,25 +796,30 @@ class Worker:
             outcomes.append(outcome)
             if results is not None:
                 scores.append(_mean_peer_accuracy(results))
-        trial.set_user_attr("outcome", outcomes[0] if len(outcomes) == 1 else
-                            ",".join(outcomes))
+        trial.set_user_attr("outcome", outcomes[0] if len(outcomes) == 1 else ",".join(outcomes))
         trial.set_user_attr("worker_pid", os.getpid())
         seconds = time.perf_counter() - start
         if not any(o in ("trained", "resumed") for o in outcomes):
-            self.log(f"[sweep] trial #{trial.number} skipped: {shown}: {outcomes[0]}; "
-                     f"{self._progress_text()}")
+            self.log(
+                f"[sweep] trial #{trial.number} skipped: {shown}: {outcomes[0]}; "
+                f"{self._progress_text()}"
+            )
             raise optuna.TrialPruned(outcomes[0])
         if len(scores) != len(seeds):
-            self.log(f"[sweep] trial #{trial.number}: {shown}: a seed's run was finished "
-                     "by a worker whose results are not in this DIR; recorded as skipped")
+            self.log(
+                f"[sweep] trial #{trial.number}: {shown}: a seed's run was finished "
+                "by a worker whose results are not in this DIR; recorded as skipped"
+            )
             raise optuna.TrialPruned("a seed's run has no results in this DIR")
         value = sum(scores) / len(scores)
         self.trained += 1
         with _report_lock(spec.out):
             self.write_reports()
-        self.log(f"[sweep] trial #{trial.number} {'/'.join(sorted(set(outcomes)))}: {shown}: "
-                 f"mean peer test accuracy {100 * value:.2f}% in {seconds:.0f} s; "
-                 f"{self._progress_text()}")
+        self.log(
+            f"[sweep] trial #{trial.number} {'/'.join(sorted(set(outcomes)))}: {shown}: "
+            f"mean peer test accuracy {100 * value:.2f}% in {seconds:.0f} s; "
+            f"{self._progress_text()}"
+        )
         return value
 
     def _run_one(self, trial, params, seed, run_dir):
@@ -756,30 +840,37 @@ class Worker:
         while True:
             state = check_run_dir(run_dir, config, allow_finished=True)
             if state == "finished":
-                return ("skipped: finished by another worker" if waiting else
-                        "skipped: already finished"), read_json(run_dir / RESULTS_FILE)
+                return (
+                    "skipped: finished by another worker"
+                    if waiting
+                    else "skipped: already finished"
+                ), read_json(run_dir / RESULTS_FILE)
             if not self.spec.is_search:
                 # A worker on a machine that does not share DIR may have finished it.
                 for other in self.study.get_trials(
-                        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-                    if other.params == trial.params and other.user_attrs.get(
-                            "outcome") in ("trained", "resumed"):
+                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+                ):
+                    if other.params == trial.params and other.user_attrs.get("outcome") in (
+                        "trained",
+                        "resumed",
+                    ):
                         return f"skipped: finished by trial #{other.number}", None
             if _is_held(run_dir):
                 # Another live worker trains it (GridSampler hands out running
                 # points at the end of a grid). Wait: if it finishes, skip; if
                 # it dies, its lock goes with it and the run is resumed here.
                 if not waiting:
-                    self.log(f"[sweep] trial #{trial.number}: {run_dir} is being trained "
-                             "by another worker; waiting for it (resumed here if that "
-                             "worker dies)")
+                    self.log(
+                        f"[sweep] trial #{trial.number}: {run_dir} is being trained "
+                        "by another worker; waiting for it (resumed here if that "
+                        "worker dies)"
+                    )
                 waiting = True
                 time.sleep(_WAIT_SECONDS)
                 continue
             keras.utils.clear_session(free_memory=True)
             try:
-                results = training.train(config, run_dir, verbose=self.verbose,
-                                         log=self.log)
+                results = training.train(config, run_dir, verbose=self.verbose, log=self.log)
             except RunError:
                 # Lost a race for the run lock, or the run finished meanwhile.
                 if (run_dir / RESULTS_FILE).is_file() or _is_held(run_dir):
@@ -798,8 +889,9 @@ class Worker:
         if spec.is_search:
             import optuna
 
-            done = len(self.study.get_trials(deepcopy=False,
-                                             states=(optuna.trial.TrialState.COMPLETE,)))
+            done = len(
+                self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            )
             return f"{done}/{spec.trials} trials done"
         points = spec.grid_points()
         done = sum((spec.run_dir(p, p["seed"]) / RESULTS_FILE).is_file() for p in points)
@@ -808,8 +900,13 @@ class Worker:
     # ---------------------------------------------------------------- reports
 
     def _hparam_keys(self) -> list[str]:
-        standard = {"divergence.alpha", "divergence.kind", "seed", "epochs",
-                    "optimizer.learning_rate"}
+        standard = {
+            "divergence.alpha",
+            "divergence.kind",
+            "seed",
+            "epochs",
+            "optimizer.learning_rate",
+        }
         keys = [k for d in self.spec.grid for k in d.keys] + [s.key for s in self.spec.search]
         return [k for k in keys if k not in standard]
 
@@ -824,8 +921,12 @@ class Worker:
         for dim in self.spec.grid:
             if dim.keys == ("divergence.alpha",):
                 alphas = [float(v) for v in dim.values if v is not None]
-        hparams.log_sweep(self.spec.out, num_peers=len(self.spec.base.peers),
-                          alphas=alphas, extra=self._hparam_keys())
+        hparams.log_sweep(
+            self.spec.out,
+            num_peers=len(self.spec.base.peers),
+            alphas=alphas,
+            extra=self._hparam_keys(),
+        )
 
     def write_reports(self) -> dict:
         """summary.md and alpha.png from every finished run under DIR/runs."""
@@ -837,11 +938,13 @@ class Worker:
         if spec.search:
             dims += ("; " if dims else "") + "; ".join(
                 f"{s.key} in {s.kind}({s.low:g}, {s.high:g}{', log' if s.log else ''})"
-                for s in spec.search)
-        return (f"Sweep `{spec.study_name}`: {spec.config_path}"
-                + (f" with {' '.join('--set ' + o for o in spec.overrides)}"
-                   if spec.overrides else "")
-                + f"; {dims}; seeds {', '.join(map(str, spec.seeds))}")
+                for s in spec.search
+            )
+        return (
+            f"Sweep `{spec.study_name}`: {spec.config_path}"
+            + (f" with {' '.join('--set ' + o for o in spec.overrides)}" if spec.overrides else "")
+            + f"; {dims}; seeds {', '.join(map(str, spec.seeds))}"
+        )
 
 
 def lookup(raw: dict, key: str):
@@ -871,11 +974,13 @@ def write_reports(out, title: str | None = None) -> dict:
     runs = sorted(p.parent for p in (out / RUNS_DIR).glob(f"*/{RESULTS_FILE}"))
     records = report.load_records(runs)
     lines = [f"# {title}" if title else "# Sweep", ""]
-    lines.append(f"{len(records)} finished runs in `{out / RUNS_DIR}`. Accuracies are top-1 "
-                 "on the test split, mean ± sample std over seeds; Δ is the paired per-seed "
-                 "difference of the peers' mean accuracy (pp), with the number of seeds "
-                 "where it is positive. Same table: `python -m rdml_keras summarize "
-                 f"--paired {out / RUNS_DIR}/*`.")
+    lines.append(
+        f"{len(records)} finished runs in `{out / RUNS_DIR}`. Accuracies are top-1 "
+        "on the test split, mean ± sample std over seeds; Δ is the paired per-seed "
+        "difference of the peers' mean accuracy (pp), with the number of seeds "
+        "where it is positive. Same table: `python -m rdml_keras summarize "
+        f"--paired {out / RUNS_DIR}/*`."
+    )
     lines += ["", report.paired_table(records) if records else "(no finished run yet)", ""]
     lines.append(f"![test accuracy against α]({ALPHA_PNG})")
     write_atomic(out / SUMMARY_MD, "\n".join(lines) + "\n")

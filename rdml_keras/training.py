@@ -147,8 +147,11 @@ def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
             # Start at lr / warmup (not 0) so the first step is not wasted,
             # as LinearWarmup does for the other schedules.
             return keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=lr / warmup, decay_steps=max(1, total - warmup),
-                warmup_target=lr, warmup_steps=warmup)
+                initial_learning_rate=lr / warmup,
+                decay_steps=max(1, total - warmup),
+                warmup_target=lr,
+                warmup_steps=warmup,
+            )
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total))
     if cfg.schedule == "step":
         milestones = list(range(cfg.step_epochs, epochs, cfg.step_epochs))
@@ -160,7 +163,8 @@ def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
     if milestones:
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             boundaries=[m * steps - 1 for m in milestones],
-            values=[lr * cfg.gamma ** i for i in range(len(milestones) + 1)])
+            values=[lr * cfg.gamma**i for i in range(len(milestones) + 1)],
+        )
     if warmup:
         schedule = LinearWarmup(schedule, warmup)
     return schedule
@@ -175,10 +179,14 @@ def build_optimizer(optimizer_config, epochs: int, steps: int):
     """
     schedule = learning_rate_schedule(optimizer_config, epochs, steps)
     if optimizer_config.name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=schedule,
-                                      weight_decay=optimizer_config.weight_decay)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=optimizer_config.momentum,
-                                nesterov=optimizer_config.nesterov)
+        return keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=optimizer_config.weight_decay
+        )
+    return keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=optimizer_config.momentum,
+        nesterov=optimizer_config.nesterov,
+    )
 
 
 def load_data(config: ExperimentConfig):
@@ -189,13 +197,17 @@ def load_data(config: ExperimentConfig):
     if ds.name == NPZ_DATASET:
         return load_npz_data(config)
     try:
-        return data.load_dataset(ds.name, batch_size=config.batch_size,
-                                 data_dir=ds.data_dir, download=ds.download,
-                                 augment=ds.augment, seed=config.seed,
-                                 train_size=ds.train_size)
+        return data.load_dataset(
+            ds.name,
+            batch_size=config.batch_size,
+            data_dir=ds.data_dir,
+            download=ds.download,
+            augment=ds.augment,
+            seed=config.seed,
+            train_size=ds.train_size,
+        )
     except (ValueError, OSError, ImportError, RuntimeError) as e:
-        raise RunError(f"dataset.name: cannot load {ds.name!r}: "
-                       f"{type(e).__name__}: {e}") from e
+        raise RunError(f"dataset.name: cannot load {ds.name!r}: {type(e).__name__}: {e}") from e
 
 
 def load_npz_data(config: ExperimentConfig):
@@ -217,31 +229,65 @@ def load_npz_data(config: ExperimentConfig):
     x_train, y_train = arrays.x_train, arrays.y_train
     if ds.train_size is not None:
         if not arrays.num_classes <= ds.train_size <= len(y_train):
-            raise RunError(f"dataset.train_size: got {ds.train_size}; expected an integer in "
-                           f"[{arrays.num_classes}, {len(y_train)}] for {ds.path}")
+            raise RunError(
+                f"dataset.train_size: got {ds.train_size}; expected an integer in "
+                f"[{arrays.num_classes}, {len(y_train)}] for {ds.path}"
+            )
         try:
             x_train, y_train = stratified_subset(x_train, y_train, ds.train_size)
         except ValueError as e:
-            raise RunError(f"dataset.train_size: {ds.train_size} examples of {ds.path}: "
-                           f"{e}") from None
+            raise RunError(
+                f"dataset.train_size: {ds.train_size} examples of {ds.path}: {e}"
+            ) from None
     height, width, channels = arrays.input_shape
-    spec = DatasetSpec(NPZ_DATASET, "npz", arrays.num_classes, arrays.input_shape,
-                       len(y_train), len(arrays.y_test), arrays.max_value,
-                       pad=max(1, min(height, width) // 8), flip=False)
+    spec = DatasetSpec(
+        NPZ_DATASET,
+        "npz",
+        arrays.num_classes,
+        arrays.input_shape,
+        len(y_train),
+        len(arrays.y_test),
+        arrays.max_value,
+        pad=max(1, min(height, width) // 8),
+        flip=False,
+    )
     mean, std = channel_stats(x_train, spec.max_value)
     std = tuple(s if s > 0 else 1.0 for s in std)  # a constant channel stays finite
     try:
         augmenter = Augmenter(ds.augment, spec)
     except ValueError as e:  # a Keras-layer augmentation on a backend that cannot seed it
         raise RunError(f"dataset.augment: {e}") from None
-    train = build_train(x_train, y_train, spec=spec, augmenter=augmenter,
-                        batch_size=config.batch_size, seed=config.seed, mean=mean, std=std)
-    test = build_test(arrays.x_test, arrays.y_test, spec=spec, batch_size=config.batch_size,
-                      mean=mean, std=std, one_hot=augmenter.one_hot_labels)
-    return DatasetBundle(train=train, test=test, num_classes=arrays.num_classes,
-                         input_shape=arrays.input_shape, name=NPZ_DATASET,
-                         train_examples=len(y_train), test_examples=len(arrays.y_test),
-                         one_hot_labels=augmenter.one_hot_labels, mean=mean, std=std)
+    train = build_train(
+        x_train,
+        y_train,
+        spec=spec,
+        augmenter=augmenter,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        mean=mean,
+        std=std,
+    )
+    test = build_test(
+        arrays.x_test,
+        arrays.y_test,
+        spec=spec,
+        batch_size=config.batch_size,
+        mean=mean,
+        std=std,
+        one_hot=augmenter.one_hot_labels,
+    )
+    return DatasetBundle(
+        train=train,
+        test=test,
+        num_classes=arrays.num_classes,
+        input_shape=arrays.input_shape,
+        name=NPZ_DATASET,
+        train_examples=len(y_train),
+        test_examples=len(arrays.y_test),
+        one_hot_labels=augmenter.one_hot_labels,
+        mean=mean,
+        std=std,
+    )
 
 
 def _load_peer_file(path, k: int):
@@ -253,8 +299,9 @@ def _load_peer_file(path, k: int):
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # zip, JSON and deserialisation errors of every kind
-        raise RunError(f"{where}: cannot load a Keras model from it "
-                       f"({type(e).__name__}: {first_line(e)})") from None
+        raise RunError(
+            f"{where}: cannot load a Keras model from it ({type(e).__name__}: {first_line(e)})"
+        ) from None
     if not isinstance(model, keras.Model):
         raise RunError(f"{where}: holds a {type(model).__name__}, not a keras.Model")
     return model
@@ -278,15 +325,27 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
                 peers.append(_load_peer_file(peer.path, k))
                 continue
             try:
-                peers.append(build_peer(peer.architecture, tuple(input_shape), num_classes,
-                                        name=peer.name, weight_decay=decay))
+                peers.append(
+                    build_peer(
+                        peer.architecture,
+                        tuple(input_shape),
+                        num_classes,
+                        name=peer.name,
+                        weight_decay=decay,
+                    )
+                )
             except ValueError as e:
-                raise RunError(f"peers.{k}.architecture: cannot build "
-                               f"{peer.architecture!r} for inputs {tuple(input_shape)} and "
-                               f"{num_classes} classes: {e}") from e
+                raise RunError(
+                    f"peers.{k}.architecture: cannot build "
+                    f"{peer.architecture!r} for inputs {tuple(input_shape)} and "
+                    f"{num_classes} classes: {e}"
+                ) from e
     for k, (peer, peer_config) in enumerate(zip(peers, config.peers)):
-        where = (f"peers.{k}.path {peer_config.path}" if peer_config.path is not None
-                 else f"peers.{k} ({peer_config.label})")
+        where = (
+            f"peers.{k}.path {peer_config.path}"
+            if peer_config.path is not None
+            else f"peers.{k} ({peer_config.label})"
+        )
         try:
             validation.check_peer(peer, k, input_shape, num_classes, where)
         except validation.DataError as e:
@@ -297,8 +356,14 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
     if kind == "renyi":
         alpha = div.alpha if div.schedule == "constant" else div.alpha_max
     try:
-        learner = MutualLearner(peers, divergence=kind, divergence_weight=div.weight,
-                                update=div.update, alpha=alpha, temperature=div.temperature)
+        learner = MutualLearner(
+            peers,
+            divergence=kind,
+            divergence_weight=div.weight,
+            update=div.update,
+            alpha=alpha,
+            temperature=div.temperature,
+        )
     except ValueError as e:
         raise RunError(f"peers: {e}") from None
     # RunCheckpoint.restore loads weights into a built model.
@@ -308,10 +373,13 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
 
 def compile_learner(learner, config: ExperimentConfig, steps: int, one_hot=False):
     """Compile with the config's optimizer; MixUp/CutMix data has one-hot labels."""
-    learner.compile(optimizer=build_optimizer(config.optimizer, config.epochs, steps),
-                    loss="categorical_crossentropy" if one_hot else None,
-                    metrics=["accuracy"], jit_compile=config.jit_compile,
-                    steps_per_execution=config.steps_per_execution)
+    learner.compile(
+        optimizer=build_optimizer(config.optimizer, config.epochs, steps),
+        loss="categorical_crossentropy" if one_hot else None,
+        metrics=["accuracy"],
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
+    )
     return learner
 
 
@@ -319,8 +387,7 @@ def compile_learner(learner, config: ExperimentConfig, steps: int, one_hot=False
 # Callbacks.
 
 
-def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print,
-                    restore_from=None):
+def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, restore_from=None):
     """Schedules, NaN guard, history, RunCheckpoint and TensorBoard.
 
     `restore_from`: the run directory whose checkpoint to resume from, when
@@ -332,12 +399,15 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print,
     div = config.divergence
     callbacks = []
     if div.kind == "renyi":
-        callbacks.append(schedules.ConstantAlpha(div.alpha) if div.schedule == "constant"
-                         else schedules.CosineAlpha(div.alpha_max, div.alpha_min,
-                                                    config.epochs))
+        callbacks.append(
+            schedules.ConstantAlpha(div.alpha)
+            if div.schedule == "constant"
+            else schedules.CosineAlpha(div.alpha_max, div.alpha_min, config.epochs)
+        )
     if div.kind != "none" and div.weight_warmup_epochs:
-        callbacks.append(schedules.DivergenceWeightWarmup(div.weight_warmup_epochs,
-                                                          weight=div.weight))
+        callbacks.append(
+            schedules.DivergenceWeightWarmup(div.weight_warmup_epochs, weight=div.weight)
+        )
     callbacks += [
         NonFiniteGuard([p.name for p in config.peers]),
         # Before the checkpoint: if the process dies between the two, the
@@ -345,15 +415,17 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print,
         EpochHistory(run_dir / HISTORY_FILE),
         # Atomic, checksummed, double; kept after training: the finished run
         # carries a loadable checkpoint of the whole cohort and optimizer.
-        RunCheckpoint(run_dir / BACKUP_DIR, log=log,
-                      restore_from=restore_from and pathlib.Path(restore_from) / BACKUP_DIR),
+        RunCheckpoint(
+            run_dir / BACKUP_DIR,
+            log=log,
+            restore_from=restore_from and pathlib.Path(restore_from) / BACKUP_DIR,
+        ),
         # Logs every key the learner reports (peer{k}_*, ensemble_accuracy,
         # alpha) and the optimizer's learning rate.
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR), write_graph=False),
     ]
     if config.histogram_freq:
-        callbacks.append(PeerHistograms(run_dir / LOGS_DIR / "train",
-                                        config.histogram_freq))
+        callbacks.append(PeerHistograms(run_dir / LOGS_DIR / "train", config.histogram_freq))
     return callbacks
 
 
@@ -430,9 +502,11 @@ def epoch_data(bundle, steps: int, steps_per_execution: int, initial_epoch: int,
         skip_data_epochs(bundle.train, initial_epoch)
         return bundle.train.repeat(), steps
     if initial_epoch and log is not None:
-        log(f"note: steps_per_execution={steps_per_execution} does not divide the {steps} "
+        log(
+            f"note: steps_per_execution={steps_per_execution} does not divide the {steps} "
             "steps per epoch, so the resumed epochs see other data orders than an "
-            "uninterrupted run would")
+            "uninterrupted run would"
+        )
     return bundle.train, None
 
 
@@ -446,16 +520,22 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
         entries = read_json(path)["epochs"]
         recorded = max((int(e["epoch"]) for e in entries), default=0)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {first_line(e)}). "
-                              "Nothing was changed; move the run directory aside or choose "
-                              "another --out.") from None
+        raise CheckpointError(
+            f"{path}: unreadable ({type(e).__name__}: {first_line(e)}). "
+            "Nothing was changed; move the run directory aside or choose "
+            "another --out."
+        ) from None
     if recorded > epoch + 1:
-        found = (f"the newest usable checkpoint is from epoch {epoch}" if epoch
-                 else f"{checkpoint.restore_dir / WEIGHTS_FILE} and its metadata are missing")
+        found = (
+            f"the newest usable checkpoint is from epoch {epoch}"
+            if epoch
+            else f"{checkpoint.restore_dir / WEIGHTS_FILE} and its metadata are missing"
+        )
         raise CheckpointError(
             f"cannot resume from {checkpoint.restore_dir}: {path} records {recorded} finished "
             f"epochs but {found}. Nothing was changed. Move the run directory aside (or "
-            "delete it) to train from epoch 1, or choose another --out.")
+            "delete it) to train from epoch 1, or choose another --out."
+        )
 
 
 def _export_peers(learner, config: ExperimentConfig, run_dir: pathlib.Path):
@@ -473,12 +553,13 @@ def _salvage(learner, config, run_dir: pathlib.Path, checkpoint: RunCheckpoint) 
     if not epoch:
         return "No epoch had finished: no checkpoint or peers were written."
     _export_peers(learner, config, run_dir)
-    return (f"Last good state: epoch {epoch}, kept in {run_dir / BACKUP_DIR}; its peers "
-            f"are exported to {run_dir / PEERS_DIR}.")
+    return (
+        f"Last good state: epoch {epoch}, kept in {run_dir / BACKUP_DIR}; its peers "
+        f"are exported to {run_dir / PEERS_DIR}."
+    )
 
 
-def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
-          log=print) -> dict:
+def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), log=print) -> dict:
     """Train one run into `out_dir` and return its results dict.
 
     Resumes an unfinished run of the same config from its newest complete
@@ -516,10 +597,14 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
         compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
         # Every file this process writes goes to `out`: the run directory on
         # process 0, a scratch directory on the others.
-        out = run_dir if writer else pathlib.Path(stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="rdml_keras_process_")))
-        fit_callbacks = (build_callbacks(config, out, learner, log, run_dir)
-                         + list(callbacks))
+        out = (
+            run_dir
+            if writer
+            else pathlib.Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="rdml_keras_process_"))
+            )
+        )
+        fit_callbacks = build_callbacks(config, out, learner, log, run_dir) + list(callbacks)
         checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
 
         if writer:
@@ -537,30 +622,44 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(),
                 write_atomic(run_dir / CONFIG_FILE, config.to_yaml())
                 log(f"run directory: {run_dir}")
             else:
-                log(f"resuming {run_dir} after epoch {initial_epoch} of "
-                    f"{config.epochs}")
-        train_data, fit_steps = epoch_data(bundle, steps, config.steps_per_execution,
-                                           initial_epoch, log)
+                log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
+        train_data, fit_steps = epoch_data(
+            bundle, steps, config.steps_per_execution, initial_epoch, log
+        )
         validation_args = {}
         if config.validation_freq:
-            validation_args = {"validation_data": bundle.test,
-                               "validation_freq": config.validation_freq}
+            validation_args = {
+                "validation_data": bundle.test,
+                "validation_freq": config.validation_freq,
+            }
         if initial_epoch < config.epochs:
             try:
                 # shuffle=False: the tf.data pipeline already shuffles (per seed).
-                learner.fit(train_data, epochs=config.epochs, steps_per_epoch=fit_steps,
-                            initial_epoch=initial_epoch, callbacks=fit_callbacks,
-                            verbose=verbose, shuffle=False, **validation_args)
+                learner.fit(
+                    train_data,
+                    epochs=config.epochs,
+                    steps_per_epoch=fit_steps,
+                    initial_epoch=initial_epoch,
+                    callbacks=fit_callbacks,
+                    verbose=verbose,
+                    shuffle=False,
+                    **validation_args,
+                )
             except NonFiniteLossError as e:
                 raise NonFiniteLossError(
-                    f"{e} {_salvage(learner, config, out, checkpoint)}") from None
+                    f"{e} {_salvage(learner, config, out, checkpoint)}"
+                ) from None
 
         scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
         _export_peers(learner, config, out)
         history_file = run_dir / HISTORY_FILE
         history = read_json(history_file)["epochs"] if history_file.is_file() else []
-        results = make_results(config, scores, epochs=len(history),
-                               seconds=sum(e.get("seconds") or 0.0 for e in history))
+        results = make_results(
+            config,
+            scores,
+            epochs=len(history),
+            seconds=sum(e.get("seconds") or 0.0 for e in history),
+        )
         write_json(out / RESULTS_FILE, results)
     return results
 
@@ -573,17 +672,23 @@ def make_results(config: ExperimentConfig, scores: dict, *, epochs, seconds) -> 
 
     return {
         "peers": [
-            {"name": p.name, "architecture": p.architecture or p.path,
-             "test_accuracy": _round(scores[f"peer{k}_accuracy"]),
-             "test_loss": _round(scores[f"peer{k}_ce"])}
+            {
+                "name": p.name,
+                "architecture": p.architecture or p.path,
+                "test_accuracy": _round(scores[f"peer{k}_accuracy"]),
+                "test_loss": _round(scores[f"peer{k}_ce"]),
+            }
             for k, p in enumerate(config.peers)
         ],
         "ensemble": {"test_accuracy": _round(scores["ensemble_accuracy"])},
         "epochs": int(epochs),
         "seconds": round(float(seconds), 3),
         "config": config.to_dict(),
-        "versions": {"rdml_keras": rdml_keras.__version__, "keras": keras.__version__,
-                     "tensorflow": tf.__version__},
+        "versions": {
+            "rdml_keras": rdml_keras.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        },
     }
 
 
@@ -610,20 +715,26 @@ def evaluate_run(run_dir) -> dict:
     except ConfigError as e:
         raise RunError(f"{config_file}: {e}") from None
     if config.seeds:
-        raise RunError(f"--run {run_dir}: a multi-seed run; evaluate one of its "
-                       f"seed directories ({', '.join(f'seed{s}' for s in config.seeds)})")
+        raise RunError(
+            f"--run {run_dir}: a multi-seed run; evaluate one of its "
+            f"seed directories ({', '.join(f'seed{s}' for s in config.seeds)})"
+        )
     paths = [peer_path(run_dir, k, p.name) for k, p in enumerate(config.peers)]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise RunError(f"--run {run_dir}: missing exported peers {', '.join(missing)} "
-                       "(is the run finished?)")
+        raise RunError(
+            f"--run {run_dir}: missing exported peers {', '.join(missing)} (is the run finished?)"
+        )
     import rdml_keras.models  # noqa: F401 - registers the zoo's custom layers
 
     bundle = load_data(config)
     peers = [keras.saving.load_model(p, compile=False) for p in paths]
     learner = build_learner(config, bundle.input_shape, bundle.num_classes, peers=peers)
-    learner.compile(optimizer="sgd", metrics=["accuracy"],
-                    loss="categorical_crossentropy" if bundle.one_hot_labels else None)
+    learner.compile(
+        optimizer="sgd",
+        metrics=["accuracy"],
+        loss="categorical_crossentropy" if bundle.one_hot_labels else None,
+    )
     scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
     results = make_results(config, scores, epochs=0, seconds=0.0)
     del results["epochs"], results["seconds"]
@@ -634,8 +745,7 @@ def evaluate_run(run_dir) -> dict:
 # Repeats over seeds.
 
 
-def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log=print
-                ) -> dict:
+def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log=print) -> dict:
     """Train one run per seed into `<out>/seed<s>` and write `<out>/summary.json`.
 
     Seed directories already finished with the same config are reused, so an
@@ -682,8 +792,7 @@ def mean_std(values) -> dict:
     """
     values = [float(v) for v in values]
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 6), "std": round(std, 6),
-            "values": values}
+    return {"mean": round(statistics.fmean(values), 6), "std": round(std, 6), "values": values}
 
 
 def summarize_results(runs: list[dict]) -> dict:
@@ -692,9 +801,12 @@ def summarize_results(runs: list[dict]) -> dict:
     return {
         "seeds": [r["config"]["seed"] for r in runs],
         "peers": [
-            {"name": p["name"], "architecture": p["architecture"],
-             "test_accuracy": mean_std(r["peers"][k]["test_accuracy"] for r in runs),
-             "test_loss": mean_std(r["peers"][k]["test_loss"] for r in runs)}
+            {
+                "name": p["name"],
+                "architecture": p["architecture"],
+                "test_accuracy": mean_std(r["peers"][k]["test_accuracy"] for r in runs),
+                "test_loss": mean_std(r["peers"][k]["test_loss"] for r in runs),
+            }
             for k, p in enumerate(first["peers"])
         ],
         "ensemble": {"test_accuracy": mean_std(r["ensemble"]["test_accuracy"] for r in runs)},

@@ -82,14 +82,16 @@ def load_npz(path, num_classes: int | None = None) -> Arrays:
             if missing:
                 raise DataError(
                     f"missing array(s) {', '.join(missing)}; the file holds "
-                    f"{', '.join(npz.files) or 'no arrays'}; expected {', '.join(ARRAY_KEYS)}")
+                    f"{', '.join(npz.files) or 'no arrays'}; expected {', '.join(ARRAY_KEYS)}"
+                )
             raw = {}
             for key in ARRAY_KEYS:
                 try:
                     raw[key] = npz[key]
                 except ValueError as e:  # object arrays need pickle: refused
-                    raise DataError(f"{key}: cannot be read without pickle ({e}); "
-                                    "save plain numeric arrays") from None
+                    raise DataError(
+                        f"{key}: cannot be read without pickle ({e}); save plain numeric arrays"
+                    ) from None
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -103,24 +105,29 @@ def check_arrays(raw: dict, num_classes: int | None = None) -> Arrays:
     x_train = check_images(raw["x_train"], "x_train")
     x_test = check_images(raw["x_test"], "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise DataError(f"x_test has images of shape {x_test.shape[1:]}, x_train of shape "
-                        f"{x_train.shape[1:]}; both splits need the same (H, W, C)")
+        raise DataError(
+            f"x_test has images of shape {x_test.shape[1:]}, x_train of shape "
+            f"{x_train.shape[1:]}; both splits need the same (H, W, C)"
+        )
     if x_train.dtype != x_test.dtype:
-        raise DataError(f"x_train is {x_train.dtype} but x_test is {x_test.dtype}; use one "
-                        "dtype so both splits are scaled the same way")
+        raise DataError(
+            f"x_train is {x_train.dtype} but x_test is {x_test.dtype}; use one "
+            "dtype so both splits are scaled the same way"
+        )
     y_train = check_labels(raw["y_train"], "y_train", len(x_train), "x_train")
     y_test = check_labels(raw["y_test"], "y_test", len(x_test), "x_test")
     largest = int(max(y_train.max(), y_test.max()))
     if num_classes is None:
         num_classes = largest + 1
         if num_classes < 2:
-            raise DataError(f"all labels are {largest}: classification needs at least 2 "
-                            "classes")
+            raise DataError(f"all labels are {largest}: classification needs at least 2 classes")
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         bad = np.flatnonzero(y >= num_classes)
         if bad.size:
-            raise DataError(f"{name}: label {int(y[bad[0]])} (at index {int(bad[0])}) is "
-                            f"outside [0, {num_classes}); dataset.num_classes is {num_classes}")
+            raise DataError(
+                f"{name}: label {int(y[bad[0]])} (at index {int(bad[0])}) is "
+                f"outside [0, {num_classes}); dataset.num_classes is {num_classes}"
+            )
     return Arrays(x_train, y_train, x_test, y_test, int(num_classes))
 
 
@@ -129,13 +136,17 @@ def check_images(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "uif":
         hint = " (booleans: cast to uint8)" if x.dtype.kind == "b" else ""
-        raise DataError(f"{name}: dtype {x.dtype} is not a real number type; expected "
-                        f"uint8, integer or float images{hint}")
+        raise DataError(
+            f"{name}: dtype {x.dtype} is not a real number type; expected "
+            f"uint8, integer or float images{hint}"
+        )
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4:
-        raise DataError(f"{name}: shape {x.shape}; expected images (N, H, W) or "
-                        "(N, H, W, C), channels last (reshape flat vectors to (N, H, W, 1))")
+        raise DataError(
+            f"{name}: shape {x.shape}; expected images (N, H, W) or "
+            "(N, H, W, C), channels last (reshape flat vectors to (N, H, W, 1))"
+        )
     if x.shape[0] == 0:
         raise DataError(f"{name}: empty (0 examples)")
     if 0 in x.shape[1:]:
@@ -152,13 +163,14 @@ def check_labels(y, name: str, count: int, images: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        hint = (" (one-hot labels: store np.argmax(y, axis=1))"
-                if y.ndim == 2 else "")
-        raise DataError(f"{name}: shape {y.shape}; expected integer class indices of "
-                        f"shape (N,){hint}")
+        hint = " (one-hot labels: store np.argmax(y, axis=1))" if y.ndim == 2 else ""
+        raise DataError(
+            f"{name}: shape {y.shape}; expected integer class indices of shape (N,){hint}"
+        )
     if y.dtype.kind not in "ui":
-        hint = " (cast with .astype(int) if they are whole numbers)" if (
-            y.dtype.kind == "f") else ""
+        hint = (
+            " (cast with .astype(int) if they are whole numbers)" if (y.dtype.kind == "f") else ""
+        )
         raise DataError(f"{name}: dtype {y.dtype}; expected integer class indices{hint}")
     if len(y) != count:
         raise DataError(f"{name}: {len(y)} labels for {count} images in {images}")
@@ -166,9 +178,11 @@ def check_labels(y, name: str, count: int, images: str) -> np.ndarray:
         raise DataError(f"{name}: empty (0 labels)")
     negative = np.flatnonzero(y < 0)
     if negative.size:
-        raise DataError(f"{name}: label {int(y[negative[0]])} (at index "
-                        f"{int(negative[0])}) is negative; expected labels in "
-                        "[0, num_classes)")
+        raise DataError(
+            f"{name}: label {int(y[negative[0]])} (at index "
+            f"{int(negative[0])}) is negative; expected labels in "
+            "[0, num_classes)"
+        )
     if int(y.max()) > np.iinfo(np.int32).max:
         raise DataError(f"{name}: label {int(y.max())} does not fit in int32")
     return y.astype(np.int32)
@@ -188,17 +202,21 @@ def check_peer(peer, k: int, input_shape, num_classes: int, where: str) -> None:
     if not inputs or not outputs:
         return
     if len(inputs) != 1 or len(outputs) != 1:
-        raise DataError(f"{where}: has {len(inputs)} input(s) and {len(outputs)} output(s); "
-                        "a peer maps one image batch to one logits tensor")
+        raise DataError(
+            f"{where}: has {len(inputs)} input(s) and {len(outputs)} output(s); "
+            "a peer maps one image batch to one logits tensor"
+        )
     expected = tuple(input_shape)
     got = tuple(inputs[0].shape[1:])
-    if len(got) != len(expected) or any(
-            g is not None and g != e for g, e in zip(got, expected)):
-        raise DataError(f"{where}: takes inputs of shape {got}, but the dataset's images "
-                        f"are {expected}")
+    if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
+        raise DataError(
+            f"{where}: takes inputs of shape {got}, but the dataset's images are {expected}"
+        )
     shape = tuple(outputs[0].shape)
     if len(shape) != 2:
         raise DataError(f"{where}: outputs shape {shape}; expected logits (batch, classes)")
     if shape[-1] != num_classes:
-        raise DataError(f"{where}: outputs {shape[-1]} logits per example, but the dataset "
-                        f"has {num_classes} classes")
+        raise DataError(
+            f"{where}: outputs {shape[-1]} logits per example, but the dataset "
+            f"has {num_classes} classes"
+        )

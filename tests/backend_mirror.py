@@ -36,13 +36,23 @@ class BackendRun:
         self._tmp = tempfile.TemporaryDirectory()
         self._path = pathlib.Path(self._tmp.name) / "results.json"
         self._log = open(pathlib.Path(self._tmp.name) / "output.txt", "w+")
-        args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                "--backends", backend, *nodeids]
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--backends",
+            backend,
+            *nodeids,
+        ]
         if config.getoption("--full"):
             args.append("--full")
         env = {**os.environ, "KERAS_BACKEND": backend, CHILD_ENV: str(self._path)}
-        self._process = subprocess.Popen(args, cwd=config.rootpath, env=env,
-                                         stdout=self._log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            args, cwd=config.rootpath, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def results_of(self, function_id):
         """The child's results for every parametrization of one test function."""
@@ -50,10 +60,12 @@ class BackendRun:
             self._process.wait()
             self._log.seek(0)
             self.output = self._log.read()[-6000:]
-            self.results = (json.loads(self._path.read_text())
-                            if self._path.exists() else {})
-        return {nodeid: result for nodeid, result in self.results.items()
-                if nodeid.split("[")[0] == function_id}
+            self.results = json.loads(self._path.read_text()) if self._path.exists() else {}
+        return {
+            nodeid: result
+            for nodeid, result in self.results.items()
+            if nodeid.split("[")[0] == function_id
+        }
 
     def close(self):
         if self._process.poll() is None:
@@ -75,12 +87,16 @@ class BackendMirror(pytest.Item):
         if not results:
             raise BackendFailure(
                 f"{self.original} did not report on backend {self.run.backend!r}; "
-                f"the child pytest printed:\n{self.run.output}")
+                f"the child pytest printed:\n{self.run.output}"
+            )
         failed = {n: r for n, r in results.items() if r["outcome"] == "failed"}
         if failed:
-            raise BackendFailure("\n\n".join(
-                f"[{self.run.backend}] {nodeid}\n{result['text']}"
-                for nodeid, result in failed.items()))
+            raise BackendFailure(
+                "\n\n".join(
+                    f"[{self.run.backend}] {nodeid}\n{result['text']}"
+                    for nodeid, result in failed.items()
+                )
+            )
         if all(r["outcome"] == "skipped" for r in results.values()):
             pytest.skip(f"[{self.run.backend}] " + next(iter(results.values()))["text"])
 
@@ -113,9 +129,14 @@ def add_mirrors(config, items, backends):
         run = BackendRun(config, backend, list(functions))
         runs.append(run)
         for function_id, item in functions.items():
-            items.append(BackendMirror.from_parent(
-                item.parent, name=f"{item.originalname}@{backend}", run=run,
-                original=function_id))
+            items.append(
+                BackendMirror.from_parent(
+                    item.parent,
+                    name=f"{item.originalname}@{backend}",
+                    run=run,
+                    original=function_id,
+                )
+            )
     return runs
 
 
@@ -131,7 +152,8 @@ class ResultRecorder:
             previous = self.results.get(report.nodeid, {}).get("outcome")
             if previous in (None, "passed"):
                 self.results[report.nodeid] = {
-                    "outcome": report.outcome if report.when == "call" or report.skipped
+                    "outcome": report.outcome
+                    if report.when == "call" or report.skipped
                     else "failed",
                     "text": report.longreprtext,
                 }
@@ -152,8 +174,7 @@ def split_off(config, items, files):
     Returns the child run (None if nothing was split off).
     """
     root = pathlib.Path(config.rootpath)
-    heavy = [item for item in items
-             if item.path.relative_to(root).as_posix() in files]
+    heavy = [item for item in items if item.path.relative_to(root).as_posix() in files]
     if not heavy or len(heavy) == len(items) or config.option.collectonly:
         return None
     functions = {}
@@ -163,7 +184,9 @@ def split_off(config, items, files):
     run = BackendRun(config, backend, list(functions))
     items[:] = [item for item in items if item not in heavy]
     for function_id, item in functions.items():
-        items.append(BackendMirror.from_parent(
-            item.parent, name=f"{item.originalname}@{backend}", run=run,
-            original=function_id))
+        items.append(
+            BackendMirror.from_parent(
+                item.parent, name=f"{item.originalname}@{backend}", run=run, original=function_id
+            )
+        )
     return run

@@ -62,7 +62,9 @@ LOAD = textwrap.dedent(
 def run(backend, script, *args, env=None):
     done = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, **(env or {}), "KERAS_BACKEND": backend},
     )
     assert done.returncode == 0, done.stderr[-3000:]

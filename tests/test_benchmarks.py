@@ -20,7 +20,11 @@ def _run(script, *args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -48,9 +52,15 @@ def test_speed_quick(tmp_path):
     assert "CPU cores" in text  # the machine is stated
     header, rows = _table(text)
     assert header[:5] == ["model", "backend", "batch", "K", "method"]
-    for column in ("step (ms)", "K plain steps (ms)", "ratio (IQR)", "best-step ratio",
-                   "images/s",
-                   "peak RSS (MiB)", "K plain peak RSS (MiB)"):
+    for column in (
+        "step (ms)",
+        "K plain steps (ms)",
+        "ratio (IQR)",
+        "best-step ratio",
+        "images/s",
+        "peak RSS (MiB)",
+        "K plain peak RSS (MiB)",
+    ):
         assert column in header
     assert [row[header.index("method")] for row in rows] == ["RDML α=1.5", "independent"]
     for row in rows:
@@ -75,8 +85,15 @@ def test_accuracy_quick(tmp_path):
     text = _run("accuracy.py", "--quick", "--json", str(out))
     assert "CPU cores" in text
     header, rows = _table(text)
-    assert header == ["method", "seeds", "peer 0 (%)", "peer 1 (%)", "ensemble (%)",
-                      "Δ vs independent (pp)", "Δ vs DML (pp)"]
+    assert header == [
+        "method",
+        "seeds",
+        "peer 0 (%)",
+        "peer 1 (%)",
+        "ensemble (%)",
+        "Δ vs independent (pp)",
+        "Δ vs DML (pp)",
+    ]
     assert [row[0] for row in rows] == ["independent", "RDML α=2"]
     for row in rows:
         assert row[1] == "1"
@@ -93,24 +110,34 @@ def test_accuracy_quick(tmp_path):
 
 def test_accuracy_tables_cli_runs(tmp_path):
     """`--from-runs` (used by cifar100.sh) pairs CLI results.json files by seed."""
-    for method, kind, alpha, shift in [("independent", "none", None, 0.0),
-                                       ("dml", "kl", None, 0.01),
-                                       ("rdml_a2", "renyi", 2.0, 0.02)]:
+    for method, kind, alpha, shift in [
+        ("independent", "none", None, 0.0),
+        ("dml", "kl", None, 0.01),
+        ("rdml_a2", "renyi", 2.0, 0.02),
+    ]:
         for seed in (0, 1):
             run = tmp_path / method / f"seed{seed}"
             run.mkdir(parents=True)
             divergence = {"kind": kind, **({"alpha": alpha} if alpha else {})}
             result = {
-                "peers": [{"name": f"p{k}", "architecture": "resnet32",
-                           "test_accuracy": 0.70 + shift + 0.001 * seed,
-                           "test_loss": 1.0} for k in range(2)],
+                "peers": [
+                    {
+                        "name": f"p{k}",
+                        "architecture": "resnet32",
+                        "test_accuracy": 0.70 + shift + 0.001 * seed,
+                        "test_loss": 1.0,
+                    }
+                    for k in range(2)
+                ],
                 "ensemble": {"test_accuracy": 0.72 + shift},
-                "config": {"dataset": {"name": "cifar100"}, "divergence": divergence,
-                           "seed": seed},
+                "config": {"dataset": {"name": "cifar100"}, "divergence": divergence, "seed": seed},
             }
             (run / "results.json").write_text(json.dumps(result))
-    text = _run("accuracy.py", "--from-runs", *(str(tmp_path / m) for m in
-                                               ("rdml_a2", "independent", "dml")))
+    text = _run(
+        "accuracy.py",
+        "--from-runs",
+        *(str(tmp_path / m) for m in ("rdml_a2", "independent", "dml")),
+    )
     assert "cifar100: resnet32 + resnet32" in text
     header, rows = _table(text)
     assert [row[0] for row in rows] == ["independent", "DML", "RDML α=2"]
@@ -122,6 +149,7 @@ def test_profile_step_quick():
     text = _run("profile_step.py", "--quick")
     header, rows = _table(text)
     assert [row[1] for row in rows] == ["MutualLearner RDML α=1.5, K=2", "plain fit, 1 peer"]
+
     def share(cell):  # "1.20 (1.0%)" -> 1.0
         return float(cell.split("(")[1].rstrip("%)"))
 
@@ -136,8 +164,9 @@ def test_profile_step_quick():
         assert share(cell["loss, divergence, ensemble, metrics"]) < 10.0
 
 
-@pytest.mark.parametrize("script", ["speed.py", "accuracy.py", "profile_step.py",
-                                    "machine_info.py"])
+@pytest.mark.parametrize(
+    "script", ["speed.py", "accuracy.py", "profile_step.py", "machine_info.py"]
+)
 def test_doctests(script, capsys):
     """What `python -m doctest benchmarks/SCRIPT` checks, in this process: it
     has TensorFlow imported already (machine_info's doctest imports it)."""
@@ -152,9 +181,14 @@ def test_doctests(script, capsys):
 
 def test_cifar100_script_dry_run():
     """cifar100.sh names existing configs and ends with the accuracy table."""
-    done = subprocess.run(["bash", str(BENCHMARKS / "cifar100.sh"), "--set", "epochs=1"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT,
-                          env={**os.environ, "DRY_RUN": "1"})
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "cifar100.sh"), "--set", "epochs=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "DRY_RUN": "1"},
+    )
     assert done.returncode == 0, done.stderr
     commands = [line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")]
     trains = [c for c in commands if " -m rdml_keras train " in c]

@@ -22,6 +22,11 @@ def test_peer_histograms_needs_a_cohort(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(TypeError, match="needs a MutualLearner; got Sequential"):
-        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0,
-                  callbacks=[PeerHistograms(tmp_path / "train")])
+        model.fit(
+            np.zeros((4, 3)),
+            np.zeros((4, 2)),
+            epochs=1,
+            verbose=0,
+            callbacks=[PeerHistograms(tmp_path / "train")],
+        )
     assert not (tmp_path / "train").exists()  # refused before writing

@@ -23,16 +23,31 @@ Y = (X.sum(axis=1) > 0).astype("int32")
 
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dropout(0.5), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.Adam(1e-2),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
 def _fit(model, checkpoint, epochs, initial_epoch=0):
-    model.fit(X, Y, batch_size=8, epochs=epochs, initial_epoch=initial_epoch,
-              callbacks=[checkpoint], verbose=0, shuffle=False)
+    model.fit(
+        X,
+        Y,
+        batch_size=8,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=[checkpoint],
+        verbose=0,
+        shuffle=False,
+    )
 
 
 def _meta(folder, previous=False):
@@ -52,8 +67,13 @@ def test_fit_writes_a_checkpoint_per_epoch_in_keras_files(tmp_path):
     model = _model()
     _fit(model, RunCheckpoint(tmp_path, log=None), epochs=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [WEIGHTS_FILE, METADATA_FILE, WEIGHTS_FILE + PREVIOUS_SUFFIX,
-         METADATA_FILE + PREVIOUS_SUFFIX])
+        [
+            WEIGHTS_FILE,
+            METADATA_FILE,
+            WEIGHTS_FILE + PREVIOUS_SUFFIX,
+            METADATA_FILE + PREVIOUS_SUFFIX,
+        ]
+    )
     meta = _meta(tmp_path)
     assert (meta["epoch"], meta["batch"], meta["format"]) == (2, 0, CHECKPOINT_FORMAT)
     assert _meta(tmp_path, previous=True)["epoch"] == 1

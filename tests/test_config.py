@@ -58,8 +58,11 @@ def test_shipped_config_loads_and_round_trips(path):
     assert config_from_yaml_text(config.to_yaml()) == config
 
 
-@pytest.mark.parametrize("path", [p for p in SHIPPED if p.parent.name.startswith("cifar")],
-                         ids=lambda p: p.relative_to(CONFIGS).as_posix())
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SHIPPED if p.parent.name.startswith("cifar")],
+    ids=lambda p: p.relative_to(CONFIGS).as_posix(),
+)
 def test_paper_grid_follows_dml_schedule(path):
     config = load_config(path)
     opt = config.optimizer
@@ -128,8 +131,12 @@ BAD_VALUES = [
     ("optimizer.learning_rate=.inf", "optimizer.learning_rate", "inf", "finite"),
     ("optimizer.momentum=1.0", "optimizer.momentum", "1.0", "< 1"),
     ("optimizer.nesterov=yes please", "optimizer.nesterov", "'yes please'", "true or false"),
-    ("optimizer.schedule=linear", "optimizer.schedule", "'linear'",
-     "constant, step, multistep, cosine"),
+    (
+        "optimizer.schedule=linear",
+        "optimizer.schedule",
+        "'linear'",
+        "constant, step, multistep, cosine",
+    ),
     ("optimizer.milestones=[120, 60]", "optimizer.milestones", "[120, 60]", "increasing"),
     ("optimizer.gamma=0", "optimizer.gamma", "0", "> 0"),
     ("optimizer.warmup_epochs=-1", "optimizer.warmup_epochs", "-1", ">= 0"),
@@ -144,8 +151,7 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("override,key,shown,allowed", BAD_VALUES,
-                         ids=[b[0] for b in BAD_VALUES])
+@pytest.mark.parametrize("override,key,shown,allowed", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
 def test_bad_value_names_key_value_and_allowed(tmp_path, override, key, shown, allowed):
     message = error_of(tmp_path, [override])
     assert message.startswith("--set: "), message
@@ -172,16 +178,19 @@ def test_unknown_nested_key_in_file(tmp_path):
     assert "did you mean 'alpha'?" in message
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("divergence.alpah=2", "unknown key 'divergence.alpah'"),
-    ("epochz=2", "unknown key 'epochz'"),
-    ("optimizer.lr=0.1", "unknown key 'optimizer.lr'"),
-    ("epochs.value=3", "unknown key 'epochs.value'"),
-    ("peers.5.architecture=mlp", "peer index '5'; expected 0..1"),
-    ("peers.0.depth=3", "unknown key 'peers.0.depth'"),
-    ("epochs", "expected KEY=VALUE"),
-    ("=3", "dotted key"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("divergence.alpah=2", "unknown key 'divergence.alpah'"),
+        ("epochz=2", "unknown key 'epochz'"),
+        ("optimizer.lr=0.1", "unknown key 'optimizer.lr'"),
+        ("epochs.value=3", "unknown key 'epochs.value'"),
+        ("peers.5.architecture=mlp", "peer index '5'; expected 0..1"),
+        ("peers.0.depth=3", "unknown key 'peers.0.depth'"),
+        ("epochs", "expected KEY=VALUE"),
+        ("=3", "dotted key"),
+    ],
+)
 def test_unknown_override_key_is_an_error(tmp_path, override, expected):
     message = error_of(tmp_path, [override])
     assert expected in message, message
@@ -192,37 +201,74 @@ def test_override_suggests_close_key(tmp_path):
     assert "did you mean 'divergence.alpha'?" in error_of(tmp_path, ["divergence.alpah=2"])
 
 
-@pytest.mark.parametrize("raw,key,expected", [
-    ({**BASE, "divergence": {"kind": "kl", "alpha": 2}}, "divergence.alpha",
-     "null when divergence.kind is 'kl'"),
-    ({**BASE, "divergence": {"kind": "renyi"}}, "divergence.alpha", "missing"),
-    ({k: v for k, v in BASE.items() if k != "divergence"}, "divergence.alpha", "missing"),
-    ({**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2}},
-     "divergence.alpha_min", "missing"),
-    ({**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha": 2,
-                             "alpha_max": 2, "alpha_min": 1}},
-     "divergence.alpha", "null when divergence.schedule is cosine"),
-    ({**BASE, "divergence": {"kind": "kl", "schedule": "cosine"}},
-     "divergence.schedule", "constant when divergence.kind is 'kl'"),
-    ({**BASE, "optimizer": {"schedule": "multistep"}}, "optimizer.milestones",
-     "non-empty list"),
-    ({**BASE, "optimizer": {"schedule": "step"}}, "optimizer.step_epochs", "missing"),
-    ({**BASE, "peers": [{"architecture": "mlp", "name": "a"},
-                        {"architecture": "small_cnn", "name": "a"}]},
-     "peers.1.name", "not already used by peers.0"),
-    ({**BASE, "peers": [{"arch": "mlp"}, "mlp"]}, "peers.0.arch", "unknown key"),
-    ({k: v for k, v in BASE.items() if k != "peers"}, "peers", "missing"),
-    ({k: v for k, v in BASE.items() if k != "dataset"}, "dataset.name", "missing"),
-])
+@pytest.mark.parametrize(
+    "raw,key,expected",
+    [
+        (
+            {**BASE, "divergence": {"kind": "kl", "alpha": 2}},
+            "divergence.alpha",
+            "null when divergence.kind is 'kl'",
+        ),
+        ({**BASE, "divergence": {"kind": "renyi"}}, "divergence.alpha", "missing"),
+        ({k: v for k, v in BASE.items() if k != "divergence"}, "divergence.alpha", "missing"),
+        (
+            {**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2}},
+            "divergence.alpha_min",
+            "missing",
+        ),
+        (
+            {
+                **BASE,
+                "divergence": {
+                    "kind": "renyi",
+                    "schedule": "cosine",
+                    "alpha": 2,
+                    "alpha_max": 2,
+                    "alpha_min": 1,
+                },
+            },
+            "divergence.alpha",
+            "null when divergence.schedule is cosine",
+        ),
+        (
+            {**BASE, "divergence": {"kind": "kl", "schedule": "cosine"}},
+            "divergence.schedule",
+            "constant when divergence.kind is 'kl'",
+        ),
+        (
+            {**BASE, "optimizer": {"schedule": "multistep"}},
+            "optimizer.milestones",
+            "non-empty list",
+        ),
+        ({**BASE, "optimizer": {"schedule": "step"}}, "optimizer.step_epochs", "missing"),
+        (
+            {
+                **BASE,
+                "peers": [
+                    {"architecture": "mlp", "name": "a"},
+                    {"architecture": "small_cnn", "name": "a"},
+                ],
+            },
+            "peers.1.name",
+            "not already used by peers.0",
+        ),
+        ({**BASE, "peers": [{"arch": "mlp"}, "mlp"]}, "peers.0.arch", "unknown key"),
+        ({k: v for k, v in BASE.items() if k != "peers"}, "peers", "missing"),
+        ({k: v for k, v in BASE.items() if k != "dataset"}, "dataset.name", "missing"),
+    ],
+)
 def test_cross_field_rules(tmp_path, raw, key, expected):
     message = error_of(tmp_path, [], raw)
     assert f"{key}: " in message and expected in message, message
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("[1, 2", "not valid YAML"),
-    ("- a\n- b\n", "got a list at the top level"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("[1, 2", "not valid YAML"),
+        ("- a\n- b\n", "got a list at the top level"),
+    ],
+)
 def test_malformed_files(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, text))
@@ -237,11 +283,19 @@ def test_missing_file():
 
 
 def test_overrides_are_typed_yaml(tmp_path):
-    config = load_config(write(tmp_path, BASE), [
-        "epochs=7", "divergence.alpha=0.5", "optimizer.weight_decay=5e-4",
-        "optimizer.schedule=multistep", "optimizer.milestones=[2, 4]",
-        "dataset.train_size=100", "jit_compile=false", "peers.1.name=second",
-    ])
+    config = load_config(
+        write(tmp_path, BASE),
+        [
+            "epochs=7",
+            "divergence.alpha=0.5",
+            "optimizer.weight_decay=5e-4",
+            "optimizer.schedule=multistep",
+            "optimizer.milestones=[2, 4]",
+            "dataset.train_size=100",
+            "jit_compile=false",
+            "peers.1.name=second",
+        ],
+    )
     assert config.epochs == 7 and config.divergence.alpha == 0.5
     # `5e-4` is a string to YAML 1.1; it is still accepted as the number.
     assert config.optimizer.weight_decay == pytest.approx(5e-4)
@@ -251,16 +305,17 @@ def test_overrides_are_typed_yaml(tmp_path):
 
 
 def test_overrides_replace_cohort_and_section(tmp_path):
-    config = load_config(write(tmp_path, BASE), [
-        "peers=[mlp, small_cnn, mlp]", "divergence={kind: kl}", "dataset=mnist_sample"])
+    config = load_config(
+        write(tmp_path, BASE),
+        ["peers=[mlp, small_cnn, mlp]", "divergence={kind: kl}", "dataset=mnist_sample"],
+    )
     assert [p.name for p in config.peers] == ["mlp_0", "small_cnn", "mlp_2"]
     assert config.divergence.kind == "kl" and config.divergence.alpha is None
     assert config.dataset.name == "mnist_sample"
 
 
 def test_override_null_switches_kind(tmp_path):
-    config = load_config(write(tmp_path, BASE),
-                         ["divergence.kind=kl", "divergence.alpha=null"])
+    config = load_config(write(tmp_path, BASE), ["divergence.kind=kl", "divergence.alpha=null"])
     assert config.divergence.kind == "kl"
 
 
@@ -288,9 +343,13 @@ def test_architecture_spelling_is_canonical(tmp_path):
 
 
 def test_cosine_alpha_and_for_seed():
-    config = ExperimentConfig.from_dict({
-        **BASE, "seeds": [3, 4],
-        "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2, "alpha_min": 0.5}})
+    config = ExperimentConfig.from_dict(
+        {
+            **BASE,
+            "seeds": [3, 4],
+            "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2, "alpha_min": 0.5},
+        }
+    )
     assert config.divergence.describe_alpha() == "cos 2→0.5"
     single = config.for_seed(4)
     assert (single.seed, single.seeds) == (4, None)
@@ -298,11 +357,25 @@ def test_cosine_alpha_and_for_seed():
 
 def test_schema_rows_cover_every_key():
     keys = {row[0] for row in schema_rows()}
-    for key in ("dataset.name", "peers", "peers[k].architecture", "peers[k].name",
-                "divergence.kind", "divergence.alpha", "divergence.alpha_min",
-                "optimizer.milestones", "optimizer.warmup_epochs", "epochs", "batch_size",
-                "precision", "jit_compile", "seed", "seeds", "validation_freq",
-                "histogram_freq"):
+    for key in (
+        "dataset.name",
+        "peers",
+        "peers[k].architecture",
+        "peers[k].name",
+        "divergence.kind",
+        "divergence.alpha",
+        "divergence.alpha_min",
+        "optimizer.milestones",
+        "optimizer.warmup_epochs",
+        "epochs",
+        "batch_size",
+        "precision",
+        "jit_compile",
+        "seed",
+        "seeds",
+        "validation_freq",
+        "histogram_freq",
+    ):
         assert key in keys
     assert all(row[2] for row in schema_rows())
 
@@ -321,9 +394,9 @@ def test_multistep_switches_at_epoch_boundaries():
     cfg = OptimizerConfig(schedule="multistep", milestones=(60, 120, 180), gamma=0.2)
     schedule = learning_rate_schedule(cfg, epochs=200, steps=10)
     assert lr_at(schedule, 0) == pytest.approx(0.1)
-    assert lr_at(schedule, 599) == pytest.approx(0.1)   # last step of epoch 60
+    assert lr_at(schedule, 599) == pytest.approx(0.1)  # last step of epoch 60
     assert lr_at(schedule, 600) == pytest.approx(0.02)  # first step of epoch 61
-    assert lr_at(schedule, 1800) == pytest.approx(0.1 * 0.2 ** 3)
+    assert lr_at(schedule, 1800) == pytest.approx(0.1 * 0.2**3)
 
 
 def test_step_schedule_and_warmup():
@@ -358,8 +431,9 @@ def test_optimizers_and_weight_decay_placement():
     sgd = build_optimizer(OptimizerConfig(), epochs=1, steps=1)
     assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
     assert not sgd.weight_decay  # SGD's decay is the peers' L2 term
-    adamw = build_optimizer(OptimizerConfig(name="adamw", learning_rate=1e-3,
-                                            weight_decay=0.05), epochs=1, steps=1)
+    adamw = build_optimizer(
+        OptimizerConfig(name="adamw", learning_rate=1e-3, weight_decay=0.05), epochs=1, steps=1
+    )
     assert adamw.weight_decay == pytest.approx(0.05)
 
 
@@ -382,12 +456,20 @@ def test_shipped_configs_follow_the_json_schema(path):
     assert errors == [], [e.message for e in errors]
 
 
-@pytest.mark.parametrize("change", [
-    {"epochs": 0}, {"optimzer": {}}, {"divergence": {"kind": "js"}},
-    {"divergence": {"alpah": 2}}, {"peers": ["small_cnn"]}, {"batch_size": 1.5},
-    {"optimizer": {"momentum": 1.0}}, {"distribution": {"strategy": "everywhere"}},
-    {"dataset": {"name": "imagenet"}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"epochs": 0},
+        {"optimzer": {}},
+        {"divergence": {"kind": "js"}},
+        {"divergence": {"alpah": 2}},
+        {"peers": ["small_cnn"]},
+        {"batch_size": 1.5},
+        {"optimizer": {"momentum": 1.0}},
+        {"distribution": {"strategy": "everywhere"}},
+        {"dataset": {"name": "imagenet"}},
+    ],
+)
 def test_the_json_schema_refuses_what_load_config_refuses(tmp_path, change):
     raw = {**BASE, **change}
     with pytest.raises(ConfigError):
@@ -414,4 +496,5 @@ def test_readme_config_table_is_the_schema():
     table = readme.split(start, 1)[1].split(end, 1)[0].strip()
     assert table == schema_markdown(), (
         "README's config table differs from the schema: paste the output of "
-        "`python -m rdml_keras schema --markdown`")
+        "`python -m rdml_keras schema --markdown`"
+    )

@@ -35,9 +35,22 @@ POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL
 
 # Two MLPs on 256 bundled digits (4 global batches of 64 an epoch), with
 # validation every epoch: the padded, sharded test pipeline is exercised too.
-RUN = ["--set", "peers=[mlp, mlp]", "--set", "dataset.name=digits",
-       "--set", "dataset.train_size=256", "--set", "epochs=3",
-       "--set", "validation_freq=1", "--set", "deterministic=true", "--verbose", "0"]
+RUN = [
+    "--set",
+    "peers=[mlp, mlp]",
+    "--set",
+    "dataset.name=digits",
+    "--set",
+    "dataset.train_size=256",
+    "--set",
+    "epochs=3",
+    "--set",
+    "validation_freq=1",
+    "--set",
+    "deterministic=true",
+    "--verbose",
+    "0",
+]
 EPOCHS = 3
 
 
@@ -48,15 +61,26 @@ def _free_port():
 
 
 def _start(out, *settings, backend="jax", log=None, **env):
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in (checkpoint.FAULT_ENV, "XLA_FLAGS")}
-    environment.update(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
-                       TF_CPP_MIN_LOG_LEVEL="3", **env)
-    args = [sys.executable, "-m", "rdml_keras", "train", "--config", QUICKSTART, *RUN,
-            *(x for s in settings for x in ("--set", s)), "--out", str(out)]
+    environment = {
+        k: v for k, v in os.environ.items() if k not in (checkpoint.FAULT_ENV, "XLA_FLAGS")
+    }
+    environment.update(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **env)
+    args = [
+        sys.executable,
+        "-m",
+        "rdml_keras",
+        "train",
+        "--config",
+        QUICKSTART,
+        *RUN,
+        *(x for s in settings for x in ("--set", s)),
+        "--out",
+        str(out),
+    ]
     stream = open(log, "w") if log else subprocess.PIPE
-    process = subprocess.Popen(args, cwd=ROOT, env=environment, stdout=stream,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=environment, stdout=stream, stderr=subprocess.STDOUT, text=True
+    )
     process.log = log
     return process
 
@@ -79,14 +103,19 @@ def _finish(process, timeout=240, status=0):
 
 
 def _multiprocess(port, process_id):
-    return ("distribution.strategy=multiprocess", "distribution.num_processes=2",
-            f"distribution.process_id={process_id}",
-            f"distribution.coordinator_address=127.0.0.1:{port}")
+    return (
+        "distribution.strategy=multiprocess",
+        "distribution.num_processes=2",
+        f"distribution.process_id={process_id}",
+        f"distribution.coordinator_address=127.0.0.1:{port}",
+    )
 
 
 def _peer_weights(run):
-    return [keras.saving.load_model(path, compile=False).get_weights()
-            for path in sorted((run / run_files.PEERS_DIR).glob("*.keras"))]
+    return [
+        keras.saving.load_model(path, compile=False).get_weights()
+        for path in sorted((run / run_files.PEERS_DIR).glob("*.keras"))
+    ]
 
 
 def _assert_same_cohort(run, reference):
@@ -98,8 +127,7 @@ def _assert_same_cohort(run, reference):
     results = json.loads((run / run_files.RESULTS_FILE).read_text())
     reference_results = json.loads((reference / run_files.RESULTS_FILE).read_text())
     for peer, peer_reference in zip(results["peers"], reference_results["peers"]):
-        assert peer["test_accuracy"] == pytest.approx(peer_reference["test_accuracy"],
-                                                      abs=1e-5)
+        assert peer["test_accuracy"] == pytest.approx(peer_reference["test_accuracy"], abs=1e-5)
         assert peer["test_loss"] == pytest.approx(peer_reference["test_loss"], abs=1e-5)
     return results
 
@@ -111,8 +139,11 @@ def _files(run):
     for path in run.rglob("*"):
         if path.is_file():
             name = str(path.relative_to(run))
-            names.add(name.split("events.out.tfevents")[0] + "events"
-                      if "events.out.tfevents" in name else name)
+            names.add(
+                name.split("events.out.tfevents")[0] + "events"
+                if "events.out.tfevents" in name
+                else name
+            )
     return sorted(names)
 
 
@@ -123,9 +154,15 @@ def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
     # Process 1 SIGKILLs itself while it saves epoch 2's checkpoint (into its
     # scratch directory); process 0 then waits in a collective and is killed
     # too, as a launcher would on losing a task.
-    first = [_start(out, *_multiprocess(port, 0), log=tmp_path / "p0.log"),
-             _start(out, *_multiprocess(port, 1), log=tmp_path / "p1.log",
-                    **{checkpoint.FAULT_ENV: "checkpoint_partial:2"})]
+    first = [
+        _start(out, *_multiprocess(port, 0), log=tmp_path / "p0.log"),
+        _start(
+            out,
+            *_multiprocess(port, 1),
+            log=tmp_path / "p1.log",
+            **{checkpoint.FAULT_ENV: "checkpoint_partial:2"},
+        ),
+    ]
     _finish(first[1], status=-signal.SIGKILL)
     time.sleep(1.0)
     first[0].kill()
@@ -135,8 +172,7 @@ def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
     assert not (out / run_files.RESULTS_FILE).exists()
 
     port = _free_port()
-    again = [_start(out, *_multiprocess(port, k), log=tmp_path / f"again{k}.log")
-             for k in (0, 1)]
+    again = [_start(out, *_multiprocess(port, k), log=tmp_path / f"again{k}.log") for k in (0, 1)]
     logs = [_finish(process) for process in again]
     assert f"resuming {out} after epoch {resumed_from} of {EPOCHS}" in logs[0]
     assert "resuming" not in logs[1]  # the other processes report nothing
@@ -179,20 +215,38 @@ MIRRORED_REFERENCE = textwrap.dedent(
 
 def test_mirrored_strategy_from_the_command_line_equals_one_device(tmp_path):
     run = tmp_path / "mirrored"
-    mirrored = _start(run, "distribution.strategy=local", "distribution.logical_cpus=2",
-                      "validation_freq=0", backend="tensorflow")
+    mirrored = _start(
+        run,
+        "distribution.strategy=local",
+        "distribution.logical_cpus=2",
+        "validation_freq=0",
+        backend="tensorflow",
+    )
     reference_dir = tmp_path / "one"
     reference_dir.mkdir()
     overrides = [s for s in RUN if "=" in s and not s.startswith("validation")]
     reference = subprocess.run(
-        [sys.executable, "-c", MIRRORED_REFERENCE, QUICKSTART, str(reference_dir),
-         *overrides, "validation_freq=0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"})
+        [
+            sys.executable,
+            "-c",
+            MIRRORED_REFERENCE,
+            QUICKSTART,
+            str(reference_dir),
+            *overrides,
+            "validation_freq=0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
     _finish(mirrored)
-    expected = [keras.saving.load_model(reference_dir / f"peer{k}.keras",
-                                        compile=False).get_weights() for k in (0, 1)]
+    expected = [
+        keras.saving.load_model(reference_dir / f"peer{k}.keras", compile=False).get_weights()
+        for k in (0, 1)
+    ]
     actual = _peer_weights(run)
     # Two different peers differ by far more than the tolerance below.
     assert max(float(np.abs(a - b).max()) for a, b in zip(actual[0], expected[1])) > 1e-2

@@ -8,8 +8,11 @@ import pytest
 
 import rdml_keras
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(rdml_keras.__path__, "rdml_keras.")
-                 if not m.name.endswith("__main__"))
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(rdml_keras.__path__, "rdml_keras.")
+    if not m.name.endswith("__main__")
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -25,20 +25,17 @@ class EveryBatchFinite(keras.callbacks.Callback):
                 self.bad.append((self.steps, name, float(value)))
 
 
-def train_mixed_float16(dataset, architecture, epochs, alpha, learning_rate=0.2,
-                        train_size=None):
+def train_mixed_float16(dataset, architecture, epochs, alpha, learning_rate=0.2, train_size=None):
     keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(0)
-    data = load_dataset(dataset, batch_size=16, augment="none", seed=0,
-                        train_size=train_size)
-    peers = [
-        build_peer(architecture, data.input_shape, data.num_classes) for _ in range(2)
-    ]
+    data = load_dataset(dataset, batch_size=16, augment="none", seed=0, train_size=train_size)
+    peers = [build_peer(architecture, data.input_shape, data.num_classes) for _ in range(2)]
     learner = MutualLearner(peers, divergence="renyi", alpha=alpha)
     # A high learning rate provokes float16 overflow in the gradients; loss
     # scaling must skip those steps rather than let inf/NaN into the logs.
-    learner.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
-                    metrics=["accuracy"])
+    learner.compile(
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9), metrics=["accuracy"]
+    )
     monitor = EveryBatchFinite()
     history = learner.fit(data.train, epochs=epochs, verbose=0, callbacks=[monitor])
     results = learner.evaluate(data.test, return_dict=True, verbose=0)
@@ -50,7 +47,8 @@ def test_mixed_float16_cohort_stays_finite_for_hundreds_of_steps(alpha):
     # 1,100 of digits' 1,437 training images: 69 batches of 16 an epoch, 207
     # steps in 3 epochs (float16 steps cost ~0.15 s each on CPU, emulated).
     learner, monitor, history, results = train_mixed_float16(
-        "digits", "small_cnn", 3, alpha, train_size=1100)
+        "digits", "small_cnn", 3, alpha, train_size=1100
+    )
     assert isinstance(learner.optimizer, keras.optimizers.LossScaleOptimizer)
     assert monitor.steps >= 200
     assert monitor.bad == []
@@ -64,7 +62,8 @@ def test_mixed_float16_cohort_on_mnist_sample_full():
     # At 0.2 this longer MNIST run stays finite but ends at chance accuracy,
     # so it uses a rate at which learning can be asserted too.
     learner, monitor, history, results = train_mixed_float16(
-        "mnist_sample", "small_cnn", 3, 2.0, learning_rate=0.05)
+        "mnist_sample", "small_cnn", 3, 2.0, learning_rate=0.05
+    )
     assert monitor.steps >= 700
     assert monitor.bad == []
     assert results["ensemble_accuracy"] > 0.9

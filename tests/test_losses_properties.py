@@ -7,14 +7,14 @@ new shape hypothesis draws, about 80 s of the JAX run when measured here.
 
 import keras
 import numpy as np
+from autodiff import gradient
+from autodiff import to_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.special import log_softmax
 from scipy.special import logsumexp
 
-from autodiff import gradient
-from autodiff import to_numpy
 from rdml_keras import losses
 
 
@@ -109,8 +109,11 @@ def test_finite_values_and_gradients_at_huge_logits(pair, alpha):
     assert np.all(np.isfinite(grad))
 
 
-@given(logit_pairs(scale=20.0), st.sampled_from([0.5, 1.0, 1.5, 2.0, 4.0]),
-       st.sampled_from(["float16", "bfloat16"]))
+@given(
+    logit_pairs(scale=20.0),
+    st.sampled_from([0.5, 1.0, 1.5, 2.0, 4.0]),
+    st.sampled_from(["float16", "bfloat16"]),
+)
 def test_half_precision_inputs(pair, alpha, dtype):
     """From float16/bfloat16 inputs the maths is still float32.
 

@@ -61,12 +61,20 @@ def execute(name, tmp_path, **parameters):
     output = tmp_path / f"{name}.executed.ipynb"
     try:
         papermill.execute_notebook(
-            str(COLAB / f"{name}.ipynb"), str(output), parameters=parameters,
-            kernel_name="python3", cwd=str(COLAB), progress_bar=False, log_output=False,
-            execution_timeout=TIMEOUT_S)
+            str(COLAB / f"{name}.ipynb"),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(COLAB),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=TIMEOUT_S,
+        )
     except papermill.PapermillExecutionError as e:  # show the notebook's own traceback
-        pytest.fail(f"{name}.ipynb failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                    + "\n".join(e.traceback[-15:]))
+        pytest.fail(
+            f"{name}.ipynb failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+            + "\n".join(e.traceback[-15:])
+        )
     return nbformat.read(str(output), as_version=4)
 
 
@@ -112,8 +120,13 @@ def test_notebook_is_committed_clean(name):
     assert '"google.colab" in sys.modules' in install and "REPO_URL" in install
     for cell in code[1:]:
         tree = ast.parse(_python_source(cell.source))
-        assigned = {t.id for node in tree.body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)}
+        assigned = {
+            t.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
         assert not assigned & set(params), (assigned & set(params), cell.source[:80])
     assert any("%tensorboard --logdir" in c.source for c in code)
 
@@ -171,8 +184,14 @@ def test_quickstart_notebook(tmp_path, monkeypatch):
     out = tmp_path / "quickstart"
     monkeypatch.setenv("TENSORBOARD_BINARY", _tensorboard_binary(tmp_path))
     try:
-        nb = execute("quickstart", tmp_path, ARCHITECTURE="mlp", OUT_DIR=str(out),
-                     SHOW_TENSORBOARD=True, **TINY)
+        nb = execute(
+            "quickstart",
+            tmp_path,
+            ARCHITECTURE="mlp",
+            OUT_DIR=str(out),
+            SHOW_TENSORBOARD=True,
+            **TINY,
+        )
     finally:
         _stop_tensorboards_under(tmp_path)
 
@@ -204,9 +223,19 @@ def test_quickstart_notebook(tmp_path, monkeypatch):
 
 def test_cifar100_notebook_on_bundled_data(tmp_path):
     out = tmp_path / "cifar"
-    execute("cifar100_rdml", tmp_path, ARCHITECTURES=["mlp", "mlp"],
-            METHODS=["independent", "rdml"], PRECISION="float32", LEARNING_RATE=0.05,
-            MILESTONES=[2], SEEDS=[0], OUT_DIR=str(out), SHOW_TENSORBOARD=False, **TINY)
+    execute(
+        "cifar100_rdml",
+        tmp_path,
+        ARCHITECTURES=["mlp", "mlp"],
+        METHODS=["independent", "rdml"],
+        PRECISION="float32",
+        LEARNING_RATE=0.05,
+        MILESTONES=[2],
+        SEEDS=[0],
+        OUT_DIR=str(out),
+        SHOW_TENSORBOARD=False,
+        **TINY,
+    )
 
     rows = read_csv(out / "results.csv")
     assert [(r["method"], r["seed"]) for r in rows] == [("independent", "0"), ("rdml", "0")]
@@ -239,8 +268,16 @@ def test_alpha_sweep_notebook(tmp_path):
 
     out = tmp_path / "sweep"
     alphas, seeds = [1.0, 2.0], [0, 1]
-    execute("alpha_sweep", tmp_path, ARCHITECTURES=["mlp", "mlp"], ALPHAS=alphas, SEEDS=seeds,
-            OUT_DIR=str(out), SHOW_TENSORBOARD=False, **TINY)
+    execute(
+        "alpha_sweep",
+        tmp_path,
+        ARCHITECTURES=["mlp", "mlp"],
+        ALPHAS=alphas,
+        SEEDS=seeds,
+        OUT_DIR=str(out),
+        SHOW_TENSORBOARD=False,
+        **TINY,
+    )
 
     rows = read_csv(out / "results.csv")
     keys = [(r["method"], float(r["alpha"]), int(r["seed"])) for r in rows]
@@ -248,33 +285,42 @@ def test_alpha_sweep_notebook(tmp_path):
     expected += [("rdml", a, s) for a in alphas for s in seeds]
     assert sorted(keys) == sorted(expected)  # one row per (α, seed), plus the baseline
     for row in rows:
-        assert_accuracies(row, ["peer0_accuracy", "peer1_accuracy", "mean_peer_accuracy",
-                                "ensemble_accuracy"])
+        assert_accuracies(
+            row, ["peer0_accuracy", "peer1_accuracy", "mean_peer_accuracy", "ensemble_accuracy"]
+        )
     assert_png(out / "alpha_sweep.png")
 
     def load(folder):
         acc = event_accumulator.EventAccumulator(
-            str(folder), size_guidance={event_accumulator.TENSORS: 0})
+            str(folder), size_guidance={event_accumulator.TENSORS: 0}
+        )
         acc.Reload()
         return acc
 
     # The experiment definition at the sweep root ...
     root = load(out)
     experiment = metadata.parse_experiment_plugin_data(
-        root.SummaryMetadata(metadata.EXPERIMENT_TAG).plugin_data.content)
+        root.SummaryMetadata(metadata.EXPERIMENT_TAG).plugin_data.content
+    )
     assert {h.name for h in experiment.hparam_infos} >= {"divergence", "alpha", "seed"}
     assert {m.name.tag for m in experiment.metric_infos} >= {
-        "test_ensemble_accuracy", "test_peer0_accuracy", "test_peer1_accuracy"}
+        "test_ensemble_accuracy",
+        "test_peer0_accuracy",
+        "test_peer1_accuracy",
+    }
     # ... and one session per run, whose hyperparameters and metrics match the table.
     for row in rows:
         name = "independent" if row["method"] == "independent" else f"alpha{float(row['alpha']):g}"
         session = load(out / name / f"seed{row['seed']}" / "logs")
         start = metadata.parse_session_start_info_plugin_data(
-            session.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
+            session.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+        )
         assert start.hparams["alpha"].number_value == float(row["alpha"])
         assert start.hparams["seed"].number_value == int(row["seed"])
         assert start.hparams["divergence"].string_value == (
-            "none" if row["method"] == "independent" else "renyi")
+            "none" if row["method"] == "independent" else "renyi"
+        )
         logged = session.Tensors("test_ensemble_accuracy")[-1]
         assert float(tf.make_ndarray(logged.tensor_proto)) == pytest.approx(
-            float(row["ensemble_accuracy"]), abs=1e-6)
+            float(row["ensemble_accuracy"]), abs=1e-6
+        )

@@ -39,21 +39,52 @@ POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL
 # The run the kill tests interrupt: two small CNNs (BatchNorm statistics and
 # the optimizer state must resume too) on the bundled digits, with the
 # standard augmentation (its random draws must be replayed), 3 epochs.
-KILLED_RUN = ["--set", "dataset.name=digits", "--set", "dataset.augment=standard",
-              "--set", "epochs=3", "--set", "validation_freq=0",
-              "--set", "deterministic=true"]
+KILLED_RUN = [
+    "--set",
+    "dataset.name=digits",
+    "--set",
+    "dataset.augment=standard",
+    "--set",
+    "epochs=3",
+    "--set",
+    "validation_freq=0",
+    "--set",
+    "deterministic=true",
+]
 # In-process runs that are about the machinery only: as cheap as possible.
-TINY = ["--set", "peers=[mlp, mlp]", "--set", "dataset.name=digits",
-        "--set", "dataset.train_size=300", "--set", "epochs=3",
-        "--set", "validation_freq=0", "--verbose", "0"]
+TINY = [
+    "--set",
+    "peers=[mlp, mlp]",
+    "--set",
+    "dataset.name=digits",
+    "--set",
+    "dataset.train_size=300",
+    "--set",
+    "epochs=3",
+    "--set",
+    "validation_freq=0",
+    "--verbose",
+    "0",
+]
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def command(out):
-    return [sys.executable, "-m", "rdml_keras", "train", "--config", QUICKSTART,
-            *KILLED_RUN, "--out", str(out), "--verbose", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "rdml_keras",
+        "train",
+        "--config",
+        QUICKSTART,
+        *KILLED_RUN,
+        "--out",
+        str(out),
+        "--verbose",
+        "2",
+    ]
 
 
 def child_env(**extra):
@@ -68,8 +99,9 @@ def start(out, log_dir, **env):
     n = len(list(log_dir.glob("*.out")))
     stdout = open(log_dir / f"{n}.out", "w")
     stderr = open(log_dir / f"{n}.err", "w")
-    proc = subprocess.Popen(command(out), stdout=stdout, stderr=stderr, cwd=ROOT,
-                            env=child_env(**env))
+    proc = subprocess.Popen(
+        command(out), stdout=stdout, stderr=stderr, cwd=ROOT, env=child_env(**env)
+    )
     proc.logs = (log_dir / f"{n}.out", log_dir / f"{n}.err")
     stdout.close()
     stderr.close()
@@ -111,7 +143,8 @@ def wait_until(condition, proc, timeout=240):
     deadline = time.monotonic() + timeout
     while not condition():
         assert proc is None or proc.poll() is None, (
-            f"train exited early ({proc.returncode}): " + proc.logs[1].read_text()[-3000:])
+            f"train exited early ({proc.returncode}): " + proc.logs[1].read_text()[-3000:]
+        )
         assert time.monotonic() < deadline, "timed out waiting for the training process"
         time.sleep(0.02)
 
@@ -134,8 +167,10 @@ def assert_same_weights(expected_run, run):
 
 def assert_same_history(expected_run, run):
     def entries(r):
-        return [{k: v for k, v in e.items() if k != "seconds"}
-                for e in json.loads((r / run_files.HISTORY_FILE).read_text())["epochs"]]
+        return [
+            {k: v for k, v in e.items() if k != "seconds"}
+            for e in json.loads((r / run_files.HISTORY_FILE).read_text())["epochs"]
+        ]
 
     assert entries(run) == entries(expected_run)
 
@@ -158,8 +193,11 @@ def assert_intact(run, epochs=3):
 
 def tree(run):
     """Every file under `run` with its SHA-256: to show nothing changed."""
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +237,18 @@ def test_sigkill_mid_epoch_resumes_to_the_same_weights(reference, tmp_path):
 
 
 @POSIX
-@pytest.mark.parametrize("stage", [
-    "partial",  # the new weights file is half written
-    pytest.param("rotated", marks=pytest.mark.slow),  # old pair moved to *.bkp
-    pytest.param("replaced", marks=pytest.mark.slow),  # new weights, no metadata yet
-])
-def test_kill_during_checkpoint_write_resumes_from_the_previous_one(
-        reference, tmp_path, stage):
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "partial",  # the new weights file is half written
+        pytest.param("rotated", marks=pytest.mark.slow),  # old pair moved to *.bkp
+        pytest.param("replaced", marks=pytest.mark.slow),  # new weights, no metadata yet
+    ],
+)
+def test_kill_during_checkpoint_write_resumes_from_the_previous_one(reference, tmp_path, stage):
     reference_run, _ = reference
     out, logs = tmp_path / "run", tmp_path / "logs"
-    status, _, stderr = finish(start(out, logs, **{
-        checkpoint.FAULT_ENV: f"checkpoint_{stage}:2"}))
+    status, _, stderr = finish(start(out, logs, **{checkpoint.FAULT_ENV: f"checkpoint_{stage}:2"}))
     assert status == -signal.SIGKILL, stderr[-3000:]
     backup = out / run_files.BACKUP_DIR
     # The hook really cut the write short: no complete epoch-2 checkpoint.
@@ -245,8 +284,7 @@ def test_killed_again_and_again_at_random_instants(reference, tmp_path):
         if target == done:
             delay = rng.uniform(0.2, seconds)  # anywhere in the run, start-up included
         else:
-            wait_until(lambda: finished_epochs(out) >= target or proc.poll() is not None,
-                       proc=None)
+            wait_until(lambda: finished_epochs(out) >= target or proc.poll() is not None, proc=None)
             delay = rng.uniform(0.0, 1.5)
         time.sleep(delay)
         if proc.poll() is not None:  # finished before the kill
@@ -302,8 +340,9 @@ class _StopAfterEpoch(keras.callbacks.Callback):
 def _interrupt(args, epoch):
     original = training.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "build_callbacks",
-                      lambda *a: original(*a) + [_StopAfterEpoch(epoch)])
+        patch.setattr(
+            training, "build_callbacks", lambda *a: original(*a) + [_StopAfterEpoch(epoch)]
+        )
         assert main(args) == 130
 
 
@@ -360,23 +399,33 @@ def _damage(run, how):
         metadata.write_text('{"epoch": 1, "weights_sha')
     elif how == "backup-deleted":
         shutil.rmtree(backup)
-    return {"truncated": weights, "missing": weights, "replaced": weights,
-            "other-cohort": weights, "keras-metadata": weights,
-            "garbage-metadata": metadata, "backup-deleted": weights}[how]
+    return {
+        "truncated": weights,
+        "missing": weights,
+        "replaced": weights,
+        "other-cohort": weights,
+        "keras-metadata": weights,
+        "garbage-metadata": metadata,
+        "backup-deleted": weights,
+    }[how]
 
 
-@pytest.mark.parametrize("how,epoch,expected", [
-    ("truncated", 1, "truncated or replaced"),
-    ("missing", 1, "missing (the weights of epoch 1"),
-    ("replaced", 1, "truncated or replaced"),
-    ("other-cohort", 1, "written for a different cohort"),
-    ("keras-metadata", 1, "cannot be loaded into this cohort"),
-    ("garbage-metadata", 1, "unreadable checkpoint metadata"),
-    # history.json records 2 epochs: the checkpoints cannot just be absent.
-    ("backup-deleted", 2, "records 2 finished epochs"),
-])
+@pytest.mark.parametrize(
+    "how,epoch,expected",
+    [
+        ("truncated", 1, "truncated or replaced"),
+        ("missing", 1, "missing (the weights of epoch 1"),
+        ("replaced", 1, "truncated or replaced"),
+        ("other-cohort", 1, "written for a different cohort"),
+        ("keras-metadata", 1, "cannot be loaded into this cohort"),
+        ("garbage-metadata", 1, "unreadable checkpoint metadata"),
+        # history.json records 2 epochs: the checkpoints cannot just be absent.
+        ("backup-deleted", 2, "records 2 finished epochs"),
+    ],
+)
 def test_damaged_checkpoint_is_refused_and_nothing_changes(
-        stopped_runs, tmp_path, capsys, how, epoch, expected):
+    stopped_runs, tmp_path, capsys, how, epoch, expected
+):
     run = _copy(stopped_runs, epoch, tmp_path)
     named = _damage(run, how)
     before = tree(run)
@@ -389,8 +438,7 @@ def test_damaged_checkpoint_is_refused_and_nothing_changes(
     assert tree(run) == before
 
 
-def test_damaged_latest_falls_back_to_the_previous_checkpoint(stopped_runs, tmp_path,
-                                                              capsys):
+def test_damaged_latest_falls_back_to_the_previous_checkpoint(stopped_runs, tmp_path, capsys):
     run = _copy(stopped_runs, 2, tmp_path)
     weights = run / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:4096])
@@ -446,14 +494,22 @@ class _Poison(keras.callbacks.Callback):
             bias.assign(np.full(bias.shape, np.nan, "float32"))
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
-                                                              monkeypatch):
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    args = ["train", "--config", QUICKSTART, "--out", str(out), *TINY,
-            "--set", "peers=[{architecture: mlp, name: alice}, {architecture: mlp, name: bob}]"]
+    args = [
+        "train",
+        "--config",
+        QUICKSTART,
+        "--out",
+        str(out),
+        *TINY,
+        "--set",
+        "peers=[{architecture: mlp, name: alice}, {architecture: mlp, name: bob}]",
+    ]
     original = training.build_callbacks
-    monkeypatch.setattr(training, "build_callbacks",
-                        lambda *a: original(*a) + [_Poison(epoch=2, batch=3, peer=1)])
+    monkeypatch.setattr(
+        training, "build_callbacks", lambda *a: original(*a) + [_Poison(epoch=2, batch=3, peer=1)]
+    )
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: non-finite training loss at epoch 2, batch 3:"), err
@@ -461,8 +517,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
     assert "Last good state: epoch 1" in err and "Traceback" not in err
     assert not (out / run_files.RESULTS_FILE).exists()
     assert checkpoint.completed_epochs(out) == 1
-    assert [e["epoch"] for e in json.loads((out / run_files.HISTORY_FILE).read_text())[
-        "epochs"]] == [1]
+    assert [
+        e["epoch"] for e in json.loads((out / run_files.HISTORY_FILE).read_text())["epochs"]
+    ] == [1]
 
     # The exported peers are exactly the epoch-1 checkpoint's, and predict
     # finite logits, better than chance.
@@ -489,8 +546,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys,
     assert json.loads((out / run_files.RESULTS_FILE).read_text())["epochs"] == 3
 
 
-def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys,
-                                                            monkeypatch):
+def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys, monkeypatch):
     """Weights that went NaN on an epoch's last update (its logged loss was
     still finite) are caught before that epoch's checkpoint is written."""
 
@@ -502,8 +558,9 @@ def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys,
 
     out = tmp_path / "run"
     original = training.build_callbacks
-    monkeypatch.setattr(training, "build_callbacks", lambda *a: [
-        PoisonAfterLastBatch()] + original(*a))
+    monkeypatch.setattr(
+        training, "build_callbacks", lambda *a: [PoisonAfterLastBatch()] + original(*a)
+    )
     assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err
     assert "non-finite weights at the end of epoch 1 (peers: mlp_0)" in err
@@ -516,10 +573,25 @@ def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys,
 def test_diverging_learning_rate_exits_1_from_the_command(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "rdml_keras", "train", "--config", QUICKSTART, *TINY,
-         "--set", "optimizer={name: sgd, learning_rate: 1.0e+12, momentum: 0.9}",
-         "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "rdml_keras",
+            "train",
+            "--config",
+            QUICKSTART,
+            *TINY,
+            "--set",
+            "optimizer={name: sgd, learning_rate: 1.0e+12, momentum: 0.9}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=child_env(),
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: non-finite training loss at epoch 1" in proc.stderr
     assert "(peers: " in proc.stderr and "Traceback" not in proc.stderr
@@ -539,23 +611,31 @@ def test_mixed_float16_overflow_steps_are_skipped_not_failures(tmp_path, monkeyp
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
             self.losses.append(float(logs["loss"]))
-            self.scales.append(float(keras.ops.convert_to_numpy(
-                self.model.optimizer.dynamic_scale)))
+            self.scales.append(
+                float(keras.ops.convert_to_numpy(self.model.optimizer.dynamic_scale))
+            )
 
         def on_train_end(self, logs=None):
             self.applied = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     original = training.build_optimizer
-    monkeypatch.setattr(training, "build_optimizer", lambda *a, **k: (
-        keras.optimizers.LossScaleOptimizer(original(*a, **k), initial_scale=2.0 ** 40)))
-    config = load_config(QUICKSTART, [s for s in TINY[1::2] if "=" in s]
-                         + ["epochs=2", "precision=mixed_float16"])
+    monkeypatch.setattr(
+        training,
+        "build_optimizer",
+        lambda *a, **k: keras.optimizers.LossScaleOptimizer(
+            original(*a, **k), initial_scale=2.0**40
+        ),
+    )
+    config = load_config(
+        QUICKSTART, [s for s in TINY[1::2] if "=" in s] + ["epochs=2", "precision=mixed_float16"]
+    )
     record = Record()
-    results = training.train(config, tmp_path / "run", verbose=0, callbacks=[record],
-                             log=lambda *_: None)
+    results = training.train(
+        config, tmp_path / "run", verbose=0, callbacks=[record], log=lambda *_: None
+    )
     skipped = record.steps - record.applied
     assert skipped >= 5, (record.steps, record.applied)  # 2**40 needs many halvings
-    assert record.scales[0] == 2.0 ** 39 and min(record.scales) <= 2.0 ** 35
+    assert record.scales[0] == 2.0**39 and min(record.scales) <= 2.0**35
     assert all(math.isfinite(v) for v in record.losses)
     assert results["epochs"] == 2
     assert all(math.isfinite(p["test_loss"]) for p in results["peers"])
@@ -582,8 +662,7 @@ def test_run_directory_in_use_is_refused(stopped_runs, tmp_path, capsys):
     with run_files.run_lock(run):  # as a `train` process writing to it would
         status = main(["train", "--config", QUICKSTART, "--out", str(run), *TINY])
     assert status == 2
-    assert "another `train` process is writing to this run directory" in (
-        capsys.readouterr().err)
+    assert "another `train` process is writing to this run directory" in (capsys.readouterr().err)
     assert tree(run) == before
 
 
@@ -593,6 +672,7 @@ def test_a_killed_first_write_does_not_block_the_directory(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / ".config.yaml.x1y2z3.tmp").write_text("half a con")
-    assert main(["train", "--config", QUICKSTART, "--out", str(run), *TINY,
-                 "--set", "epochs=1"]) == 0
+    assert (
+        main(["train", "--config", QUICKSTART, "--out", str(run), *TINY, "--set", "epochs=1"]) == 0
+    )
     assert_intact(run, epochs=1)

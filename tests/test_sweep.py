@@ -31,8 +31,16 @@ from rdml_keras.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
-TINY = ["--set", "peers=[mlp, mlp]", "--set", "dataset.train_size=200",
-        "--set", "batch_size=50", "--set", "validation_freq=0"]
+TINY = [
+    "--set",
+    "peers=[mlp, mlp]",
+    "--set",
+    "dataset.train_size=200",
+    "--set",
+    "batch_size=50",
+    "--set",
+    "validation_freq=0",
+]
 GRID = ["--grid", "divergence.alpha=0,1", "--seeds", "0,1"]  # 4 runs
 FAST_HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
 WORKER_TIMEOUT = 240
@@ -48,15 +56,19 @@ def _free_port() -> int:
 
 
 def _pg_bin() -> pathlib.Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if found:
         return pathlib.Path(found[-1]).parent
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl:
         return pathlib.Path(pg_ctl).parent
-    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: install the "
-                "Debian package `postgresql` (.ci/run does)")
+    pytest.fail(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the "
+        "Debian package `postgresql` (.ci/run does)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +87,29 @@ def postgres_url():
     data, port = root / "data", _free_port()
 
     def pg(tool, *args, check=True):
-        return subprocess.run([*as_postgres, str(bin_dir / tool), *args], check=check,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [*as_postgres, str(bin_dir / tool), *args],
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     pg("initdb", "-D", str(data), "--auth=trust", "--username=postgres", "-E", "UTF8")
     try:
-        pg("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-           "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+        pg(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        )
         pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rdml")
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/rdml"
     finally:
@@ -102,13 +130,30 @@ def storage(request):
 
 
 def _worker(out, storage, log, *extra, env=None, grid=GRID):
-    command = [sys.executable, "-u", "-m", "rdml_keras", "sweep", "--config", QUICKSTART,
-               *TINY, *grid, *extra, *FAST_HEARTBEAT, "--out", str(out)]
+    command = [
+        sys.executable,
+        "-u",
+        "-m",
+        "rdml_keras",
+        "sweep",
+        "--config",
+        QUICKSTART,
+        *TINY,
+        *grid,
+        *extra,
+        *FAST_HEARTBEAT,
+        "--out",
+        str(out),
+    ]
     if storage:
         command += ["--storage", storage]
-    return subprocess.Popen(command, cwd=ROOT, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
 
 
 def _wait(proc, log):
@@ -128,8 +173,7 @@ def _trials(out, storage):
     import optuna
 
     name = json.loads((out / "sweep.json").read_text())["study_name"]
-    study = optuna.load_study(study_name=name,
-                              storage=storage or f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=name, storage=storage or f"sqlite:///{out / 'study.db'}")
     return study.get_trials(deepcopy=False)
 
 
@@ -141,7 +185,8 @@ def _trained_points(trials):
     for t in trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
             points.setdefault((t.params["divergence.alpha"], t.params["seed"]), []).append(
-                t.user_attrs["outcome"])
+                t.user_attrs["outcome"]
+            )
         elif "outcome" in t.user_attrs:
             # Any other trial with an outcome skipped its run: never a second training.
             assert t.state == optuna.trial.TrialState.PRUNED, t
@@ -166,8 +211,10 @@ def _check_runs(out, logs, epochs, seeds=(0, 1)):
 def _check_reports(out, seeds=(0, 1)):
     summary = (out / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| method | α | seeds | peer 1 (%) | peer 2 (%) | ensemble (%) "
-                              "| Δ vs independent (pp) | Δ vs DML (pp) | last-5 mean (%) |")
+    assert rows[0].startswith(
+        "| method | α | seeds | peer 1 (%) | peer 2 (%) | ensemble (%) "
+        "| Δ vs independent (pp) | Δ vs DML (pp) | last-5 mean (%) |"
+    )
     n = len(seeds)
     assert rows[1].startswith(f"| independent (α=0) | 0 | {n} | ")
     assert rows[2].startswith(f"| DML (α=1) | 1 | {n} | ")
@@ -196,8 +243,11 @@ def test_two_workers_cover_the_grid_once(tmp_path, capsys):
     points = _trained_points(_trials(out, storage))
     assert points == {(a, s): ["trained"] for a in (0, 1) for s in (0, 1)}
     # Both workers trained (concurrently, into disjoint runs).
-    pids = {t.user_attrs["worker_pid"] for t in _trials(out, storage)
-            if t.user_attrs.get("outcome") == "trained"}
+    pids = {
+        t.user_attrs["worker_pid"]
+        for t in _trials(out, storage)
+        if t.user_attrs.get("outcome") == "trained"
+    }
     assert pids == {procs[0].pid, procs[1].pid}
     assert all("runs done" in pathlib.Path(log).read_text() for log in logs)  # progress
 
@@ -208,8 +258,17 @@ def test_two_workers_cover_the_grid_once(tmp_path, capsys):
     assert printed == rows
 
     # The same command once more: joins the finished study, trains nothing.
-    command = ["sweep", "--config", QUICKSTART, *TINY, *GRID, "--set", "epochs=2",
-               "--out", str(out)] + (["--storage", storage] if storage else [])
+    command = [
+        "sweep",
+        "--config",
+        QUICKSTART,
+        *TINY,
+        *GRID,
+        "--set",
+        "epochs=2",
+        "--out",
+        str(out),
+    ] + (["--storage", storage] if storage else [])
     assert main(command) == 0
     again = capsys.readouterr().out
     assert "run directory:" not in again
@@ -226,8 +285,15 @@ def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
     logs = [tmp_path / "killed.log", tmp_path / "survivor.log"]
     # The first worker SIGKILLs itself in the middle of epoch 2's checkpoint
     # write (rdml_keras.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
-    killed = _worker(out, storage, logs[0], "--set", "epochs=3", grid=grid,
-                     env={"RDML_FAULT_INJECT": "checkpoint_replaced:2"})
+    killed = _worker(
+        out,
+        storage,
+        logs[0],
+        "--set",
+        "epochs=3",
+        grid=grid,
+        env={"RDML_FAULT_INJECT": "checkpoint_replaced:2"},
+    )
     # The survivor starts once the first worker holds a trial (so that one is
     # certain to be the first worker's).
     deadline = time.monotonic() + WORKER_TIMEOUT
@@ -259,9 +325,13 @@ def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
 
 
 def test_same_command_names_the_same_study(tmp_path):
-    args = dict(config_path=QUICKSTART, overrides=["epochs=1"], out=tmp_path / "s",
-                grids=["divergence.alpha=0,0.5", "dataset.train_size,epochs=[250,4],[500,2]"],
-                seeds="0,1")
+    args = dict(
+        config_path=QUICKSTART,
+        overrides=["epochs=1"],
+        out=tmp_path / "s",
+        grids=["divergence.alpha=0,0.5", "dataset.train_size,epochs=[250,4],[500,2]"],
+        seeds="0,1",
+    )
     first, second = sweep.build_spec(**args), sweep.build_spec(**args)
     assert first.study_name == second.study_name
     assert first.study_name.startswith("quickstart-")
@@ -272,37 +342,72 @@ def test_same_command_names_the_same_study(tmp_path):
     point = {"divergence.alpha": 0.5, "dataset.train_size,epochs": "[500, 2]", "seed": 1}
     assert point in points
     config = first.run_config(point, 1)
-    assert (config.divergence.alpha, config.dataset.train_size, config.epochs,
-            config.seed) == (0.5, 500, 2, 1)
+    assert (config.divergence.alpha, config.dataset.train_size, config.epochs, config.seed) == (
+        0.5,
+        500,
+        2,
+        1,
+    )
     assert first.run_dir(point, 1).name == (
-        "divergence.alpha=0.5__dataset.train_size=500__epochs=2__seed=1")
+        "divergence.alpha=0.5__dataset.train_size=500__epochs=2__seed=1"
+    )
     assert not (tmp_path / "s").exists()  # building the spec writes nothing
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--grid", "divergence.alpah=1,2"], "unknown key 'divergence.alpah'"),
-    (["--grid", "divergence.alpha=0.5,abc"],
-     "--grid divergence.alpha=abc: divergence.alpha: got 'abc'; expected"),
-    (["--grid", "epochs=1,2.5"], "--grid epochs=2.5: epochs: got 2.5; expected an integer"),
-    (["--grid", "divergence.alpha="], "empty grid"),
-    ([], "empty grid"),
-    (["--grid", "divergence.alpha=1,1"], "given twice"),
-    (["--grid", "divergence.alpha=1", "--grid", "divergence.alpha=2"], "given twice"),
-    (["--grid", "divergence.alpha=1", "--seeds", "0,x"], "--seeds: got '0,x'"),
-    (["--search", "divergence.alpha=float(0.5,3)"], "--search needs --trials"),
-    (["--search", "divergence.alpha=float(3,0.5)", "--trials", "2"], "expected finite LO < HI"),
-    (["--grid", "divergence.alpha=1", "--storage", "redis://localhost:6379/0"],
-     "unsupported backend 'redis'"),
-    (["--grid", "divergence.alpha=1", "--storage", "no database"], "not a database URL"),
-    (["--grid", "divergence.alpha=1", "--storage", "sqlite://"], "in-memory SQLite"),
-    (["--grid", "divergence.alpha=1", "--storage", "sqlite:////nonexistent/dir/s.db"],
-     "directory /nonexistent/dir does not exist"),
-    (["--grid", "divergence.alpha=1", "--storage",
-      f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/rdml"], "cannot connect"),
-], ids=["unknown-key", "wrong-type", "wrong-int", "empty-values", "no-grid", "duplicate",
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--grid", "divergence.alpah=1,2"], "unknown key 'divergence.alpah'"),
+        (
+            ["--grid", "divergence.alpha=0.5,abc"],
+            "--grid divergence.alpha=abc: divergence.alpha: got 'abc'; expected",
+        ),
+        (["--grid", "epochs=1,2.5"], "--grid epochs=2.5: epochs: got 2.5; expected an integer"),
+        (["--grid", "divergence.alpha="], "empty grid"),
+        ([], "empty grid"),
+        (["--grid", "divergence.alpha=1,1"], "given twice"),
+        (["--grid", "divergence.alpha=1", "--grid", "divergence.alpha=2"], "given twice"),
+        (["--grid", "divergence.alpha=1", "--seeds", "0,x"], "--seeds: got '0,x'"),
+        (["--search", "divergence.alpha=float(0.5,3)"], "--search needs --trials"),
+        (["--search", "divergence.alpha=float(3,0.5)", "--trials", "2"], "expected finite LO < HI"),
+        (
+            ["--grid", "divergence.alpha=1", "--storage", "redis://localhost:6379/0"],
+            "unsupported backend 'redis'",
+        ),
+        (["--grid", "divergence.alpha=1", "--storage", "no database"], "not a database URL"),
+        (["--grid", "divergence.alpha=1", "--storage", "sqlite://"], "in-memory SQLite"),
+        (
+            ["--grid", "divergence.alpha=1", "--storage", "sqlite:////nonexistent/dir/s.db"],
+            "directory /nonexistent/dir does not exist",
+        ),
+        (
+            [
+                "--grid",
+                "divergence.alpha=1",
+                "--storage",
+                f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/rdml",
+            ],
+            "cannot connect",
+        ),
+    ],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "wrong-int",
+        "empty-values",
+        "no-grid",
+        "duplicate",
         "duplicate-key",
-        "bad-seeds", "search-no-trials", "search-bounds", "unsupported-storage",
-        "not-a-url", "in-memory", "sqlite-no-dir", "unreachable-postgres"])
+        "bad-seeds",
+        "search-no-trials",
+        "search-bounds",
+        "unsupported-storage",
+        "not-a-url",
+        "in-memory",
+        "sqlite-no-dir",
+        "unreachable-postgres",
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
     out = tmp_path / "sweep"
     status = main(["sweep", "--config", QUICKSTART, "--out", str(out), *args])
@@ -317,8 +422,10 @@ def test_out_of_another_sweep_is_refused(tmp_path, capsys):
     out = tmp_path / "sweep"
     out.mkdir()
     (out / "sweep.json").write_text(json.dumps({"study_name": "someone-else"}))
-    assert main(["sweep", "--config", QUICKSTART, "--out", str(out),
-                 "--grid", "divergence.alpha=1"]) == 2
+    assert (
+        main(["sweep", "--config", QUICKSTART, "--out", str(out), "--grid", "divergence.alpha=1"])
+        == 2
+    )
     assert "holds another sweep" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
 
@@ -334,27 +441,63 @@ def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
     def run(name, divergence, seed, accuracies, train_size=250):
         path = tmp_path / name
         path.mkdir()
-        config = {"dataset": {"name": "mnist_sample", "train_size": train_size},
-                  "divergence": divergence, "seed": seed, "name": "x", "epochs": 6}
-        (path / "results.json").write_text(json.dumps({
-            "peers": [{"name": f"p{k}", "architecture": "mlp", "test_accuracy": a,
-                       "test_loss": 0.1} for k, a in enumerate(accuracies)],
-            "ensemble": {"test_accuracy": max(accuracies)}, "epochs": 6, "seconds": 1.0,
-            "config": config}))
-        history = [{"epoch": e + 1, "val_peer0_accuracy": 0.5 + 0.01 * e,
-                    "val_peer1_accuracy": 0.5 + 0.01 * e, "peer0_div": 0.1 * e,
-                    "peer1_div": 0.2 * e} for e in range(6)]
+        config = {
+            "dataset": {"name": "mnist_sample", "train_size": train_size},
+            "divergence": divergence,
+            "seed": seed,
+            "name": "x",
+            "epochs": 6,
+        }
+        (path / "results.json").write_text(
+            json.dumps(
+                {
+                    "peers": [
+                        {
+                            "name": f"p{k}",
+                            "architecture": "mlp",
+                            "test_accuracy": a,
+                            "test_loss": 0.1,
+                        }
+                        for k, a in enumerate(accuracies)
+                    ],
+                    "ensemble": {"test_accuracy": max(accuracies)},
+                    "epochs": 6,
+                    "seconds": 1.0,
+                    "config": config,
+                }
+            )
+        )
+        history = [
+            {
+                "epoch": e + 1,
+                "val_peer0_accuracy": 0.5 + 0.01 * e,
+                "val_peer1_accuracy": 0.5 + 0.01 * e,
+                "peer0_div": 0.1 * e,
+                "peer1_div": 0.2 * e,
+            }
+            for e in range(6)
+        ]
         (path / "history.json").write_text(json.dumps({"epochs": history}))
         return path
 
     dirs = []
     for seed, shift in ((0, 0.0), (1, 0.02)):
-        dirs += [run(f"ind{seed}", {"kind": "none"}, seed, [0.80 + shift, 0.82 + shift]),
-                 run(f"dml{seed}", {"kind": "kl"}, seed, [0.83 + shift, 0.83 + shift]),
-                 run(f"a05_{seed}", {"kind": "renyi", "alpha": 0.5, "schedule": "constant"},
-                     seed, [0.79 + shift, 0.80 + shift]),
-                 run(f"a2_{seed}", {"kind": "renyi", "alpha": 2.0, "schedule": "constant"},
-                     seed, [0.85 + shift, 0.85 + shift])]
+        dirs += [
+            run(f"ind{seed}", {"kind": "none"}, seed, [0.80 + shift, 0.82 + shift]),
+            run(f"dml{seed}", {"kind": "kl"}, seed, [0.83 + shift, 0.83 + shift]),
+            run(
+                f"a05_{seed}",
+                {"kind": "renyi", "alpha": 0.5, "schedule": "constant"},
+                seed,
+                [0.79 + shift, 0.80 + shift],
+            ),
+            run(
+                f"a2_{seed}",
+                {"kind": "renyi", "alpha": 2.0, "schedule": "constant"},
+                seed,
+                [0.85 + shift, 0.85 + shift],
+            ),
+        ]
     dirs.append(run("big", {"kind": "none"}, 0, [0.95, 0.95], train_size=4000))
     records = report.load_records(dirs)
     table = report.paired_table(records)
@@ -362,9 +505,13 @@ def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
     assert blocks[0] == "**dataset.train_size=250**"
     rows = [line.split(" | ") for line in blocks[1].splitlines()[2:]]
     assert [(r[0].lstrip("| "), r[1], r[2]) for r in rows] == [
-        ("independent", "0", "2"), ("DML", "1", "2"), ("RDML", "0.5", "2"), ("RDML", "2", "2")]
+        ("independent", "0", "2"),
+        ("DML", "1", "2"),
+        ("RDML", "0.5", "2"),
+        ("RDML", "2", "2"),
+    ]
     assert rows[0][3] == "81.00 ± 1.41"  # peer 1: 80 and 82
-    assert rows[1][6:8] == ["+2.00 ± 0.00 (2/2)", "—"]        # DML vs independent
+    assert rows[1][6:8] == ["+2.00 ± 0.00 (2/2)", "—"]  # DML vs independent
     assert rows[2][6:8] == ["-1.50 ± 0.00 (0/2)", "-3.50 ± 0.00 (0/2)"]
     assert rows[3][6:8] == ["+4.00 ± 0.00 (2/2)", "+2.00 ± 0.00 (2/2)"]
     # Mean test accuracy over epochs 2..6 (0.51..0.55), and epoch 6's divergences.

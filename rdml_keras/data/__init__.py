@@ -81,8 +81,17 @@ def _raw_arrays(spec, data_dir, download, train_size):
     return (x_train, y_train, x_test, y_test), mean, std
 
 
-def load_dataset(name, *, batch_size, data_dir=None, download=True, augment="standard",
-                 seed=0, train_size=None, shuffle_buffer=None) -> DatasetBundle:
+def load_dataset(
+    name,
+    *,
+    batch_size,
+    data_dir=None,
+    download=True,
+    augment="standard",
+    seed=0,
+    train_size=None,
+    shuffle_buffer=None,
+) -> DatasetBundle:
     """Build shuffled, augmented train and fixed test `tf.data` pipelines.
 
     Args:
@@ -108,19 +117,35 @@ def load_dataset(name, *, batch_size, data_dir=None, download=True, augment="sta
         ...                      download=False)  # doctest: +SKIP
     """
     spec = validate(
-        name, batch_size=batch_size, augment=augment, seed=seed,
-        train_size=train_size, shuffle_buffer=shuffle_buffer,
+        name,
+        batch_size=batch_size,
+        augment=augment,
+        seed=seed,
+        train_size=train_size,
+        shuffle_buffer=shuffle_buffer,
     )
     (x_train, y_train, x_test, y_test), mean, std = _raw_arrays(
         spec, data_dir, download, train_size
     )
     augmenter = Augmenter(augment, spec)
     train = build_train(
-        x_train, y_train, spec=spec, augmenter=augmenter, batch_size=batch_size,
-        seed=seed, mean=mean, std=std, shuffle_buffer=shuffle_buffer,
+        x_train,
+        y_train,
+        spec=spec,
+        augmenter=augmenter,
+        batch_size=batch_size,
+        seed=seed,
+        mean=mean,
+        std=std,
+        shuffle_buffer=shuffle_buffer,
     )
     test = build_test(
-        x_test, y_test, spec=spec, batch_size=batch_size, mean=mean, std=std,
+        x_test,
+        y_test,
+        spec=spec,
+        batch_size=batch_size,
+        mean=mean,
+        std=std,
         one_hot=augmenter.one_hot_labels,
     )
     return DatasetBundle(

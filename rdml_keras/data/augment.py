@@ -90,8 +90,7 @@ class KeyedSeedGenerator(keras.random.SeedGenerator):
     def next(self, ordered=True):
         del ordered  # the draws are ordered by construction
         if self._key is None:
-            raise RuntimeError(
-                "KeyedSeedGenerator: draw only inside `with generator.keyed(key):`")
+            raise RuntimeError("KeyedSeedGenerator: draw only inside `with generator.keyed(key):`")
         self._draws += 1
         return _stream(self._key, self._draws)
 
@@ -120,7 +119,8 @@ def _check_backend(mode: str):
             f"augment={mode!r} runs a Keras random layer in the tf.data pipeline, which "
             "can be seeded per example only on the TensorFlow backend; got KERAS_BACKEND="
             f"{keras.backend.backend()}. Use the TensorFlow backend, or augment 'standard' "
-            "or 'none' (stateless tf.image ops: reproducible on every backend).")
+            "or 'none' (stateless tf.image ops: reproducible on every backend)."
+        )
 
 
 class Augmenter:
@@ -185,7 +185,8 @@ class Augmenter:
             return images, one_hot_labels
         with self._batch_seeds.keyed(_stream(key, _MIX)):
             transformation = layer.get_random_transformation(
-                images, training=True, seed=self._batch_seeds)
+                images, training=True, seed=self._batch_seeds
+            )
         images = layer.transform_images(images, transformation, training=True)
         labels = layer.transform_labels(one_hot_labels, transformation, training=True)
         return images, tf.cast(labels, tf.float32)

@@ -72,8 +72,9 @@ class _Preprocess:
         return tf.one_hot(labels, self.num_classes, dtype=tf.float32)
 
 
-def build_train(x, y, *, spec, augmenter: Augmenter, batch_size, seed, mean, std,
-                shuffle_buffer=None) -> tf.data.Dataset:
+def build_train(
+    x, y, *, spec, augmenter: Augmenter, batch_size, seed, mean, std, shuffle_buffer=None
+) -> tf.data.Dataset:
     """Shuffled, augmented, normalised training batches of (images, labels).
 
     Labels are int32 ``(batch,)``, or one-hot float32 ``(batch, classes)`` when the
@@ -89,9 +90,7 @@ def build_train(x, y, *, spec, augmenter: Augmenter, batch_size, seed, mean, std
     """
     prep = _Preprocess(spec, mean, std)
     ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, np.int32)))
-    ds = ds.shuffle(
-        shuffle_buffer or len(y), seed=seed, reshuffle_each_iteration=True
-    )
+    ds = ds.shuffle(shuffle_buffer or len(y), seed=seed, reshuffle_each_iteration=True)
     if augmenter.augments_examples:
         # One int64 (2,) key per example, new every epoch but fixed by `seed`.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -102,6 +101,7 @@ def build_train(x, y, *, spec, augmenter: Augmenter, batch_size, seed, mean, std
             image = augmenter.augment_example(prep.scale(image), key)
             return prep.normalize(image), label
     else:
+
         def example_fn(image, label):
             return prep.normalize(prep.scale(image)), label
 

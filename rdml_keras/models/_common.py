@@ -16,9 +16,7 @@ BN_EPSILON = 1e-5
 
 
 def batch_norm(name):
-    return layers.BatchNormalization(
-        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
-    )
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def kernel_regularizer(weight_decay):
@@ -44,11 +42,7 @@ def check_weight_decay(weight_decay):
 
 
 def _is_positive_int(value):
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Integral)
-        and value > 0
-    )
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value > 0
 
 
 def check_image_shape(input_shape, architecture, min_size=1):
@@ -57,11 +51,7 @@ def check_image_shape(input_shape, architecture, min_size=1):
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if (
-        shape is None
-        or len(shape) != 3
-        or not all(_is_positive_int(d) for d in shape)
-    ):
+    if shape is None or len(shape) != 3 or not all(_is_positive_int(d) for d in shape):
         raise ValueError(
             f"`{architecture}` needs `input_shape=(height, width, channels)` "
             f"with positive integer sizes (channels last), got "
@@ -77,9 +67,7 @@ def check_image_shape(input_shape, architecture, min_size=1):
 
 def check_any_shape(input_shape, architecture):
     """Validates a non-empty shape of positive integer sizes (for the MLP)."""
-    if isinstance(input_shape, numbers.Integral) and not isinstance(
-        input_shape, bool
-    ):
+    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
         input_shape = (input_shape,)
     try:
         shape = tuple(input_shape)

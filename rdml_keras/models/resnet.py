@@ -45,8 +45,7 @@ class ZeroPadShortcut(keras.layers.Layer):
         extra = self.filters - channels
         if extra < 0:
             raise ValueError(
-                f"ZeroPadShortcut cannot shrink {channels} channels to "
-                f"filters={self.filters}."
+                f"ZeroPadShortcut cannot shrink {channels} channels to filters={self.filters}."
             )
         return extra // 2, extra - extra // 2
 
@@ -136,12 +135,7 @@ def cifar_resnet(
     >>> model.output_shape
     (None, 100)
     """
-    if (
-        isinstance(depth, bool)
-        or not isinstance(depth, int)
-        or depth < 8
-        or (depth - 2) % 6
-    ):
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(
             f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (20, 32, 56, 110, "
             f"...), got depth={depth!r}."
@@ -159,9 +153,7 @@ def cifar_resnet(
     for stage, filters in enumerate(STAGE_FILTERS, start=1):
         for block in range(1, blocks_per_stage + 1):
             strides = 2 if stage > 1 and block == 1 else 1
-            x = basic_block(
-                x, filters, strides, weight_decay, f"stage{stage}_block{block}"
-            )
+            x = basic_block(x, filters, strides, weight_decay, f"stage{stage}_block{block}")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = _common.logits_head(x, num_classes, weight_decay)
     return keras.Model(inputs, outputs, name=name or _common.unique_name(arch))

@@ -58,9 +58,7 @@ def wide_block(x, filters, strides, dropout_rate, weight_decay, name):
     preact = _common.batch_norm(f"{name}_bn1")(x)
     preact = layers.ReLU(name=f"{name}_relu1")(preact)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(
-            preact, filters, 1, strides, weight_decay, f"{name}_shortcut"
-        )
+        shortcut = _conv(preact, filters, 1, strides, weight_decay, f"{name}_shortcut")
     else:
         shortcut = x
     y = _conv(preact, filters, 3, strides, weight_decay, f"{name}_conv1")
@@ -103,24 +101,15 @@ def wide_resnet(
     >>> model.output_shape
     (None, 10)
     """
-    if (
-        isinstance(depth, bool)
-        or not isinstance(depth, int)
-        or depth < 10
-        or (depth - 4) % 6
-    ):
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
         raise ValueError(
             f"WRN depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 "
             f"(16, 22, 28, 40, ...), got depth={depth!r}."
         )
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(
-            f"WRN width must be a positive integer, got width={width!r}."
-        )
+        raise ValueError(f"WRN width must be a positive integer, got width={width!r}.")
     if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(
-            f"`dropout_rate` must be in [0, 1), got dropout_rate={dropout_rate!r}."
-        )
+        raise ValueError(f"`dropout_rate` must be in [0, 1), got dropout_rate={dropout_rate!r}.")
     arch = f"wrn_{depth}_{width}"
     input_shape = _common.check_image_shape(input_shape, arch)
     num_classes = _common.check_num_classes(num_classes)

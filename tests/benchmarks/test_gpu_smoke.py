@@ -38,14 +38,23 @@ def _tables(text):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_smoke")
-    env = {**os.environ, "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": "",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "CUDA_VISIBLE_DEVICES": "",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     # --budget 200 instead of the smoke default 110 s: on a loaded 2-core machine
     # (another pytest beside this one) the parts took 110+ s and the speed part
     # was skipped for time, failing these tests; idle they take ~60 s.
-    done = subprocess.run(["bash", str(BENCHMARKS / "gpu.sh"), "--smoke", "--out", str(out),
-                           "--budget", "200"],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu.sh"), "--smoke", "--out", str(out), "--budget", "200"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out, done.stdout
 
@@ -100,11 +109,17 @@ def test_smoke_speed_rows(smoke):
     out, stdout = smoke
     tables = _tables(stdout)
     header, rows = tables["Speed"]
-    assert header[:5] == ["precision", "K", "step (ms)", "K plain fits (ms)",
-                          "mutual / independent (IQR)"]
+    assert header[:5] == [
+        "precision",
+        "K",
+        "step (ms)",
+        "K plain fits (ms)",
+        "mutual / independent (IQR)",
+    ]
     cells = [dict(zip(header, row)) for row in rows]
     assert [(c["precision"], c["K"]) for c in cells] == [
-        (p, k) for p in ("mixed_bfloat16", "mixed_float16", "float32") for k in ("2", "3")]
+        (p, k) for p in ("mixed_bfloat16", "mixed_float16", "float32") for k in ("2", "3")
+    ]
     for cell in cells[:2]:  # the smoke run times mixed_bfloat16, K = 2 and 3
         step, plain = float(cell["step (ms)"]), float(cell["K plain fits (ms)"])
         ratio = float(cell["mutual / independent (IQR)"].split()[0])
@@ -121,8 +136,10 @@ def test_smoke_speed_rows(smoke):
     header, rows = tables["PyTorch reference loop (parklize/rdml algorithm)"]
     runs = [dict(zip(header, row)) for row in rows if row[0] == "mixed_bfloat16"]
     assert [(r["K"], r["settings"]) for r in runs] == [
-        ("2", "as the reference"), ("3", "as the reference"),
-        ("2", "channels-last, cudnn.benchmark")]
+        ("2", "as the reference"),
+        ("3", "as the reference"),
+        ("2", "channels-last, cudnn.benchmark"),
+    ]
     for run in runs:
         assert float(run["images/s"]) > 0 and run["finite"] == "yes"
 
@@ -166,15 +183,19 @@ def test_torch_resnet_mirrors_the_keras_peer():
     for k_layer, t_layer in zip(keras_layers, torch_layers):
         if isinstance(t_layer, torch.nn.BatchNorm2d):
             # Non-trivial statistics, so a wrong order of the four would show.
-            weights = [rng.uniform(0.5, 1.5, w.shape).astype("float32") if i in (0, 3) else
-                       rng.normal(0, 0.1, w.shape).astype("float32")
-                       for i, w in enumerate(k_layer.get_weights())]
+            weights = [
+                rng.uniform(0.5, 1.5, w.shape).astype("float32")
+                if i in (0, 3)
+                else rng.normal(0, 0.1, w.shape).astype("float32")
+                for i, w in enumerate(k_layer.get_weights())
+            ]
             k_layer.set_weights(weights)
             gamma, beta, mean, var = weights
             assert t_layer.eps == pytest.approx(k_layer.epsilon)
             assert t_layer.momentum == pytest.approx(1 - k_layer.momentum)
-            for name, value in zip(("weight", "bias", "running_mean", "running_var"),
-                                   (gamma, beta, mean, var)):
+            for name, value in zip(
+                ("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)
+            ):
                 getattr(t_layer, name).data = torch.from_numpy(value)
         elif isinstance(t_layer, torch.nn.Conv2d):
             (kernel,) = k_layer.get_weights()  # HWIO, no bias
@@ -206,7 +227,7 @@ def test_torch_renyi_is_the_reference_formula(alpha):
     if alpha == 1.0:
         expected = np.sum(p * np.log(p / q), axis=1).mean()
     else:
-        expected = (np.log(np.sum(p ** alpha * q ** (1 - alpha), axis=1)) / (alpha - 1)).mean()
+        expected = (np.log(np.sum(p**alpha * q ** (1 - alpha), axis=1)) / (alpha - 1)).mean()
     got = torch_reference.renyi_divergence(torch.tensor(zp), torch.tensor(zq), alpha)
     assert float(got) == pytest.approx(expected, rel=1e-9)
     assert float(torch_reference.renyi_divergence(torch.tensor(zp), torch.tensor(zq), 0)) == 0
@@ -215,8 +236,9 @@ def test_torch_renyi_is_the_reference_formula(alpha):
 def _tiny_loop(precision, weight=1.0):
     torch.manual_seed(0)
     peers = [torch_reference.CifarResNet(8, 10) for _ in range(2)]
-    loop = torch_reference.ReferenceLoop(peers, alpha=1.5, divergence_weight=weight,
-                                         precision=precision, lr=0.1, momentum=0.0)
+    loop = torch_reference.ReferenceLoop(
+        peers, alpha=1.5, divergence_weight=weight, precision=precision, lr=0.1, momentum=0.0
+    )
     x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
     return peers, loop, x, y
 
@@ -229,8 +251,9 @@ def test_torch_reference_step_is_per_peer_sgd():
     clones = [copy.deepcopy(peer).train() for peer in peers]
     outputs = [clone(x) for clone in clones]
     for i, clone in enumerate(clones):
-        loss = (torch.nn.functional.cross_entropy(outputs[i], y)
-                + torch_reference.renyi_divergence(outputs[1 - i].detach(), outputs[i], 1.5))
+        loss = torch.nn.functional.cross_entropy(outputs[i], y) + torch_reference.renyi_divergence(
+            outputs[1 - i].detach(), outputs[i], 1.5
+        )
         grads = torch.autograd.grad(loss, list(clone.parameters()), retain_graph=True)
         expected.append([w - 0.1 * g for w, g in zip(before[i], grads)])
     loop.step(x, y)

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 CIFAR10_LABELS = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 FAKE_TRAIN_PER_FILE = 10  # 5 files -> 50 training images, 5 per class
 FAKE_TEST = 20
@@ -46,6 +54,7 @@ def fake_cifar10(tmp_path_factory):
     # tfds 4.9.10 needs importlib_resources to prepare datasets
     # (tensorflow/datasets#11212); requirements.txt declares it.
     import tensorflow_datasets as tfds
+
     root = tmp_path_factory.mktemp("fake_cifar10")
     source = root / "extracted" / "cifar-10-batches-bin"
     source.mkdir(parents=True)
@@ -58,12 +67,14 @@ def fake_cifar10(tmp_path_factory):
     (source / "batches.meta.txt").write_text("\n".join(CIFAR10_LABELS) + "\n")
 
     data_dir = root / "tfds"
-    with mock.patch.object(
-        tfds.download.DownloadManager,
-        "download_and_extract",
-        lambda self, url: str(root / "extracted"),
-    ), mock.patch.object(socket.socket, "connect", _no_network), mock.patch.object(
-        socket, "getaddrinfo", _no_network
+    with (
+        mock.patch.object(
+            tfds.download.DownloadManager,
+            "download_and_extract",
+            lambda self, url: str(root / "extracted"),
+        ),
+        mock.patch.object(socket.socket, "connect", _no_network),
+        mock.patch.object(socket, "getaddrinfo", _no_network),
     ):
         builder = tfds.builder("cifar10", data_dir=str(data_dir))
         builder.download_and_prepare(

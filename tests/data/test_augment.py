@@ -26,9 +26,15 @@ def _images(n, size, channels, seed=0):
 def _augment(mode, spec, images, seed):
     aug = Augmenter(mode, spec)
     ds = build_train(
-        images, np.arange(len(images)) % 10, spec=spec, augmenter=aug,
-        batch_size=len(images), seed=seed, mean=(0.0,) * images.shape[-1],
-        std=(1.0,) * images.shape[-1], shuffle_buffer=1,  # keep input order
+        images,
+        np.arange(len(images)) % 10,
+        spec=spec,
+        augmenter=aug,
+        batch_size=len(images),
+        seed=seed,
+        mean=(0.0,) * images.shape[-1],
+        std=(1.0,) * images.shape[-1],
+        shuffle_buffer=1,  # keep input order
     )
     return [x.numpy() for x, _ in ds], ds
 
@@ -41,7 +47,7 @@ def _explanations(original, augmented, pad, allow_flip):
     for flipped in (False, True) if allow_flip else (False,):
         for dy in range(2 * pad + 1):
             for dx in range(2 * pad + 1):
-                crop = padded[dy:dy + size, dx:dx + size]
+                crop = padded[dy : dy + size, dx : dx + size]
                 if flipped:
                     crop = crop[:, ::-1]
                 if np.array_equal(crop, augmented):
@@ -138,8 +144,9 @@ def test_images_stay_float32_under_mixed_precision():
 
 
 def _keys(n, seed):
-    return tf.random.stateless_uniform([n, 2], seed=[seed, 0], minval=None, maxval=None,
-                                       dtype=tf.int64)
+    return tf.random.stateless_uniform(
+        [n, 2], seed=[seed, 0], minval=None, maxval=None, dtype=tf.int64
+    )
 
 
 def _parallel(fn, inputs, keys):
@@ -230,8 +237,13 @@ def test_standard_is_reproducible_on_jax_and_keras_layers_are_refused():
                 raise AssertionError(mode + " was accepted on JAX")
         print("ok")
     """)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

@@ -5,8 +5,12 @@ import collections
 import numpy as np
 import pytest
 
-from rdml_keras.data import BUNDLED, DATASETS, load_arrays, load_dataset
-from rdml_keras.data.bundled import _LOADERS, load_bundled
+from rdml_keras.data import BUNDLED
+from rdml_keras.data import DATASETS
+from rdml_keras.data import load_arrays
+from rdml_keras.data import load_dataset
+from rdml_keras.data.bundled import _LOADERS
+from rdml_keras.data.bundled import load_bundled
 from rdml_keras.data.specs import SPECS
 
 EXPECTED = {

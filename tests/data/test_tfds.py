@@ -8,10 +8,10 @@ network attempt fail.
 
 import numpy as np
 import pytest
-
 import tensorflow_datasets as tfds
 
-from rdml_keras.data import load_arrays, load_dataset  # noqa: E402
+from rdml_keras.data import load_arrays  # noqa: E402
+from rdml_keras.data import load_dataset  # noqa: E402
 from rdml_keras.data.specs import SPECS  # noqa: E402
 
 
@@ -51,8 +51,14 @@ def test_fake_prepared_cifar10_end_to_end(fake_cifar10):
     # Test images are exactly the tfds test split, normalised with the published
     # CIFAR-10 constants, in tfds' order.
     raw = tfds.as_numpy(
-        tfds.load("cifar10", split="test", data_dir=fake_cifar10_dir, download=False,
-                  as_supervised=True, batch_size=-1)
+        tfds.load(
+            "cifar10",
+            split="test",
+            data_dir=fake_cifar10_dir,
+            download=False,
+            as_supervised=True,
+            batch_size=-1,
+        )
     )
     mean = np.array(SPECS["cifar10"].mean, np.float32)
     std = np.array(SPECS["cifar10"].std, np.float32)
@@ -67,8 +73,12 @@ def test_fake_prepared_cifar10_subset_and_arrays(fake_cifar10):
     fake_cifar10_dir = fake_cifar10.data_dir
     n_train, n_test = fake_cifar10.train_examples, fake_cifar10.test_examples
     bundle = load_dataset(
-        "cifar10", batch_size=8, data_dir=fake_cifar10_dir, download=False,
-        train_size=20, augment="none",
+        "cifar10",
+        batch_size=8,
+        data_dir=fake_cifar10_dir,
+        download=False,
+        train_size=20,
+        augment="none",
     )
     assert bundle.train_examples == 20
     labels = np.concatenate([y.numpy() for _, y in bundle.train])

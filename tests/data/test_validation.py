@@ -3,7 +3,10 @@
 import pytest
 
 import rdml_keras.data as data
-from rdml_keras.data import AUGMENTATIONS, DATASETS, load_arrays, load_dataset
+from rdml_keras.data import AUGMENTATIONS
+from rdml_keras.data import DATASETS
+from rdml_keras.data import load_arrays
+from rdml_keras.data import load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +47,14 @@ def test_unknown_augment(augment):
 
 @pytest.mark.parametrize(
     "name, train_size",
-    [("digits", 0), ("digits", 9), ("digits", 1438), ("digits", 0.5), ("cifar10", 50001),
-     ("mnist_sample", -1)],
+    [
+        ("digits", 0),
+        ("digits", 9),
+        ("digits", 1438),
+        ("digits", 0.5),
+        ("cifar10", 50001),
+        ("mnist_sample", -1),
+    ],
 )
 def test_train_size_out_of_range(name, train_size):
     with pytest.raises(ValueError, match="train_size") as info:

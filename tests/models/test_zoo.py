@@ -2,10 +2,9 @@
 
 import re
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from rdml_keras.models import ARCHITECTURES
 from rdml_keras.models import ZeroPadShortcut
@@ -78,9 +77,7 @@ MOBILENETV2_BODY = 3_504_872 - (1280 * 1000 + 1000)
         ("mobilenetv2", 100, MOBILENETV2_BODY + 1280 * 100 + 100, 2.35e6, 0.02),
     ],
 )
-def test_parameter_counts_match_papers(
-    architecture, classes, formula, published, rel_tol
-):
+def test_parameter_counts_match_papers(architecture, classes, formula, published, rel_tol):
     # Built under mixed precision to check the logits dtype on the way
     # (no forward pass: WRN-28-10 is too slow for CI on CPU).
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -165,12 +162,8 @@ def test_small_cnn_learns_mnist_sample_in_two_epochs():
         # XLA on CPU makes this convnet several times slower, not faster.
         jit_compile=False,
     )
-    model.fit(
-        images[:3000], labels[:3000], batch_size=64, epochs=2, verbose=0
-    )
-    _, accuracy = model.evaluate(
-        images[4000:], labels[4000:], batch_size=500, verbose=0
-    )
+    model.fit(images[:3000], labels[:3000], batch_size=64, epochs=2, verbose=0)
+    _, accuracy = model.evaluate(images[4000:], labels[4000:], batch_size=500, verbose=0)
     assert accuracy > 0.9
 
 
@@ -201,14 +194,10 @@ def test_bad_wrn_name_is_named():
 
 def test_bad_num_classes_and_weight_decay_are_named():
     for num_classes in [1, 0, -3, 2.5, True]:
-        with pytest.raises(
-            ValueError, match=re.escape(f"num_classes={num_classes!r}")
-        ):
+        with pytest.raises(ValueError, match=re.escape(f"num_classes={num_classes!r}")):
             build_peer("mlp", (8, 8, 1), num_classes)
     for weight_decay in [-0.1, float("nan"), "5e-4"]:
-        with pytest.raises(
-            ValueError, match=re.escape(f"weight_decay={weight_decay!r}")
-        ):
+        with pytest.raises(ValueError, match=re.escape(f"weight_decay={weight_decay!r}")):
             build_peer("mlp", (8, 8, 1), 10, weight_decay=weight_decay)
 
 
@@ -245,8 +234,17 @@ def test_names_are_unique_per_architecture():
 def test_architectures_is_a_sorted_tuple_of_valid_names():
     assert isinstance(ARCHITECTURES, tuple)
     assert list(ARCHITECTURES) == sorted(ARCHITECTURES)
-    for name in ["resnet20", "resnet32", "resnet56", "resnet110", "wrn_28_10",
-                 "mobilenetv2", "vgg16_bn", "small_cnn", "mlp"]:
+    for name in [
+        "resnet20",
+        "resnet32",
+        "resnet56",
+        "resnet110",
+        "wrn_28_10",
+        "mobilenetv2",
+        "vgg16_bn",
+        "small_cnn",
+        "mlp",
+    ]:
         assert name in ARCHITECTURES
     assert all(is_valid_architecture(name) for name in ARCHITECTURES)
 
@@ -273,14 +271,9 @@ def test_two_same_architecture_peers_in_one_model_save_and_load(tmp_path):
 def test_weight_decay_is_sgd_equivalent_l2_on_kernels():
     decay = 5e-4
     model = build_peer("small_cnn", (8, 8, 1), 10, weight_decay=decay)
-    kernels = [
-        w for w in model.trainable_weights if w.path.endswith("kernel")
-    ]
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
     assert len(model.losses) == len(kernels) == 4  # 3 convs + logits
-    expected = sum(
-        decay / 2 * float(np.sum(keras.ops.convert_to_numpy(w) ** 2))
-        for w in kernels
-    )
+    expected = sum(decay / 2 * float(np.sum(keras.ops.convert_to_numpy(w) ** 2)) for w in kernels)
     got = float(sum(keras.ops.convert_to_numpy(l) for l in model.losses))
     assert got == pytest.approx(expected, rel=1e-5)
     assert build_peer("small_cnn", (8, 8, 1), 10).losses == []

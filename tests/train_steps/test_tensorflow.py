@@ -62,5 +62,3 @@ def test_mirrored_strategy_matches_one_device_on_the_same_global_batch():
     assert report["diff"] < 1e-5  # …and the same thing on two replicas
     for key in ("loss", "peer0_ce", "peer1_div"):
         np.testing.assert_allclose(report["two"][key], report["one"][key], rtol=1e-5)
-
-
