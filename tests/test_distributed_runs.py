@@ -261,3 +261,14 @@ def test_a_coordinator_that_never_answers_exits_2_and_writes_nothing(tmp_path):
     text = _finish(process, timeout=120, status=2)
     assert "distribution.coordinator_address" in text and "timeout=2" in text
     assert not out.exists()
+
+
+def test_a_global_batch_the_devices_cannot_split_exits_2_and_writes_nothing(tmp_path):
+    # Only known once JAX has set up its 2 devices; still before anything is written.
+    out = tmp_path / "run"
+    process = _start(
+        out, "distribution.strategy=local", "distribution.logical_cpus=2", "batch_size=63"
+    )
+    text = _finish(process, timeout=120, status=2)
+    assert "batch_size: got 63; expected a multiple of the 2 devices" in text
+    assert not out.exists()
