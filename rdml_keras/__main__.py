@@ -1,11 +1,5 @@
-"""`python -m rdml_keras …` entry point."""
+"""`python -m rdml_keras …` entry point (the experiment application's CLI)."""
 
-import os
-
-# Before TensorFlow is imported (by the package), so its C++ start-up lines
-# don't bury the command's own output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from rdml_keras.cli import main  # noqa: E402
+from rdml_keras.experiments.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@
 
 Each check returns the value normalised (an int, a float) or raises
 ValueError before any work starts. (The YAML config has its own words,
-`key: got value; expected …`, in `rdml_keras.config`.)
+`key: got value; expected …`, in `rdml_keras.experiments.config`.)
 
 >>> integer("epochs", 3, minimum=1)
 3

@@ -18,7 +18,7 @@ MIRROR_BACKENDS = ("jax",)
 # them beside this one (tests/backend_mirror.py, split_off), so both cores work.
 SPLIT_OFF = (
     "tests/test_notebooks.py",
-    "tests/test_reliability.py",
+    "tests/experiments/test_reliability.py",
     "tests/test_benchmarks.py",
     "tests/benchmarks/test_gpu_smoke.py",
 )

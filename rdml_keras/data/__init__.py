@@ -32,6 +32,7 @@ __all__ = [
     "BUNDLED",
     "DATASETS",
     "DatasetBundle",
+    "bundle_from_arrays",
     "load_arrays",
     "load_dataset",
 ]
@@ -124,9 +125,37 @@ def load_dataset(
         train_size=train_size,
         shuffle_buffer=shuffle_buffer,
     )
-    (x_train, y_train, x_test, y_test), mean, std = _raw_arrays(
-        spec, data_dir, download, train_size
+    arrays, mean, std = _raw_arrays(spec, data_dir, download, train_size)
+    return bundle_from_arrays(
+        arrays,
+        spec=spec,
+        mean=mean,
+        std=std,
+        batch_size=batch_size,
+        augment=augment,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
     )
+
+
+def bundle_from_arrays(
+    arrays, *, spec, mean, std, batch_size, augment="standard", seed=0, shuffle_buffer=None
+) -> DatasetBundle:
+    """The `DatasetBundle` of ``(x_train, y_train, x_test, y_test)`` arrays
+    (pixels on ``spec.max_value``'s scale), normalised by ``mean``/``std``:
+    what `load_dataset` builds after loading, for arrays from elsewhere.
+
+    Example:
+        >>> from rdml_keras.data.specs import DatasetSpec
+        >>> spec = DatasetSpec("mine", "npz", 3, (4, 4, 1), 30, 9, 255.0, pad=1, flip=False)
+        >>> x = np.random.default_rng(0).integers(0, 256, (39, 4, 4, 1)).astype("uint8")
+        >>> y = (np.arange(39) % 3).astype("int32")
+        >>> bundle = bundle_from_arrays((x[:30], y[:30], x[30:], y[30:]), spec=spec,
+        ...                             mean=(0.5,), std=(0.3,), batch_size=8, augment="none")
+        >>> bundle.train_examples, bundle.test_examples, bundle.input_shape
+        (30, 9, (4, 4, 1))
+    """
+    x_train, y_train, x_test, y_test = arrays
     augmenter = Augmenter(augment, spec)
     train = build_train(
         x_train,

@@ -5,7 +5,7 @@ that share one Optuna study.
         --grid divergence.alpha=0,0.5,1,1.5,2 --seeds 0,1,2 --out runs/alpha
 
 - Every trial trains an ordinary run directory, `DIR/runs/<key=value__...>`,
-  through `training.train`: resume, refusal and results.json behave exactly
+  through `runner.train`: resume, refusal and results.json behave exactly
   as for `python -m rdml_keras train`. The directory name is a function of the
   trial's parameters, so a trial that is retried (by any worker) resumes from
   the checkpoint its first attempt left.
@@ -53,11 +53,27 @@ import re
 import time
 import warnings
 
+import keras
+import optuna
+import sqlalchemy
 import yaml
+from sqlalchemy.engine import make_url
 
-from rdml_keras.config import ConfigError
-from rdml_keras.config import ExperimentConfig
-from rdml_keras.config import load_config
+from rdml_keras.experiments import hparams
+from rdml_keras.experiments import report
+from rdml_keras.experiments import runner
+from rdml_keras.experiments.callbacks import NonFiniteLossError
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.config import load_config
+from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.run_files import RESULTS_FILE
+from rdml_keras.experiments.run_files import RunError
+from rdml_keras.experiments.run_files import check_run_dir
+from rdml_keras.experiments.run_files import read_json
+from rdml_keras.experiments.run_files import run_lock
+from rdml_keras.experiments.run_files import write_atomic
+from rdml_keras.experiments.run_files import write_json
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_MD = "summary.md"
@@ -373,8 +389,6 @@ def check_storage(url: str, out: pathlib.Path) -> str:
     share between workers and it answers now; return it with the password
     masked (for messages and sweep.json). Writes nothing."""
     try:
-        from sqlalchemy.engine import make_url
-
         parsed = make_url(url)
     except Exception as e:  # sqlalchemy.exc.ArgumentError and friends
         raise SweepError(
@@ -406,8 +420,6 @@ def check_storage(url: str, out: pathlib.Path) -> str:
             raise SweepError(f"--storage {shown}: directory {path.parent} does not exist")
         return shown
     try:
-        import sqlalchemy
-
         connect_args = {"connect_timeout": 5} if backend in ("postgresql", "mysql") else {}
         engine = sqlalchemy.create_engine(url, connect_args=connect_args)
         try:
@@ -449,8 +461,6 @@ def build_spec(
     Every grid point's config is validated (as `train` would), the storage URL
     is checked, and `out` must be new, empty or this sweep's. Nothing is written.
     """
-    from rdml_keras.cli import parse_seeds
-
     base = load_config(config_path, list(overrides))
     if base.distribution.strategy == "multiprocess":
         raise SweepError(
@@ -574,8 +584,6 @@ def _check_out(spec: SweepSpec):
 
 
 def _storage(spec: SweepSpec):
-    import optuna
-
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     kwargs = {"heartbeat_interval": spec.heartbeat_interval, "grace_period": spec.grace_period}
     if retry_cls is not None:  # Optuna >= 4.9
@@ -599,8 +607,6 @@ def _storage(spec: SweepSpec):
 
 
 def _study(spec: SweepSpec, storage):
-    import optuna
-
     if spec.is_search:
         sampler = optuna.samplers.TPESampler()
     else:
@@ -632,9 +638,6 @@ def _report_lock(out: pathlib.Path):
 
 
 def _is_held(run_dir: pathlib.Path) -> bool:
-    from rdml_keras.run_files import RunError
-    from rdml_keras.run_files import run_lock
-
     if not run_dir.is_dir():
         return False
     try:
@@ -665,8 +668,6 @@ class Worker:
     # ---------------------------------------------------------------- setup
 
     def _prepare_out(self):
-        from rdml_keras.run_files import write_json
-
         spec = self.spec
         (spec.out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         if not (spec.out / SWEEP_FILE).is_file():
@@ -681,8 +682,6 @@ class Worker:
             )
 
     def run(self) -> dict:
-        import optuna
-
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -698,8 +697,6 @@ class Worker:
         )
         optuna.storages.fail_stale_trials(study)
         self._requeue_unfinished()
-        from rdml_keras.callbacks import NonFiniteLossError
-
         while True:
             states = optuna.trial.TrialState
             waiting = study.get_trials(deepcopy=False, states=(states.WAITING,))
@@ -735,8 +732,6 @@ class Worker:
     def _requeue_unfinished(self):
         """Grid points some earlier attempt failed (Ctrl-C, NaN, an error) and no
         worker is on: queue them again, so re-running the command finishes them."""
-        import optuna
-
         if self.spec.is_search:
             return
         states = optuna.trial.TrialState
@@ -761,15 +756,11 @@ class Worker:
         return json.dumps(params, sort_keys=True)
 
     def _finished(self, params: dict) -> bool:
-        from rdml_keras.run_files import RESULTS_FILE
-
         return (self.spec.run_dir(params, params["seed"]) / RESULTS_FILE).is_file()
 
     # ---------------------------------------------------------------- trials
 
     def _objective(self, trial) -> float:
-        import optuna
-
         spec = self.spec
         params = {dim.name: trial.suggest_categorical(dim.name, dim.choices) for dim in spec.grid}
         if spec.is_search:
@@ -825,15 +816,6 @@ class Worker:
     def _run_one(self, trial, params, seed, run_dir):
         """Train (or resume) one run; ("skipped: ...", results or None) when
         another worker finished it or holds it."""
-        import keras
-        import optuna
-
-        from rdml_keras import hparams
-        from rdml_keras import training
-        from rdml_keras.run_files import RESULTS_FILE
-        from rdml_keras.run_files import RunError
-        from rdml_keras.run_files import check_run_dir
-        from rdml_keras.run_files import read_json
 
         config = self.spec.run_config(params, seed)
         waiting = False
@@ -870,7 +852,7 @@ class Worker:
                 continue
             keras.utils.clear_session(free_memory=True)
             try:
-                results = training.train(config, run_dir, verbose=self.verbose, log=self.log)
+                results = runner.train(config, run_dir, verbose=self.verbose, log=self.log)
             except RunError:
                 # Lost a race for the run lock, or the run finished meanwhile.
                 if (run_dir / RESULTS_FILE).is_file() or _is_held(run_dir):
@@ -883,12 +865,8 @@ class Worker:
         return ("resumed" if state == "resume" else "trained"), results
 
     def _progress_text(self) -> str:
-        from rdml_keras.run_files import RESULTS_FILE
-
         spec = self.spec
         if spec.is_search:
-            import optuna
-
             done = len(
                 self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             )
@@ -915,8 +893,6 @@ class Worker:
         return {key: lookup(raw, key) for key in self._hparam_keys()}
 
     def _log_sweep(self):
-        from rdml_keras import hparams
-
         alphas = None
         for dim in self.spec.grid:
             if dim.keys == ("divergence.alpha",):
@@ -966,10 +942,6 @@ def lookup(raw: dict, key: str):
 
 def write_reports(out, title: str | None = None) -> dict:
     """Rewrite `out/summary.md` and `out/alpha.png` from `out/runs/*`."""
-    from rdml_keras import report
-    from rdml_keras.run_files import RESULTS_FILE
-    from rdml_keras.run_files import write_atomic
-
     out = pathlib.Path(out)
     runs = sorted(p.parent for p in (out / RUNS_DIR).glob(f"*/{RESULTS_FILE}"))
     records = report.load_records(runs)

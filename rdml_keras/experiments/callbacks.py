@@ -10,9 +10,10 @@ import pathlib
 import time
 
 import keras
+import tensorflow as tf
 
-from rdml_keras.run_files import read_json
-from rdml_keras.run_files import write_json
+from rdml_keras.experiments.run_files import read_json
+from rdml_keras.experiments.run_files import write_json
 
 
 class NonFiniteLossError(RuntimeError):
@@ -200,8 +201,6 @@ class PeerHistograms(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
-
         if not hasattr(self.model, "peers"):
             raise TypeError(
                 f"PeerHistograms needs a MutualLearner; got {type(self.model).__name__}"
@@ -209,8 +208,6 @@ class PeerHistograms(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
         if epoch % self.freq:
             return
         with self._writer.as_default():

@@ -26,8 +26,8 @@ directory is changed).
 Example:
 
 ```python
-from rdml_keras.config import load_config
-from rdml_keras.training import train
+from rdml_keras.experiments.config import load_config
+from rdml_keras.experiments.runner import train
 results = train(load_config("configs/quickstart.yaml"), "runs/quickstart")
 results["ensemble"]["test_accuracy"]
 ```
@@ -43,37 +43,47 @@ import statistics
 import tempfile
 
 import keras
+import tensorflow as tf
 
-from rdml_keras import validation
-from rdml_keras.callbacks import EpochHistory
-from rdml_keras.callbacks import NonFiniteGuard
-from rdml_keras.callbacks import NonFiniteLossError
-from rdml_keras.callbacks import PeerHistograms
-from rdml_keras.checkpoint import CheckpointError
-from rdml_keras.checkpoint import RunCheckpoint
-from rdml_keras.config import NPZ_DATASET
-from rdml_keras.config import ConfigError
-from rdml_keras.config import ExperimentConfig
-from rdml_keras.config import config_from_yaml_text
-from rdml_keras.placement import Placement
-from rdml_keras.run_files import BACKUP_DIR
-from rdml_keras.run_files import CONFIG_FILE
-from rdml_keras.run_files import HISTORY_FILE
-from rdml_keras.run_files import LOGS_DIR
-from rdml_keras.run_files import PEERS_DIR
-from rdml_keras.run_files import RESULTS_FILE
-from rdml_keras.run_files import SUMMARY_FILE
-from rdml_keras.run_files import WEIGHTS_FILE
-from rdml_keras.run_files import RunError
-from rdml_keras.run_files import check_run_dir
-from rdml_keras.run_files import first_line
-from rdml_keras.run_files import peer_path
-from rdml_keras.run_files import read_json
-from rdml_keras.run_files import remove_stale_temporaries
-from rdml_keras.run_files import run_lock
-from rdml_keras.run_files import save_model_atomic
-from rdml_keras.run_files import write_atomic
-from rdml_keras.run_files import write_json
+import rdml_keras
+from rdml_keras import data
+from rdml_keras import schedules
+from rdml_keras.data import bundle_from_arrays
+from rdml_keras.data import validation
+from rdml_keras.data.pipeline import channel_stats
+from rdml_keras.data.pipeline import stratified_subset
+from rdml_keras.data.specs import DatasetSpec
+from rdml_keras.experiments.callbacks import EpochHistory
+from rdml_keras.experiments.callbacks import NonFiniteGuard
+from rdml_keras.experiments.callbacks import NonFiniteLossError
+from rdml_keras.experiments.callbacks import PeerHistograms
+from rdml_keras.experiments.checkpoint import CheckpointError
+from rdml_keras.experiments.checkpoint import RunCheckpoint
+from rdml_keras.experiments.config import NPZ_DATASET
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.placement import Placement
+from rdml_keras.experiments.run_files import BACKUP_DIR
+from rdml_keras.experiments.run_files import CONFIG_FILE
+from rdml_keras.experiments.run_files import HISTORY_FILE
+from rdml_keras.experiments.run_files import LOGS_DIR
+from rdml_keras.experiments.run_files import PEERS_DIR
+from rdml_keras.experiments.run_files import RESULTS_FILE
+from rdml_keras.experiments.run_files import SUMMARY_FILE
+from rdml_keras.experiments.run_files import WEIGHTS_FILE
+from rdml_keras.experiments.run_files import RunError
+from rdml_keras.experiments.run_files import check_run_dir
+from rdml_keras.experiments.run_files import first_line
+from rdml_keras.experiments.run_files import peer_path
+from rdml_keras.experiments.run_files import read_json
+from rdml_keras.experiments.run_files import remove_stale_temporaries
+from rdml_keras.experiments.run_files import run_lock
+from rdml_keras.experiments.run_files import save_model_atomic
+from rdml_keras.experiments.run_files import write_atomic
+from rdml_keras.experiments.run_files import write_json
+from rdml_keras.learner import MutualLearner
+from rdml_keras.models import build_peer
 
 # --------------------------------------------------------------------------
 # Building blocks (no disk writes).
@@ -132,7 +142,7 @@ def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
     PiecewiseConstantDecay switches *after* a boundary, so epoch m's first
     step (iteration m * steps) already uses the decayed rate.
 
-    >>> from rdml_keras.config import OptimizerConfig
+    >>> from rdml_keras.experiments.config import OptimizerConfig
     >>> s = learning_rate_schedule(OptimizerConfig(schedule="multistep", milestones=(2,)),
     ...                            epochs=4, steps=10)
     >>> round(float(s(19)), 4), round(float(s(20)), 4)
@@ -173,7 +183,7 @@ def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
 def build_optimizer(optimizer_config, epochs: int, steps: int):
     """SGD (L2 weight decay lives in the peers) or AdamW (decoupled decay).
 
-    >>> from rdml_keras.config import OptimizerConfig
+    >>> from rdml_keras.experiments.config import OptimizerConfig
     >>> build_optimizer(OptimizerConfig(), epochs=1, steps=1).nesterov
     True
     """
@@ -191,8 +201,6 @@ def build_optimizer(optimizer_config, epochs: int, steps: int):
 
 def load_data(config: ExperimentConfig):
     """The config's `DatasetBundle`; loading failures become RunError."""
-    from rdml_keras import data
-
     ds = config.dataset
     if ds.name == NPZ_DATASET:
         return load_npz_data(config)
@@ -211,16 +219,8 @@ def load_data(config: ExperimentConfig):
 
 
 def load_npz_data(config: ExperimentConfig):
-    """`dataset.name: npz`: the user's arrays, checked (`rdml_keras.validation`),
+    """`dataset.name: npz`: the user's arrays, checked (`rdml_keras.data.validation`),
     through the same pipelines as the bundled sets. Problems become RunError."""
-    from rdml_keras.data import DatasetBundle
-    from rdml_keras.data.augment import Augmenter
-    from rdml_keras.data.pipeline import build_test
-    from rdml_keras.data.pipeline import build_train
-    from rdml_keras.data.pipeline import channel_stats
-    from rdml_keras.data.pipeline import stratified_subset
-    from rdml_keras.data.specs import DatasetSpec
-
     ds = config.dataset
     try:
         arrays = validation.load_npz(ds.path, num_classes=ds.num_classes)
@@ -254,45 +254,20 @@ def load_npz_data(config: ExperimentConfig):
     mean, std = channel_stats(x_train, spec.max_value)
     std = tuple(s if s > 0 else 1.0 for s in std)  # a constant channel stays finite
     try:
-        augmenter = Augmenter(ds.augment, spec)
+        return bundle_from_arrays(
+            (x_train, y_train, arrays.x_test, arrays.y_test),
+            spec=spec,
+            mean=mean,
+            std=std,
+            batch_size=config.batch_size,
+            augment=ds.augment,
+            seed=config.seed,
+        )
     except ValueError as e:  # a Keras-layer augmentation on a backend that cannot seed it
         raise RunError(f"dataset.augment: {e}") from None
-    train = build_train(
-        x_train,
-        y_train,
-        spec=spec,
-        augmenter=augmenter,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        mean=mean,
-        std=std,
-    )
-    test = build_test(
-        arrays.x_test,
-        arrays.y_test,
-        spec=spec,
-        batch_size=config.batch_size,
-        mean=mean,
-        std=std,
-        one_hot=augmenter.one_hot_labels,
-    )
-    return DatasetBundle(
-        train=train,
-        test=test,
-        num_classes=arrays.num_classes,
-        input_shape=arrays.input_shape,
-        name=NPZ_DATASET,
-        train_examples=len(y_train),
-        test_examples=len(arrays.y_test),
-        one_hot_labels=augmenter.one_hot_labels,
-        mean=mean,
-        std=std,
-    )
 
 
 def _load_peer_file(path, k: int):
-    import rdml_keras.models  # noqa: F401 - registers the zoo's custom layers
-
     where = f"peers.{k}.path {path}"
     if not os.path.isfile(path):
         raise RunError(f"{where}: no such file")
@@ -313,9 +288,6 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
     Every peer must take `input_shape` images and output `num_classes` logits
     (RunError otherwise, naming the peer).
     """
-    from rdml_keras import MutualLearner
-    from rdml_keras.models import build_peer
-
     if peers is None:
         # SGD's weight decay is the papers' L2 term; AdamW decays by itself.
         decay = config.optimizer.weight_decay if config.optimizer.name == "sgd" else 0.0
@@ -393,8 +365,6 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
     `restore_from`: the run directory whose checkpoint to resume from, when
     it is not `run_dir` (the processes of a multi-process run but 0 write
     into a scratch directory and resume from process 0's checkpoint)."""
-    from rdml_keras import schedules
-
     run_dir = pathlib.Path(run_dir)
     div = config.divergence
     callbacks = []
@@ -463,8 +433,6 @@ class _Determinism:
 
     def __enter__(self):
         if self.enabled:
-            import tensorflow as tf
-
             tf.config.experimental.enable_op_determinism()
 
     def __exit__(self, *exc):
@@ -666,10 +634,6 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
 
 def make_results(config: ExperimentConfig, scores: dict, *, epochs, seconds) -> dict:
     """The results.json document from `learner.evaluate(..., return_dict=True)`."""
-    import tensorflow as tf
-
-    import rdml_keras
-
     return {
         "peers": [
             {
@@ -725,8 +689,6 @@ def evaluate_run(run_dir) -> dict:
         raise RunError(
             f"--run {run_dir}: missing exported peers {', '.join(missing)} (is the run finished?)"
         )
-    import rdml_keras.models  # noqa: F401 - registers the zoo's custom layers
-
     bundle = load_data(config)
     peers = [keras.saving.load_model(p, compile=False) for p in paths]
     learner = build_learner(config, bundle.input_shape, bundle.num_classes, peers=peers)

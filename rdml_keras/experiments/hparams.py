@@ -1,7 +1,7 @@
 """Log a sweep of runs to TensorBoard's HParams dashboard.
 
 A sweep directory holds one run directory per trial, as written by
-`rdml_keras.training.train` (or `train_seeds`, one `seed<s>` folder each).
+`rdml_keras.experiments.runner.train` (or `train_seeds`, one `seed<s>` folder each).
 `log_sweep` writes the experiment definition (which hyperparameters and
 metrics exist) at the sweep root; `log_run` writes one trial's
 hyperparameters and test accuracies into its `logs/` folder, next to the
@@ -21,15 +21,15 @@ Metrics: `test_ensemble_accuracy`, `test_mean_peer_accuracy`,
 Example:
 
 ```python
-from rdml_keras import hparams, training
-from rdml_keras.config import load_config
+from rdml_keras.experiments import hparams, runner
+from rdml_keras.experiments.config import load_config
 
 base = load_config("configs/quickstart.yaml", ["epochs=2"])
 hparams.log_sweep("runs/sweep", num_peers=2, alphas=[0.5, 1.0, 2.0])
 for alpha in (0.5, 1.0, 2.0):
     config = base.replace(divergence=base.divergence.replace(alpha=alpha))
     run = f"runs/sweep/alpha{alpha:g}"
-    training.train(config, run)
+    runner.train(config, run)
     hparams.log_run(run)        # reads run/results.json
 # tensorboard --logdir runs/sweep   ->  the HPARAMS tab
 ```
@@ -40,9 +40,11 @@ from __future__ import annotations
 import json
 import pathlib
 
+import tensorflow as tf
+import yaml
 from tensorboard.plugins.hparams import api as hp
 
-from rdml_keras.config import DIVERGENCE_KINDS as DIVERGENCES
+from rdml_keras.experiments.config import DIVERGENCE_KINDS as DIVERGENCES
 
 # Our event files carry this suffix, so re-logging replaces them instead of
 # adding a second experiment or session to the same directory.
@@ -146,8 +148,6 @@ def sweep_config(num_peers: int = 2, alphas=None, extra=()):
 
 
 def _write(logdir: pathlib.Path, write):
-    import tensorflow as tf
-
     logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob(f"events.out.tfevents.*{_SUFFIX}"):
         old.unlink()
@@ -178,8 +178,6 @@ def log_run(run_dir, results: dict | None = None, extra: dict | None = None) -> 
     The test accuracies become scalars (step: the last epoch's index) in the
     same folder. Calling it again replaces what it wrote before.
     """
-    import tensorflow as tf
-
     run_dir = pathlib.Path(run_dir)
     if results is None:
         results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
@@ -206,6 +204,4 @@ def _hparam_value(value):
         return value
     if value is None:
         return "null"
-    import yaml
-
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()

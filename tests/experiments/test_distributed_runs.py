@@ -26,10 +26,10 @@ import keras
 import numpy as np
 import pytest
 
-from rdml_keras import checkpoint
-from rdml_keras import run_files
+from rdml_keras.experiments import checkpoint
+from rdml_keras.experiments import run_files
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -192,19 +192,19 @@ MIRRORED_REFERENCE = textwrap.dedent(
     """
     import sys
     import keras
-    from rdml_keras import training
-    from rdml_keras.config import load_config
+    from rdml_keras.experiments import runner
+    from rdml_keras.experiments.config import load_config
 
     # One device on the global batches MirroredStrategy trained on: Keras's TF
     # fit iterates the data once more (to build the model) under a strategy,
     # so its epoch e sees the training pipeline's pass e + 1.
     config = load_config(sys.argv[1], sys.argv[3:])
     keras.utils.set_random_seed(config.seed)
-    bundle = training.load_data(config)
-    learner = training.build_learner(config, bundle.input_shape, bundle.num_classes)
-    steps = training.steps_per_epoch(bundle, config.batch_size)
-    training.compile_learner(learner, config, steps)
-    training.skip_data_epochs(bundle.train, 1)
+    bundle = runner.load_data(config)
+    learner = runner.build_learner(config, bundle.input_shape, bundle.num_classes)
+    steps = runner.steps_per_epoch(bundle, config.batch_size)
+    runner.compile_learner(learner, config, steps)
+    runner.skip_data_epochs(bundle.train, 1)
     learner.fit(bundle.train.repeat(), epochs=config.epochs, steps_per_epoch=steps,
                 verbose=0, shuffle=False)
     for k, peer in enumerate(learner.peers):

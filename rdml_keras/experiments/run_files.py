@@ -14,9 +14,9 @@ import pathlib
 import re
 import tempfile
 
-from rdml_keras.config import ConfigError
-from rdml_keras.config import ExperimentConfig
-from rdml_keras.config import config_from_yaml_text
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.config import config_from_yaml_text
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
@@ -267,3 +267,13 @@ def _differences(old, new, prefix=""):
         elif a != b:
             diffs.append(f"{path}: {a!r} there, {b!r} now")
     return diffs
+
+
+def seeds_of_run(run: pathlib.Path):
+    """The seeds of a `--seeds` run directory (one `seed<s>` folder each), or
+    None for a single run or a directory that is not a run."""
+    try:
+        config = config_from_yaml_text((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ConfigError):
+        return None
+    return list(config.seeds) if config.seeds else None

@@ -24,7 +24,15 @@ import statistics
 import tempfile
 import textwrap
 
-from rdml_keras.hparams import effective_alpha
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from rdml_keras.experiments import run_files
+from rdml_keras.experiments.hparams import effective_alpha
+from rdml_keras.experiments.run_files import HISTORY_FILE
+from rdml_keras.experiments.run_files import RESULTS_FILE
+from rdml_keras.experiments.run_files import read_json
+from rdml_keras.experiments.runner import mean_std
 
 LAST_EPOCHS = 5
 _KIND_ORDER = {"none": 0, "kl": 1, "renyi": 2, "dkl": 3, "ikl": 4}
@@ -81,10 +89,6 @@ class Record:
 def load_records(run_dirs) -> list[Record]:
     """Records of run directories, expanding `--seeds` directories to their
     seed<s> runs; directories without results.json are skipped."""
-    from rdml_keras.run_files import HISTORY_FILE
-    from rdml_keras.run_files import RESULTS_FILE
-    from rdml_keras.run_files import read_json
-
     records = []
     for run_dir in run_dirs:
         run_dir = pathlib.Path(run_dir)
@@ -315,9 +319,6 @@ def paired_table(records) -> str:
 def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
     """Mean peer test accuracy against α (mean ± std over seeds), one panel
     per setting; independent training and DML marked. Written atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     path = pathlib.Path(path)
     groups = group_records(records)
     columns = max(1, min(columns, len(groups)))
@@ -397,3 +398,133 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+# --------------------------------------------------------------------------
+# One run's table, and runs side by side (`summarize`).
+
+_METHOD_LABELS = {
+    "none": "independent",
+    "kl": "DML (KL)",
+    "renyi": "RDML (Rényi)",
+    "dkl": "DKL",
+    "ikl": "IKL",
+}
+_METHOD_ORDER = {"none": 0, "kl": 1, "dkl": 2, "ikl": 3, "renyi": 4}
+
+
+def _accuracy_text(value) -> str:
+    if isinstance(value, dict):  # mean ± std
+        if len(value.get("values", [])) > 1:
+            return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
+        value = value["mean"]
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _loss_text(value) -> str:
+    if isinstance(value, dict):
+        if len(value.get("values", [])) > 1:
+            return f"{value['mean']:.4f} ± {value['std']:.4f}"
+        value = value["mean"]
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def results_table(results: dict) -> str:
+    """Markdown table of one results.json (or a summary.json of seeds).
+
+    >>> print(results_table({"peers": [{"name": "a", "architecture": "mlp",
+    ...     "test_accuracy": 0.9, "test_loss": 0.3}], "ensemble": {"test_accuracy": 0.91}}))
+    | peer | architecture | test accuracy (%) | test loss |
+    |---|---|---:|---:|
+    | a | mlp | 90.00 | 0.3000 |
+    | ensemble | | 91.00 | |
+    """
+    lines = ["| peer | architecture | test accuracy (%) | test loss |", "|---|---|---:|---:|"]
+    for peer in results["peers"]:
+        lines.append(
+            f"| {peer['name']} | {peer['architecture']} | "
+            f"{_accuracy_text(peer['test_accuracy'])} | {_loss_text(peer['test_loss'])} |"
+        )
+    lines.append(f"| ensemble | | {_accuracy_text(results['ensemble']['test_accuracy'])} | |")
+    return "\n".join(lines)
+
+
+def load_run_results(run_dir) -> list[dict]:
+    """results.json of a run, or of every seed of a --seeds sweep."""
+    run = pathlib.Path(run_dir)
+    if (run / run_files.RESULTS_FILE).is_file():
+        return [run_files.read_json(run / run_files.RESULTS_FILE)]
+    seeds = run_files.seeds_of_run(run)
+    if seeds:
+        found = [run / f"seed{s}" / run_files.RESULTS_FILE for s in seeds]
+    else:
+        found = sorted(run.glob(f"seed*/{run_files.RESULTS_FILE}"))
+    found = [p for p in found if p.is_file()]
+    if not found:
+        raise run_files.RunError(
+            f"{run}: no {run_files.RESULTS_FILE} (not a finished run or --seeds sweep)"
+        )
+    return [run_files.read_json(p) for p in found]
+
+
+def summary_table(run_dirs) -> str:
+    """Markdown table comparing runs: independent vs DML vs RDML, per cohort.
+
+    Rows are grouped by dataset and cohort, methods in the order independent,
+    DML, …, RDML by α; cells are top-1 test accuracy in %, mean ± sample std
+    over seeds when a directory holds several.
+    """
+    rows = []
+    for run_dir in run_dirs:
+        runs = load_run_results(run_dir)
+        config = runs[0]["config"]
+        div = config["divergence"]
+        peers = [p["architecture"] for p in runs[0]["peers"]]
+        cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
+        alpha = "-"
+        if div["kind"] == "renyi":
+            alpha = (
+                f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
+                if div.get("schedule") == "cosine"
+                else f"{div['alpha']:g}"
+            )
+        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
+        ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
+        rows.append(
+            {
+                "key": (
+                    config["dataset"]["name"],
+                    cohort,
+                    _METHOD_ORDER.get(div["kind"], 9),
+                    div.get("alpha") or div.get("alpha_max") or 0.0,
+                ),
+                "cells": [
+                    str(run_dir),
+                    config["dataset"]["name"],
+                    cohort,
+                    _METHOD_LABELS.get(div["kind"], div["kind"]),
+                    alpha,
+                ],
+                "peers": [_accuracy_cell(a) for a in accuracies],
+                "ensemble": _accuracy_cell(ensemble),
+                "seeds": str(len(runs)),
+            }
+        )
+    rows.sort(key=lambda row: row["key"])
+    width = max(len(row["peers"]) for row in rows)
+    header = (
+        ["run", "dataset", "cohort", "method", "α"]
+        + [f"peer {k + 1} (%)" for k in range(width)]
+        + ["ensemble (%)", "seeds"]
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 5 + "---:|" * (width + 2)]
+    for row in rows:
+        peers = row["peers"] + [""] * (width - len(row["peers"]))
+        lines.append(
+            "| " + " | ".join(row["cells"] + peers + [row["ensemble"], row["seeds"]]) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _accuracy_cell(values) -> str:
+    return _accuracy_text(mean_std(values)) if len(values) > 1 else _accuracy_text(values[0])

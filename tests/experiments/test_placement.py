@@ -1,14 +1,14 @@
-"""rdml_keras.placement: the config's distribution section, checked up front,
+"""rdml_keras.experiments.placement: the config's distribution section, checked up front,
 and the tf.data helpers that split global batches (against NumPy)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdml_keras import placement
-from rdml_keras.cli import main
-from rdml_keras.config import ConfigError
-from rdml_keras.config import DistributionConfig
+from rdml_keras.experiments import placement
+from rdml_keras.experiments.cli import main
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import DistributionConfig
 
 TINY = [
     "--set",

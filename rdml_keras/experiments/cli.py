@@ -27,23 +27,26 @@ Training twice into the same --out never clobbers a run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import sys
 
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from rdml_keras.experiments import report
+from rdml_keras.experiments import run_files
+from rdml_keras.experiments import runner
+from rdml_keras.experiments import sweep
+from rdml_keras.experiments.callbacks import NonFiniteLossError
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import json_schema
+from rdml_keras.experiments.config import load_config
+from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.config import schema_markdown
+from rdml_keras.experiments.report import results_table
+from rdml_keras.experiments.report import summary_table
+from rdml_keras.experiments.run_files import RunError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-_METHOD_LABELS = {
-    "none": "independent",
-    "kl": "DML (KL)",
-    "renyi": "RDML (Rényi)",
-    "dkl": "DKL",
-    "ikl": "IKL",
-}
-_METHOD_ORDER = {"none": 0, "kl": 1, "dkl": 2, "ikl": 3, "renyi": 4}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,10 +218,6 @@ def main(argv=None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return e.code if isinstance(e.code, int) else EXIT_USAGE
 
-    from rdml_keras.callbacks import NonFiniteLossError
-    from rdml_keras.config import ConfigError
-    from rdml_keras.run_files import RunError
-
     commands = {
         "train": _train,
         "evaluate": _evaluate,
@@ -247,33 +246,7 @@ def _error(message: str):
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def parse_seeds(text: str | None):
-    """`"0,1,2"` -> [0, 1, 2]; None stays None.
-
-    >>> parse_seeds("0, 1,2")
-    [0, 1, 2]
-    """
-    from rdml_keras.config import ConfigError
-
-    if text is None:
-        return None
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        seeds = None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(
-            f"--seeds: got {text!r}; expected distinct comma-separated integers >= 0, e.g. 0,1,2",
-            path="seeds",
-        )
-    return seeds
-
-
 def _train(args) -> int:
-    from rdml_keras import run_files
-    from rdml_keras import training
-    from rdml_keras.config import load_config
-
     # Everything the user typed is validated before any directory exists.
     config = load_config(args.config, args.overrides)
     seeds = parse_seeds(args.seeds)
@@ -282,14 +255,14 @@ def _train(args) -> int:
     out = pathlib.Path(args.out or os.path.join("runs", config.name or "run"))
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     if seeds:
-        summary = training.train_seeds(config, out, seeds, verbose=verbose)
+        summary = runner.train_seeds(config, out, seeds, verbose=verbose)
         print(
             f"\n{config.name}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
             f"mean ± std, written to {out / run_files.SUMMARY_FILE}"
         )
         print(results_table(summary))
     else:
-        results = training.train(config, out, verbose=verbose)
+        results = runner.train(config, out, verbose=verbose)
         print(
             f"\n{config.name}: {results['epochs']} epochs in {results['seconds']:.0f} s, "
             f"written to {out / run_files.RESULTS_FILE}"
@@ -299,11 +272,6 @@ def _train(args) -> int:
 
 
 def _schema(args) -> int:
-    import json
-
-    from rdml_keras.config import json_schema
-    from rdml_keras.config import schema_markdown
-
     print(
         schema_markdown()
         if args.markdown
@@ -313,20 +281,17 @@ def _schema(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from rdml_keras import run_files
-    from rdml_keras import training
-
     run = pathlib.Path(args.run)
     if not run.is_dir():
         raise run_files.RunError(f"--run {run}: no such run directory")
     config_file = run / run_files.CONFIG_FILE
-    seeds = _sweep_seeds(run)
+    seeds = run_files.seeds_of_run(run)
     if seeds:
-        runs = [training.evaluate_run(run / f"seed{s}") for s in seeds]
+        runs = [runner.evaluate_run(run / f"seed{s}") for s in seeds]
         print(f"{run}: test split, {len(seeds)} seeds, mean ± std")
         print(
             results_table(
-                training.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
+                runner.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
             )
         )
         return EXIT_OK
@@ -334,158 +299,16 @@ def _evaluate(args) -> int:
         raise run_files.RunError(
             f"--run {run}: no {run_files.CONFIG_FILE}; not an rdml_keras run directory"
         )
-    results = training.evaluate_run(run)
+    results = runner.evaluate_run(run)
     print(f"{run}: test split")
     print(results_table(results))
     return EXIT_OK
 
 
-def _sweep_seeds(run: pathlib.Path):
-    """The seeds of a --seeds sweep directory, or None for a single run."""
-    from rdml_keras import run_files
-    from rdml_keras.config import ConfigError
-    from rdml_keras.config import config_from_yaml_text
-
-    try:
-        config = config_from_yaml_text((run / run_files.CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ConfigError):
-        return None
-    return list(config.seeds) if config.seeds else None
-
-
-# --------------------------------------------------------------------------
-# Tables.
-
-
-def _pct(value) -> str:
-    if isinstance(value, dict):  # mean ± std
-        if len(value.get("values", [])) > 1:
-            return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
-        value = value["mean"]
-    return "n/a" if value is None else f"{100 * value:.2f}"
-
-
-def _loss(value) -> str:
-    if isinstance(value, dict):
-        if len(value.get("values", [])) > 1:
-            return f"{value['mean']:.4f} ± {value['std']:.4f}"
-        value = value["mean"]
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def results_table(results: dict) -> str:
-    """Markdown table of one results.json (or a summary.json of seeds).
-
-    >>> print(results_table({"peers": [{"name": "a", "architecture": "mlp",
-    ...     "test_accuracy": 0.9, "test_loss": 0.3}], "ensemble": {"test_accuracy": 0.91}}))
-    | peer | architecture | test accuracy (%) | test loss |
-    |---|---|---:|---:|
-    | a | mlp | 90.00 | 0.3000 |
-    | ensemble | | 91.00 | |
-    """
-    lines = ["| peer | architecture | test accuracy (%) | test loss |", "|---|---|---:|---:|"]
-    for peer in results["peers"]:
-        lines.append(
-            f"| {peer['name']} | {peer['architecture']} | "
-            f"{_pct(peer['test_accuracy'])} | {_loss(peer['test_loss'])} |"
-        )
-    lines.append(f"| ensemble | | {_pct(results['ensemble']['test_accuracy'])} | |")
-    return "\n".join(lines)
-
-
-def load_run_results(run_dir) -> list[dict]:
-    """results.json of a run, or of every seed of a --seeds sweep."""
-    from rdml_keras import run_files
-
-    run = pathlib.Path(run_dir)
-    if (run / run_files.RESULTS_FILE).is_file():
-        return [run_files.read_json(run / run_files.RESULTS_FILE)]
-    seeds = _sweep_seeds(run)
-    if seeds:
-        found = [run / f"seed{s}" / run_files.RESULTS_FILE for s in seeds]
-    else:
-        found = sorted(run.glob(f"seed*/{run_files.RESULTS_FILE}"))
-    found = [p for p in found if p.is_file()]
-    if not found:
-        raise run_files.RunError(
-            f"{run}: no {run_files.RESULTS_FILE} (not a finished run or --seeds sweep)"
-        )
-    return [run_files.read_json(p) for p in found]
-
-
-def summary_table(run_dirs) -> str:
-    """Markdown table comparing runs: independent vs DML vs RDML, per cohort.
-
-    Rows are grouped by dataset and cohort, methods in the order independent,
-    DML, …, RDML by α; cells are top-1 test accuracy in %, mean ± sample std
-    over seeds when a directory holds several.
-    """
-    rows = []
-    for run_dir in run_dirs:
-        runs = load_run_results(run_dir)
-        config = runs[0]["config"]
-        div = config["divergence"]
-        peers = [p["architecture"] for p in runs[0]["peers"]]
-        cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
-        alpha = "-"
-        if div["kind"] == "renyi":
-            alpha = (
-                f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
-                if div.get("schedule") == "cosine"
-                else f"{div['alpha']:g}"
-            )
-        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
-        ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
-        rows.append(
-            {
-                "key": (
-                    config["dataset"]["name"],
-                    cohort,
-                    _METHOD_ORDER.get(div["kind"], 9),
-                    div.get("alpha") or div.get("alpha_max") or 0.0,
-                ),
-                "cells": [
-                    str(run_dir),
-                    config["dataset"]["name"],
-                    cohort,
-                    _METHOD_LABELS.get(div["kind"], div["kind"]),
-                    alpha,
-                ],
-                "peers": [_cell(a) for a in accuracies],
-                "ensemble": _cell(ensemble),
-                "seeds": str(len(runs)),
-            }
-        )
-    rows.sort(key=lambda row: row["key"])
-    width = max(len(row["peers"]) for row in rows)
-    header = (
-        ["run", "dataset", "cohort", "method", "α"]
-        + [f"peer {k + 1} (%)" for k in range(width)]
-        + ["ensemble (%)", "seeds"]
-    )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 5 + "---:|" * (width + 2)]
-    for row in rows:
-        peers = row["peers"] + [""] * (width - len(row["peers"]))
-        lines.append(
-            "| " + " | ".join(row["cells"] + peers + [row["ensemble"], row["seeds"]]) + " |"
-        )
-    return "\n".join(lines)
-
-
-def _cell(values) -> str:
-    from rdml_keras.training import mean_std
-
-    return _pct(mean_std(values)) if len(values) > 1 else _pct(values[0])
-
-
 def _summarize(args) -> int:
     if getattr(args, "paired", False):
-        from rdml_keras import report
-
         records = report.load_records(args.runs)
         if not records:
-            from rdml_keras import run_files
-
             raise run_files.RunError(
                 f"{', '.join(args.runs)}: no results.json (not finished runs or --seeds sweeps)"
             )
@@ -496,8 +319,6 @@ def _summarize(args) -> int:
 
 
 def _sweep(args) -> int:
-    from rdml_keras import sweep
-
     # Config, grid, search and storage are all checked before --out exists.
     spec = sweep.build_spec(
         config_path=args.config,

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from rdml_keras.checkpoint import CHECKPOINT_FORMAT
-from rdml_keras.checkpoint import RunCheckpoint
-from rdml_keras.run_files import METADATA_FILE
-from rdml_keras.run_files import PREVIOUS_SUFFIX
-from rdml_keras.run_files import WEIGHTS_FILE
+from rdml_keras.experiments.checkpoint import CHECKPOINT_FORMAT
+from rdml_keras.experiments.checkpoint import RunCheckpoint
+from rdml_keras.experiments.run_files import METADATA_FILE
+from rdml_keras.experiments.run_files import PREVIOUS_SUFFIX
+from rdml_keras.experiments.run_files import WEIGHTS_FILE
 
 pytestmark = pytest.mark.backends
 

@@ -10,25 +10,26 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import signal
 import tempfile
 
 import keras
 
-from rdml_keras.run_files import BACKUP_DIR
-from rdml_keras.run_files import METADATA_FILE
-from rdml_keras.run_files import PARTIAL_WEIGHTS_FILE
-from rdml_keras.run_files import PREVIOUS_SUFFIX
-from rdml_keras.run_files import WEIGHTS_FILE
-from rdml_keras.run_files import RunError
-from rdml_keras.run_files import first_line
-from rdml_keras.run_files import fsync_dir
-from rdml_keras.run_files import fsync_file
-from rdml_keras.run_files import write_atomic
+from rdml_keras.experiments.run_files import BACKUP_DIR
+from rdml_keras.experiments.run_files import METADATA_FILE
+from rdml_keras.experiments.run_files import PARTIAL_WEIGHTS_FILE
+from rdml_keras.experiments.run_files import PREVIOUS_SUFFIX
+from rdml_keras.experiments.run_files import WEIGHTS_FILE
+from rdml_keras.experiments.run_files import RunError
+from rdml_keras.experiments.run_files import first_line
+from rdml_keras.experiments.run_files import fsync_dir
+from rdml_keras.experiments.run_files import fsync_file
+from rdml_keras.experiments.run_files import write_atomic
 
 CHECKPOINT_FORMAT = "rdml_keras.checkpoint/1"
 
-# Test-only fault injection (tests/test_reliability.py): with
+# Test-only fault injection (tests/experiments/test_reliability.py): with
 # RDML_FAULT_INJECT=checkpoint_<stage>:<epoch> the process SIGKILLs itself in the
 # middle of the checkpoint write that ends epoch <epoch> (1-based), at <stage>:
 # "partial" (new weights half-written to the temporary file), "rotated"
@@ -87,8 +88,6 @@ def _load_weights(model, path: pathlib.Path):
         try:
             os.symlink(path.resolve(), alias)
         except OSError:  # no symlinks (Windows without privileges): copy
-            import shutil
-
             shutil.copyfile(path, alias)
         model.load_weights(str(alias))
 
@@ -126,7 +125,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     `model.load_weights("backup/latest.weights.h5")` works on the result, and
     metadata written by Keras's own callback (no checksum) is still read.
 
-    `rdml_keras.training.train` restores before `fit` and passes the epoch to
+    `rdml_keras.experiments.runner.train` restores before `fit` and passes the epoch to
     it. Used on its own, do the same: a callback has no public way to set the
     epoch `fit` starts from (Keras's own callback writes a private attribute
     of the model), so `fit` must be told:

@@ -8,7 +8,7 @@ happens in `load_config` / `ExperimentConfig.from_dict`, before the training
 code creates anything on disk. A bad value raises one `ConfigError` whose
 message names the key path, the value and what is allowed:
 
-    >>> from rdml_keras.config import ExperimentConfig, ConfigError
+    >>> from rdml_keras.experiments.config import ExperimentConfig, ConfigError
     >>> try:
     ...     ExperimentConfig.from_dict({"dataset": {"name": "digits"},
     ...                                 "peers": ["small_cnn", "small_cnn"],
@@ -21,6 +21,7 @@ Rules between keys (α only for Rényi, milestones for multistep, ...) are
 checked after the types, by each section's `check()`.
 """
 
+import copy
 import difflib
 import os
 import re
@@ -35,6 +36,10 @@ from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
 
+from rdml_keras import models
+from rdml_keras.data import AUGMENTATIONS
+from rdml_keras.data import DATASETS
+from rdml_keras.distribution import validate_coordinator
 from rdml_keras.learner import UPDATE_ORDERS
 from rdml_keras.losses import DIVERGENCES
 
@@ -46,7 +51,7 @@ LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
 # One device; every device of this machine; several processes (JAX).
 DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
 # `dataset.name: npz` trains on your own arrays (`dataset.path`, see
-# rdml_keras.validation for what the file must hold).
+# rdml_keras.data.validation for what the file must hold).
 NPZ_DATASET = "npz"
 # Peer names become Keras model names and file names: keep them portable.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -175,83 +180,52 @@ def _path(suffix, what):
     ]
 
 
-def _dataset_names():
-    from rdml_keras.data import DATASETS
-
-    return (*DATASETS, NPZ_DATASET)
-
-
-def _augmentations():
-    from rdml_keras.data.specs import AUGMENTATIONS
-
-    return AUGMENTATIONS
-
-
-def _enum_of(names):
-    # The data package imports TensorFlow: list its names when a schema is asked for.
-    def extra(schema):
-        schema["enum"] = list(names())
-
-    return extra
+# What the data package and the zoo accept: their own lists, named once there.
+DATASET_NAMES = (*DATASETS, NPZ_DATASET)
 
 
 def _canonical_architecture(value):
     # The zoo accepts `WRN-28-10`; store the canonical spelling, which also
     # names the exported files.
-    from rdml_keras import models
-
     canonical = value.strip().lower().replace("-", "_")
     if not models.is_valid_architecture(canonical):
         raise ValueError("unknown architecture")
     return canonical
 
 
-def _architecture_words():
-    from rdml_keras import models
+class _Choices(Allowed):
+    """`Allowed` with a short form for README's key table (the string itself)
+    and the full list of names for error messages (`str()`)."""
 
-    return (
-        "one of "
-        + ", ".join(models.ARCHITECTURES)
-        + " or wrn_<depth>_<width> with depth = 6n+4 >= 10"
-    )
-
-
-class _LazyAllowed(Allowed):
-    """`Allowed` whose words are computed when first shown (they list names
-    from a package that is imported only then)."""
-
-    def __new__(cls, short, words):
+    def __new__(cls, short, names, extra=""):
         self = super().__new__(cls, short)
-        self.words = words
+        self.words = "one of " + ", ".join(names) + extra
         return self
 
     def __str__(self):
-        return self.words()
+        return self.words
 
 
 DatasetName = Annotated[
     str,
-    Field(strict=True, json_schema_extra=_enum_of(_dataset_names)),
-    _check(lambda v: v in _dataset_names()),
-    _LazyAllowed(
-        "a name in rdml_keras.data.DATASETS, or npz (your own arrays)",
-        lambda: "one of " + ", ".join(_dataset_names()),
-    ),
+    Field(strict=True, json_schema_extra={"enum": list(DATASET_NAMES)}),
+    _check(lambda v: v in DATASET_NAMES),
+    _Choices("a name in rdml_keras.data.DATASETS, or npz (your own arrays)", DATASET_NAMES),
 ]
 Augmentation = Annotated[
     str,
-    Field(strict=True, json_schema_extra=_enum_of(_augmentations)),
-    _check(lambda v: v in _augmentations()),
-    _LazyAllowed(
-        "a name in rdml_keras.data.AUGMENTATIONS", lambda: "one of " + ", ".join(_augmentations())
-    ),
+    Field(strict=True, json_schema_extra={"enum": list(AUGMENTATIONS)}),
+    _check(lambda v: v in AUGMENTATIONS),
+    _Choices("a name in rdml_keras.data.AUGMENTATIONS", AUGMENTATIONS),
 ]
 Architecture = Annotated[
     str,
     Field(strict=True),
     AfterValidator(_canonical_architecture),
-    _LazyAllowed(
-        "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>", _architecture_words
+    _Choices(
+        "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>",
+        models.ARCHITECTURES,
+        " or wrn_<depth>_<width> with depth = 6n+4 >= 10",
     ),
 ]
 PeerName = Annotated[
@@ -262,8 +236,6 @@ PeerName = Annotated[
 
 
 def _valid_coordinator(value):
-    from rdml_keras.distribution import validate_coordinator
-
     validate_coordinator(value)  # ValueError when not host:port
     return value
 
@@ -952,8 +924,6 @@ def apply_overrides(raw: dict, overrides: list[str]) -> tuple[dict, set[str]]:
     >>> apply_overrides({"epochs": 5}, ["epochs=1"])[0]
     {'epochs': 1}
     """
-    import copy
-
     raw = copy.deepcopy(raw) if raw else {}
     touched = set()
     for text in overrides or []:
@@ -1151,3 +1121,23 @@ def schema_markdown() -> str:
         for key, default, allowed, doc in schema_rows()
     ]
     return "\n".join(lines)
+
+
+def parse_seeds(text: str | None):
+    """`"0,1,2"` -> [0, 1, 2]; None stays None.
+
+    >>> parse_seeds("0, 1,2")
+    [0, 1, 2]
+    """
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(
+            f"--seeds: got {text!r}; expected distinct comma-separated integers >= 0, e.g. 0,1,2",
+            path="seeds",
+        )
+    return seeds

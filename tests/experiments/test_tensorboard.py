@@ -20,8 +20,8 @@ import urllib.request
 
 import pytest
 
-from rdml_keras import training
-from rdml_keras.config import ExperimentConfig
+from rdml_keras.experiments import runner
+from rdml_keras.experiments.config import ExperimentConfig
 
 EPOCHS = 3
 ALPHA = 1.5
@@ -51,7 +51,7 @@ def run_dir(tmp_path_factory):
         }
     )
     out = tmp_path_factory.mktemp("tb") / "run"
-    training.train(config, out, verbose=0, log=lambda *_: None)
+    runner.train(config, out, verbose=0, log=lambda *_: None)
     return out
 
 

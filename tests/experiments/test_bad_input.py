@@ -2,7 +2,7 @@
 
 Data problems are fed through `dataset.name: npz` (your own arrays), peer
 problems through `peers: [{path: my_peer.keras}, ...]` (your own model).
-Most cases call `rdml_keras.cli.main` in-process (it returns the exit status);
+Most cases call `rdml_keras.experiments.cli.main` in-process (it returns the exit status);
 a few run the real `python -m rdml_keras` to show the process's exit status.
 Every case runs in an empty working directory and checks afterwards that the
 only files in it are the inputs the test wrote.
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from rdml_keras.cli import main
+from rdml_keras.experiments.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 
 
@@ -492,7 +492,7 @@ def test_config_without_read_permission(workdir, capsys, monkeypatch):
     # would give an ordinary user is raised by `open` itself.
     import builtins
 
-    from rdml_keras import config as config_module
+    from rdml_keras.experiments import config as config_module
 
     path = pathlib.Path(config_file(workdir, BASE))
 

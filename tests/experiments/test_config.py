@@ -7,14 +7,14 @@ import pathlib
 import pytest
 import yaml
 
-from rdml_keras.config import ConfigError
-from rdml_keras.config import ExperimentConfig
-from rdml_keras.config import apply_overrides
-from rdml_keras.config import config_from_yaml_text
-from rdml_keras.config import load_config
-from rdml_keras.config import schema_rows
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.config import apply_overrides
+from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.config import load_config
+from rdml_keras.experiments.config import schema_rows
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
@@ -388,8 +388,8 @@ def lr_at(schedule, step):
 
 
 def test_multistep_switches_at_epoch_boundaries():
-    from rdml_keras.config import OptimizerConfig
-    from rdml_keras.training import learning_rate_schedule
+    from rdml_keras.experiments.config import OptimizerConfig
+    from rdml_keras.experiments.runner import learning_rate_schedule
 
     cfg = OptimizerConfig(schedule="multistep", milestones=(60, 120, 180), gamma=0.2)
     schedule = learning_rate_schedule(cfg, epochs=200, steps=10)
@@ -400,8 +400,8 @@ def test_multistep_switches_at_epoch_boundaries():
 
 
 def test_step_schedule_and_warmup():
-    from rdml_keras.config import OptimizerConfig
-    from rdml_keras.training import learning_rate_schedule
+    from rdml_keras.experiments.config import OptimizerConfig
+    from rdml_keras.experiments.runner import learning_rate_schedule
 
     cfg = OptimizerConfig(schedule="step", step_epochs=2, gamma=0.5, warmup_epochs=1)
     schedule = learning_rate_schedule(cfg, epochs=6, steps=4)
@@ -412,8 +412,8 @@ def test_step_schedule_and_warmup():
 
 
 def test_cosine_with_warmup():
-    from rdml_keras.config import OptimizerConfig
-    from rdml_keras.training import learning_rate_schedule
+    from rdml_keras.experiments.config import OptimizerConfig
+    from rdml_keras.experiments.runner import learning_rate_schedule
 
     cfg = OptimizerConfig(schedule="cosine", learning_rate=0.4, warmup_epochs=1)
     schedule = learning_rate_schedule(cfg, epochs=5, steps=10)
@@ -425,8 +425,8 @@ def test_cosine_with_warmup():
 
 
 def test_optimizers_and_weight_decay_placement():
-    from rdml_keras.config import OptimizerConfig
-    from rdml_keras.training import build_optimizer
+    from rdml_keras.experiments.config import OptimizerConfig
+    from rdml_keras.experiments.runner import build_optimizer
 
     sgd = build_optimizer(OptimizerConfig(), epochs=1, steps=1)
     assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
@@ -443,7 +443,7 @@ def test_optimizers_and_weight_decay_placement():
 def _schema_validator():
     import jsonschema
 
-    from rdml_keras.config import json_schema
+    from rdml_keras.experiments.config import json_schema
 
     schema = json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -480,15 +480,15 @@ def test_the_json_schema_refuses_what_load_config_refuses(tmp_path, change):
 def test_schema_command_prints_the_json_schema(capsys):
     import json
 
-    from rdml_keras.cli import main
-    from rdml_keras.config import json_schema
+    from rdml_keras.experiments.cli import main
+    from rdml_keras.experiments.config import json_schema
 
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema()
 
 
 def test_readme_config_table_is_the_schema():
-    from rdml_keras.config import schema_markdown
+    from rdml_keras.experiments.config import schema_markdown
 
     readme = (ROOT / "README.md").read_text()
     start, end = "<!-- config keys: python -m rdml_keras schema --markdown -->", "<!-- end -->"

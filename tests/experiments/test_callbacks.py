@@ -1,15 +1,15 @@
-"""rdml_keras.callbacks: PeerHistograms' arguments and the model it needs.
+"""rdml_keras.experiments.callbacks: PeerHistograms' arguments and the model it needs.
 
 What it writes is read back through a real TensorBoard server in
-tests/test_tensorboard.py; NonFiniteGuard and EpochHistory are exercised
-through whole runs in tests/test_reliability.py.
+tests/experiments/test_tensorboard.py; NonFiniteGuard and EpochHistory are exercised
+through whole runs in tests/experiments/test_reliability.py.
 """
 
 import keras
 import numpy as np
 import pytest
 
-from rdml_keras.callbacks import PeerHistograms
+from rdml_keras.experiments.callbacks import PeerHistograms
 
 
 @pytest.mark.parametrize("freq", [0, -1, 1.5, True, "1"])

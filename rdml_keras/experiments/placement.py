@@ -41,16 +41,20 @@ import contextlib
 import dataclasses
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from rdml_keras import distribution
-from rdml_keras.config import ConfigError
-from rdml_keras.run_files import RunError
+from rdml_keras.experiments.config import ConfigError
+from rdml_keras.experiments.run_files import RunError
 
 # The settings a process joined its job with; a process joins one job.
 _JOINED = None
 
 
 def _backend():
+    # `jax` is imported in the functions that run on the JAX backend only: a
+    # TensorFlow install of the experiments does not have it.
     return keras.backend.backend()
 
 
@@ -58,7 +62,7 @@ def _backend():
 class Placement:
     """A resolved `distribution` section: which strategy, which process.
 
-    >>> from rdml_keras.config import DistributionConfig
+    >>> from rdml_keras.experiments.config import DistributionConfig
     >>> p = Placement.from_section(DistributionConfig(), batch_size=64)
     >>> p.strategy, p.is_writer, p.num_processes
     ('none', True, 1)
@@ -214,16 +218,12 @@ class Placement:
 
     @property
     def _tf_devices(self):
-        import tensorflow as tf
-
         if tf.config.list_logical_devices("GPU"):
             return None  # MirroredStrategy's default: every GPU
         return [d.name for d in tf.config.list_logical_devices("CPU")]
 
     def _tf_strategy(self):
         if self._strategy is None:
-            import tensorflow as tf
-
             self._strategy = tf.distribute.MirroredStrategy(self._tf_devices)
         return self._strategy
 
@@ -233,7 +233,6 @@ class Placement:
         what each found, otherwise."""
         if self.strategy != "multiprocess":
             return value
-        import numpy as np
         from jax.experimental import multihost_utils
 
         found = [
@@ -305,8 +304,6 @@ def _split_cpu(count: int):
                 path="distribution.logical_cpus",
             )
         return
-    import tensorflow as tf
-
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
@@ -335,7 +332,6 @@ def full_batches(dataset, batch_size: int, count: int):
     >>> [len(b) for b in full_batches(ds, 4, 2)], int(full_batches(ds, 4, 2).cardinality())
     ([4, 4], 2)
     """
-    import tensorflow as tf
 
     def full(*batch):
         return tf.shape(tf.nest.flatten(batch)[0])[0] == batch_size
@@ -352,7 +348,6 @@ def padded_batches(dataset, batch_size: int):
     >>> [w.numpy().tolist() for _, _, w in padded_batches(ds, 2)]
     [[1.0, 1.0], [1.0, 0.0]]
     """
-    import tensorflow as tf
 
     def pad(x, y):
         rows = tf.shape(y)[0]
@@ -376,7 +371,6 @@ def shard_batches(dataset, start: int, stop: int):
     >>> [b.numpy().tolist() for b in shard_batches(ds, 2, 4)]
     [[2, 3], [6, 7]]
     """
-    import tensorflow as tf
 
     def rows(*batch):
         sliced = tf.nest.map_structure(lambda a: a[start:stop], batch)

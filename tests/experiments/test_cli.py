@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import yaml
 
-from rdml_keras import callbacks
-from rdml_keras import checkpoint
-from rdml_keras import run_files
-from rdml_keras import training
-from rdml_keras.cli import main
-from rdml_keras.cli import summary_table
-from rdml_keras.config import load_config
+from rdml_keras.experiments import callbacks
+from rdml_keras.experiments import checkpoint
+from rdml_keras.experiments import run_files
+from rdml_keras.experiments import runner
+from rdml_keras.experiments.cli import main
+from rdml_keras.experiments.config import load_config
+from rdml_keras.experiments.report import summary_table
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 # Cheap cohort for the tests that are about the machinery, not accuracy.
 TINY = [
@@ -73,7 +73,7 @@ def test_quickstart_results(quickstart_run):
 
 def test_quickstart_run_directory(quickstart_run):
     config = load_config(QUICKSTART, ["epochs=1"])
-    saved = training.config_from_yaml_text((quickstart_run / "config.yaml").read_text())
+    saved = runner.config_from_yaml_text((quickstart_run / "config.yaml").read_text())
     assert saved == config
     history = json.loads((quickstart_run / "history.json").read_text())["epochs"]
     assert [e["epoch"] for e in history] == [1]
@@ -260,16 +260,16 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
         "--set",
         "validation_freq=1",
     ]
-    original = training.build_callbacks
+    original = runner.build_callbacks
     monkeypatch.setattr(
-        training, "build_callbacks", lambda *a: original(*a) + [_InterruptAfterFirstEpoch()]
+        runner, "build_callbacks", lambda *a: original(*a) + [_InterruptAfterFirstEpoch()]
     )
     assert main(args) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
     assert not (out / "results.json").exists()
     assert checkpoint.completed_epochs(out) == 1
 
-    monkeypatch.setattr(training, "build_callbacks", original)
+    monkeypatch.setattr(runner, "build_callbacks", original)
     assert main(args) == 0
     assert "after epoch 1 of 2" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
@@ -280,9 +280,9 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
     # The kept checkpoint restores the whole cohort: same test scores.
     config = load_config(QUICKSTART, [args[i + 1] for i, a in enumerate(args) if a == "--set"])
     assert run_files.check_run_dir(out, config, allow_finished=True) == "finished"
-    bundle = training.load_data(config)
-    learner = training.build_learner(config, bundle.input_shape, bundle.num_classes)
-    training.compile_learner(learner, config, training.steps_per_epoch(bundle, config.batch_size))
+    bundle = runner.load_data(config)
+    learner = runner.build_learner(config, bundle.input_shape, bundle.num_classes)
+    runner.compile_learner(learner, config, runner.steps_per_epoch(bundle, config.batch_size))
     learner.optimizer.build(learner.trainable_variables)
     learner.load_weights(out / "backup" / "latest.weights.h5")
     scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
@@ -306,7 +306,7 @@ def test_non_finite_loss_exit_status(tmp_path, capsys, monkeypatch):
     def diverge(*args, **kwargs):
         raise callbacks.NonFiniteLossError("non-finite training loss at epoch 1")
 
-    monkeypatch.setattr(training, "train", diverge)
+    monkeypatch.setattr(runner, "train", diverge)
     assert main(["train", "--config", QUICKSTART, "--out", str(tmp_path / "r")]) == 1
     assert "error: non-finite training loss at epoch 1" in capsys.readouterr().err
 

@@ -26,10 +26,10 @@ import time
 
 import pytest
 
-from rdml_keras import sweep
-from rdml_keras.cli import main
+from rdml_keras.experiments import sweep
+from rdml_keras.experiments.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 TINY = [
     "--set",
@@ -284,7 +284,7 @@ def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
     grid = ["--grid", "divergence.alpha=0,1", "--seeds", "0"]
     logs = [tmp_path / "killed.log", tmp_path / "survivor.log"]
     # The first worker SIGKILLs itself in the middle of epoch 2's checkpoint
-    # write (rdml_keras.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
+    # write (rdml_keras.experiments.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
     killed = _worker(
         out,
         storage,
@@ -436,7 +436,7 @@ def test_out_of_another_sweep_is_refused(tmp_path, capsys):
 def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
     """Synthetic finished runs: one row per method and α, paired Δ by seed,
     the last-5-epoch mean and the last epoch's divergence from history.json."""
-    from rdml_keras import report
+    from rdml_keras.experiments import report
 
     def run(name, divergence, seed, accuracies, train_size=250):
         path = tmp_path / name

@@ -7,7 +7,7 @@ seed). The default suite kills once mid-epoch and once in the middle of a
 checkpoint write; `pytest --full` adds the other checkpoint-write stages and
 a run killed again and again at random instants.
 
-Everything else runs in-process through `rdml_keras.cli.main`.
+Everything else runs in-process through `rdml_keras.experiments.cli.main`.
 """
 
 import hashlib
@@ -26,13 +26,13 @@ import keras
 import numpy as np
 import pytest
 
-from rdml_keras import checkpoint
-from rdml_keras import run_files
-from rdml_keras import training
-from rdml_keras.cli import main
-from rdml_keras.config import load_config
+from rdml_keras.experiments import checkpoint
+from rdml_keras.experiments import run_files
+from rdml_keras.experiments import runner
+from rdml_keras.experiments.cli import main
+from rdml_keras.experiments.config import load_config
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -184,7 +184,7 @@ def assert_intact(run, epochs=3):
     assert checkpoint.completed_epochs(run) == epochs
     leftovers = [p for p in run.rglob("*") if run_files.is_temporary(p.name)]
     assert leftovers == []
-    config = training.config_from_yaml_text((run / run_files.CONFIG_FILE).read_text())
+    config = runner.config_from_yaml_text((run / run_files.CONFIG_FILE).read_text())
     x = np.zeros((3, 8, 8, 1), "float32")
     for k, peer in enumerate(config.peers):
         model = keras.saving.load_model(run_files.peer_path(run, k, peer.name), compile=False)
@@ -338,11 +338,9 @@ class _StopAfterEpoch(keras.callbacks.Callback):
 
 
 def _interrupt(args, epoch):
-    original = training.build_callbacks
+    original = runner.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            training, "build_callbacks", lambda *a: original(*a) + [_StopAfterEpoch(epoch)]
-        )
+        patch.setattr(runner, "build_callbacks", lambda *a: original(*a) + [_StopAfterEpoch(epoch)])
         assert main(args) == 130
 
 
@@ -368,8 +366,8 @@ def _copy(stopped_runs, epoch, tmp_path):
 def _foreign_checkpoint(backup):
     """A complete, checksummed checkpoint of another cohort (small CNNs)."""
     config = load_config(QUICKSTART, ["dataset.name=digits"])
-    learner = training.build_learner(config, (8, 8, 1), 10)
-    training.compile_learner(learner, config, steps=1)
+    learner = runner.build_learner(config, (8, 8, 1), 10)
+    runner.compile_learner(learner, config, steps=1)
     saver = checkpoint.RunCheckpoint(backup, log=None)
     saver.set_model(learner)
     saver.on_epoch_end(0)
@@ -506,9 +504,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
         "--set",
         "peers=[{architecture: mlp, name: alice}, {architecture: mlp, name: bob}]",
     ]
-    original = training.build_callbacks
+    original = runner.build_callbacks
     monkeypatch.setattr(
-        training, "build_callbacks", lambda *a: original(*a) + [_Poison(epoch=2, batch=3, peer=1)]
+        runner, "build_callbacks", lambda *a: original(*a) + [_Poison(epoch=2, batch=3, peer=1)]
     )
     assert main(args) == 1
     err = capsys.readouterr().err
@@ -526,8 +524,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
     from rdml_keras.data import load_arrays
 
     config = load_config(QUICKSTART, [a for a in args if "=" in a])
-    learner = training.build_learner(config, (8, 8, 1), 10)
-    training.compile_learner(learner, config, steps=1)
+    learner = runner.build_learner(config, (8, 8, 1), 10)
+    runner.compile_learner(learner, config, steps=1)
     learner.optimizer.build(learner.trainable_variables)
     learner.load_weights(out / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE)
     _, _, x_test, y_test = load_arrays("digits", normalize=True)
@@ -540,7 +538,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
         assert np.mean(np.argmax(logits, axis=1) == y_test) > 0.2  # chance: 0.1
 
     # The checkpoint is usable: the same command (without the fault) resumes.
-    monkeypatch.setattr(training, "build_callbacks", original)
+    monkeypatch.setattr(runner, "build_callbacks", original)
     assert main(args) == 0
     assert "after epoch 1 of 3" in capsys.readouterr().out
     assert json.loads((out / run_files.RESULTS_FILE).read_text())["epochs"] == 3
@@ -557,9 +555,9 @@ def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys, mo
                 kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
     out = tmp_path / "run"
-    original = training.build_callbacks
+    original = runner.build_callbacks
     monkeypatch.setattr(
-        training, "build_callbacks", lambda *a: [PoisonAfterLastBatch()] + original(*a)
+        runner, "build_callbacks", lambda *a: [PoisonAfterLastBatch()] + original(*a)
     )
     assert main(["train", "--config", QUICKSTART, "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err
@@ -618,9 +616,9 @@ def test_mixed_float16_overflow_steps_are_skipped_not_failures(tmp_path, monkeyp
         def on_train_end(self, logs=None):
             self.applied = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    original = training.build_optimizer
+    original = runner.build_optimizer
     monkeypatch.setattr(
-        training,
+        runner,
         "build_optimizer",
         lambda *a, **k: keras.optimizers.LossScaleOptimizer(
             original(*a, **k), initial_scale=2.0**40
@@ -630,7 +628,7 @@ def test_mixed_float16_overflow_steps_are_skipped_not_failures(tmp_path, monkeyp
         QUICKSTART, [s for s in TINY[1::2] if "=" in s] + ["epochs=2", "precision=mixed_float16"]
     )
     record = Record()
-    results = training.train(
+    results = runner.train(
         config, tmp_path / "run", verbose=0, callbacks=[record], log=lambda *_: None
     )
     skipped = record.steps - record.applied
