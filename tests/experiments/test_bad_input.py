@@ -17,11 +17,10 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from commands import QUICKSTART
+from commands import ROOT
 
 from rdml_keras.experiments.cli import main
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,12 +24,16 @@ import time
 import keras
 import numpy as np
 import pytest
+from commands import QUICKSTART
+from commands import ROOT
+from commands import child_env
+from commands import free_port
+from commands import settings
+from commands import train_command
 
 from rdml_keras.experiments import checkpoint
 from rdml_keras.experiments import run_files
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
 # Two MLPs on 256 bundled digits (4 global batches of 64 an epoch), with
@@ -54,32 +57,17 @@ RUN = [
 EPOCHS = 3
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start(out, *settings, backend="jax", log=None, **env):
-    environment = {
-        k: v for k, v in os.environ.items() if k not in (checkpoint.FAULT_ENV, "XLA_FLAGS")
-    }
-    environment.update(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **env)
-    args = [
-        sys.executable,
-        "-m",
-        "rdml_keras",
-        "train",
-        "--config",
-        QUICKSTART,
-        *RUN,
-        *(x for s in settings for x in ("--set", s)),
-        "--out",
-        str(out),
-    ]
+def _start(out, *keys, backend="jax", log=None, **env):
+    environment = child_env(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", **env)
+    environment.pop("XLA_FLAGS", None)
     stream = open(log, "w") if log else subprocess.PIPE
     process = subprocess.Popen(
-        args, cwd=ROOT, env=environment, stdout=stream, stderr=subprocess.STDOUT, text=True
+        train_command(out, *RUN, *settings(*keys)),
+        cwd=ROOT,
+        env=environment,
+        stdout=stream,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     process.log = log
     return process
@@ -150,7 +138,7 @@ def _files(run):
 @POSIX
 def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
     reference = _start(tmp_path / "one", log=tmp_path / "one.log")
-    out, port = tmp_path / "two", _free_port()
+    out, port = tmp_path / "two", free_port()
     # Process 1 SIGKILLs itself while it saves epoch 2's checkpoint (into its
     # scratch directory); process 0 then waits in a collective and is killed
     # too, as a launcher would on losing a task.
@@ -171,7 +159,7 @@ def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
     assert resumed_from in (1, 2)
     assert not (out / run_files.RESULTS_FILE).exists()
 
-    port = _free_port()
+    port = free_port()
     again = [_start(out, *_multiprocess(port, k), log=tmp_path / f"again{k}.log") for k in (0, 1)]
     logs = [_finish(process) for process in again]
     assert f"resuming {out} after epoch {resumed_from} of {EPOCHS}" in logs[0]
@@ -257,7 +245,7 @@ def test_mirrored_strategy_from_the_command_line_equals_one_device(tmp_path):
 
 def test_a_coordinator_that_never_answers_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    process = _start(out, *_multiprocess(_free_port(), 1), "distribution.timeout=2")
+    process = _start(out, *_multiprocess(free_port(), 1), "distribution.timeout=2")
     text = _finish(process, timeout=120, status=2)
     assert "distribution.coordinator_address" in text and "timeout=2" in text
     assert not out.exists()

@@ -4,6 +4,9 @@ and the tf.data helpers that split global batches (against NumPy)."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from commands import QUICKSTART
+from commands import assert_refused
+from commands import settings
 
 from rdml_keras.experiments import placement
 from rdml_keras.experiments.cli import main
@@ -11,18 +14,10 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import DistributionConfig
 
 TINY = [
-    "--set",
-    "peers=[mlp, mlp]",
-    "--set",
-    "dataset.name=digits",
-    "--set",
-    "dataset.train_size=256",
-    "--set",
-    "epochs=1",
+    *settings("peers=[mlp, mlp]", "dataset.name=digits", "dataset.train_size=256", "epochs=1"),
     "--verbose",
     "0",
 ]
-QUICKSTART = "configs/quickstart.yaml"
 
 
 def _multiprocess(**keys):
@@ -30,7 +25,7 @@ def _multiprocess(**keys):
 
 
 @pytest.mark.parametrize(
-    "settings, named",
+    "keys, named",
     [
         (
             [
@@ -70,9 +65,7 @@ def _multiprocess(**keys):
         ),
     ],
 )
-def test_bad_distribution_settings_exit_2_before_anything_is_written(
-    tmp_path, capsys, settings, named
-):
+def test_bad_distribution_settings_exit_2_before_anything_is_written(tmp_path, capsys, keys, named):
     out = tmp_path / "run"
     status = main(
         [
@@ -80,14 +73,12 @@ def test_bad_distribution_settings_exit_2_before_anything_is_written(
             "--config",
             QUICKSTART,
             *TINY,
-            *(x for s in settings for x in ("--set", s)),
+            *settings(*keys),
             "--out",
             str(out),
         ]
     )
-    assert status == 2
-    assert named in capsys.readouterr().err
-    assert not out.exists()
+    assert_refused(status, capsys.readouterr().err, out, named)
 
 
 @pytest.fixture
@@ -170,6 +161,6 @@ def test_a_sweep_refuses_multiprocess_before_writing(tmp_path, capsys):
             str(out),
         ]
     )
-    assert status == 2
-    assert "start one more worker per machine instead" in capsys.readouterr().err
-    assert not out.exists()
+    assert_refused(
+        status, capsys.readouterr().err, out, "start one more worker per machine instead"
+    )

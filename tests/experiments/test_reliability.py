@@ -13,18 +13,19 @@ Everything else runs in-process through `rdml_keras.experiments.cli.main`.
 import hashlib
 import json
 import math
-import os
-import pathlib
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import keras
 import numpy as np
 import pytest
+from commands import QUICKSTART
+from commands import ROOT
+from commands import child_env
+from commands import train_command
 
 from rdml_keras.experiments import checkpoint
 from rdml_keras.experiments import run_files
@@ -32,8 +33,6 @@ from rdml_keras.experiments import runner
 from rdml_keras.experiments.cli import main
 from rdml_keras.experiments.config import load_config
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
 # The run the kill tests interrupt: two small CNNs (BatchNorm statistics and
@@ -72,26 +71,7 @@ TINY = [
 
 
 def command(out):
-    return [
-        sys.executable,
-        "-m",
-        "rdml_keras",
-        "train",
-        "--config",
-        QUICKSTART,
-        *KILLED_RUN,
-        "--out",
-        str(out),
-        "--verbose",
-        "2",
-    ]
-
-
-def child_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != checkpoint.FAULT_ENV}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env.update(extra)
-    return env
+    return train_command(out, *KILLED_RUN, "--verbose", "2")
 
 
 def start(out, log_dir, **env):
@@ -571,19 +551,9 @@ def test_nan_on_the_last_batch_never_reaches_the_checkpoint(tmp_path, capsys, mo
 def test_diverging_learning_rate_exits_1_from_the_command(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rdml_keras",
-            "train",
-            "--config",
-            QUICKSTART,
-            *TINY,
-            "--set",
-            "optimizer={name: sgd, learning_rate: 1.0e+12, momentum: 0.9}",
-            "--out",
-            str(out),
-        ],
+        train_command(
+            out, *TINY, "--set", "optimizer={name: sgd, learning_rate: 1.0e+12, momentum: 0.9}"
+        ),
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -18,19 +18,20 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import pytest
+from commands import QUICKSTART
+from commands import ROOT
+from commands import assert_refused
+from commands import free_port
 
 from rdml_keras.experiments import sweep
 from rdml_keras.experiments.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 TINY = [
     "--set",
     "peers=[mlp, mlp]",
@@ -47,12 +48,6 @@ WORKER_TIMEOUT = 240
 
 
 # ---------------------------------------------------------------- PostgreSQL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin() -> pathlib.Path:
@@ -84,7 +79,7 @@ def postgres_url():
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
 
     def pg(tool, *args, check=True):
         return subprocess.run(
@@ -385,7 +380,7 @@ def test_same_command_names_the_same_study(tmp_path):
                 "--grid",
                 "divergence.alpha=1",
                 "--storage",
-                f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/rdml",
+                f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/rdml",
             ],
             "cannot connect",
         ),
@@ -411,11 +406,7 @@ def test_same_command_names_the_same_study(tmp_path):
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
     out = tmp_path / "sweep"
     status = main(["sweep", "--config", QUICKSTART, "--out", str(out), *args])
-    err = capsys.readouterr().err
-    assert status == 2
-    assert err.startswith("error: ") and expected in err, err
-    assert "Traceback" not in err
-    assert not out.exists()
+    assert_refused(status, capsys.readouterr().err, out, expected)
 
 
 def test_out_of_another_sweep_is_refused(tmp_path, capsys):

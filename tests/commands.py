@@ -1,0 +1,56 @@
+"""What the tests of `python -m rdml_keras` share: paths, `--set` lists, the
+command line of a child process and its environment, free ports, and the
+checks of a refused command (exit 2, one error line, nothing written)."""
+
+import os
+import pathlib
+import socket
+import sys
+
+from rdml_keras.experiments.checkpoint import FAULT_ENV
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+
+
+def settings(*pairs):
+    """`--set` arguments: settings("a=1", "b=2") -> ["--set", "a=1", "--set", "b=2"]."""
+    return [arg for pair in pairs for arg in ("--set", pair)]
+
+
+def train_command(out, *args, config=QUICKSTART):
+    """`python -m rdml_keras train --config CONFIG ARGS --out OUT`, as argv."""
+    return [
+        sys.executable,
+        "-m",
+        "rdml_keras",
+        "train",
+        "--config",
+        str(config),
+        *args,
+        "--out",
+        str(out),
+    ]
+
+
+def child_env(**extra):
+    """This process's environment for a child run: no fault injection (unless
+    `extra` sets it, see rdml_keras.experiments.checkpoint), quiet TF."""
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def assert_refused(status, err, out, expected):
+    """Exit 2, one `error: ...` naming `expected`, no traceback, `out` not made."""
+    assert status == 2, (status, err)
+    assert err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err
+    assert not pathlib.Path(out).exists()
