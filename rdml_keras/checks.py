@@ -23,6 +23,17 @@ def fail(name, value, allowed, hint=""):
     raise ValueError(f"`{name}` must be {allowed}; received {name}={value!r}.{hint}")
 
 
+def is_integer(value):
+    """Whether `value` is an integer (a Python or numpy int), not a bool.
+
+    `bool` is an int subclass, but `batch_size=True` is a bug, not a batch of one.
+
+    >>> is_integer(3), is_integer(True), is_integer(3.0)
+    (True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def integer(name, value, minimum=None):
     """`value` as an int (not a bool, not a float) >= `minimum`.
 
@@ -32,8 +43,7 @@ def integer(name, value, minimum=None):
     ValueError: `num_classes` must be an integer >= 2; received num_classes=1.
     """
     allowed = "an integer" + (f" >= {minimum}" if minimum is not None else "")
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or (minimum is not None and value < minimum):
+    if not is_integer(value) or (minimum is not None and value < minimum):
         fail(name, value, allowed)
     return int(value)
 

@@ -464,9 +464,10 @@ def get(identifier, alpha=None, temperature=1.0, num_classes=None):
     if identifier is None or isinstance(identifier, keras.losses.Loss):
         return identifier
     if not isinstance(identifier, str) or identifier.lower() not in _BY_NAME:
-        raise ValueError(
-            f"Unknown divergence {identifier!r}. Expected one of "
-            f"{list(DIVERGENCES)}, a keras.losses.Loss instance, or None."
+        checks.fail(
+            "divergence",
+            identifier,
+            f"one of {', '.join(map(repr, DIVERGENCES))}, a keras.losses.Loss instance or None",
         )
     name = identifier.lower()
     if name == "renyi":

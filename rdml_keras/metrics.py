@@ -8,6 +8,8 @@ ensemble (`peer{k}_<name>`, `ensemble_<name>`).
 import keras
 from keras import ops
 
+from rdml_keras import checks
+
 _LOGIT_LOSSES = {
     "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
         from_logits=True
@@ -30,10 +32,12 @@ def resolve_supervised_loss(loss):
         return loss
     if isinstance(loss, str) and loss in _LOGIT_LOSSES:
         return _LOGIT_LOSSES[loss]()
-    raise ValueError(
-        f"Unsupported supervised loss {loss!r}. Peers output logits: pass None "
-        f"(sparse categorical cross-entropy from logits), one of "
-        f"{sorted(_LOGIT_LOSSES)}, or a keras.losses.Loss instance."
+    names = ", ".join(repr(name) for name in _LOGIT_LOSSES)
+    checks.fail(
+        "loss",
+        loss,
+        f"None (sparse categorical cross-entropy), one of {names}, or a keras.losses.Loss instance",
+        " Peers output logits: named losses are taken with from_logits=True.",
     )
 
 
@@ -83,7 +87,7 @@ class CohortMetrics:
         if metrics is None:
             metrics = []
         if not isinstance(metrics, (list, tuple)):
-            raise ValueError(f"`metrics` must be a list; received {type(metrics).__name__}.")
+            checks.fail("metrics", metrics, "a list or tuple of metrics, or None")
         sparse = _is_sparse(supervised_loss)
         prefixes = [f"peer{k}" for k in range(num_peers)] + ["ensemble"]
         # One group per output: peer 0 … peer K−1, then the ensemble.

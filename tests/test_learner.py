@@ -411,7 +411,11 @@ def test_peers_whose_outputs_disagree():
             {"update": "alternating"},
             "must be one of 'simultaneous', 'sequential'; received update='alternating'",
         ),
-        ({"divergence": "jensen"}, "Unknown divergence 'jensen'"),
+        (
+            {"divergence": "jensen"},
+            "must be one of 'renyi', 'kl', 'dkl', 'ikl', a keras.losses.Loss instance or None; "
+            "received divergence='jensen'",
+        ),
         ({"divergence": "kl", "alpha": 2.0}, "only applies to divergence='renyi'"),
         ({"alpha": -1.0}, "received alpha=-1.0"),
         ({"divergence_weight": -0.1}, "received divergence_weight=-0.1"),

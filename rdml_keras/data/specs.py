@@ -7,7 +7,8 @@ bad arguments before it touches the disk or the network.
 from __future__ import annotations
 
 import dataclasses
-import numbers
+
+from rdml_keras import checks
 
 # Fixed seeds for the data split and the `train_size` subset. They are NOT the
 # training seed: the test set (and a given `train_size` subset) must be the same
@@ -129,15 +130,12 @@ def get_spec(name) -> DatasetSpec:
     Example:
         >>> get_spec("digits").num_classes
         10
+        >>> get_spec("cifar1000")
+        Traceback (most recent call last):
+        ...
+        ValueError: `name` must be one of 'digits', 'mnist_sample', ...; received name='cifar1000'.
     """
-    if not isinstance(name, str) or name not in SPECS:
-        raise ValueError(f"Unknown dataset name={name!r}. Valid names: {', '.join(DATASETS)}.")
-    return SPECS[name]
-
-
-def _is_int(value) -> bool:
-    # bool is an int subclass; batch_size=True is a bug, not a batch of one.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return SPECS[checks.one_of("name", name, DATASETS)]
 
 
 def validate(
@@ -148,26 +146,29 @@ def validate(
     Example:
         >>> validate("digits", batch_size=32, augment="standard").name
         'digits'
+        >>> validate("digits", train_size=5)
+        Traceback (most recent call last):
+        ...
+        ValueError: `train_size` must be None (all 1437 ...) or an integer in [10, 1437]; ...
     """
     spec = get_spec(name)
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}.")
-    if not isinstance(augment, str) or augment not in AUGMENTATIONS:
-        raise ValueError(f"Unknown augment={augment!r}. Valid values: {', '.join(AUGMENTATIONS)}.")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}.")
-    if train_size is not None and (
-        not _is_int(train_size) or not spec.num_classes <= train_size <= spec.train_examples
+    checks.integer("batch_size", batch_size, minimum=1)
+    checks.one_of("augment", augment, AUGMENTATIONS)
+    checks.integer("seed", seed, minimum=0)
+    # A stratified subset needs at least one example of every class.
+    if train_size is not None and not (
+        checks.is_integer(train_size) and spec.num_classes <= train_size <= spec.train_examples
     ):
-        # A stratified subset needs at least one example of every class.
-        raise ValueError(
-            f"train_size={train_size!r} is out of range for {name!r}: use None (all "
-            f"{spec.train_examples} training examples) or an integer in "
-            f"[{spec.num_classes}, {spec.train_examples}]."
+        checks.fail(
+            "train_size",
+            train_size,
+            f"None (all {spec.train_examples} training examples of {name!r}) or an integer "
+            f"in [{spec.num_classes}, {spec.train_examples}]",
         )
-    if shuffle_buffer is not None and (not _is_int(shuffle_buffer) or shuffle_buffer < 1):
-        raise ValueError(
-            f"shuffle_buffer must be None (whole training set) or an integer >= 1, "
-            f"got shuffle_buffer={shuffle_buffer!r}."
+    if shuffle_buffer is not None and not (
+        checks.is_integer(shuffle_buffer) and shuffle_buffer >= 1
+    ):
+        checks.fail(
+            "shuffle_buffer", shuffle_buffer, "None (the whole training set) or an integer >= 1"
         )
     return spec

@@ -12,6 +12,7 @@ import time
 import keras
 import tensorflow as tf
 
+from rdml_keras import checks
 from rdml_keras.experiments.run_files import read_json
 from rdml_keras.experiments.run_files import write_json
 
@@ -194,10 +195,8 @@ class PeerHistograms(keras.callbacks.Callback):
 
     def __init__(self, log_dir, freq=1):
         super().__init__()
-        if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
-            raise ValueError(f"freq: got {freq!r}; expected an int >= 1")
+        self.freq = checks.integer("freq", freq, minimum=1)
         self.log_dir = str(log_dir)
-        self.freq = freq
         self._writer = None
 
     def on_train_begin(self, logs=None):

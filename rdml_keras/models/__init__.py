@@ -15,12 +15,15 @@ Example:
 
 import functools
 
+from rdml_keras import checks
 from rdml_keras.models.mobilenet import mobilenet_v2
 from rdml_keras.models.resnet import ZeroPadShortcut
 from rdml_keras.models.resnet import cifar_resnet
 from rdml_keras.models.small import mlp
 from rdml_keras.models.small import small_cnn
 from rdml_keras.models.vgg import vgg16_bn
+from rdml_keras.models.wide_resnet import DEPTH_RULE
+from rdml_keras.models.wide_resnet import check_wrn
 from rdml_keras.models.wide_resnet import parse_wrn_name
 from rdml_keras.models.wide_resnet import wide_resnet
 
@@ -37,11 +40,13 @@ _BUILDERS = {
 }
 
 # Common WRN presets, listed so they show up in ARCHITECTURES; any other
-# `wrn_{depth}_{width}` with (depth - 4) % 6 == 0 is parsed as well.
+# `wrn_{depth}_{width}` that `check_wrn` accepts is parsed as well.
 _WRN_PRESETS = ("wrn_16_4", "wrn_16_8", "wrn_28_10", "wrn_40_2", "wrn_40_4")
 
 ARCHITECTURES = tuple(sorted((*_BUILDERS, *_WRN_PRESETS)))
 """Valid fixed names for `build_peer`; `wrn_{depth}_{width}` is also parsed."""
+
+_WRN_NAMES = f"'wrn_<depth>_<width>' for any Wide ResNet with {DEPTH_RULE} and width >= 1"
 
 
 def _normalise(architecture):
@@ -58,22 +63,30 @@ def is_valid_architecture(architecture):
     >>> is_valid_architecture("wrn_22_8"), is_valid_architecture("wrn_27_8")
     (True, False)
     """
+    try:
+        _builder(architecture)
+    except ValueError:
+        return False
+    return True
+
+
+def _builder(architecture):
+    """The family builder `architecture` names, or ValueError naming it."""
     key = _normalise(architecture)
     if key in _BUILDERS:
-        return True
+        return _BUILDERS[key]
     parsed = parse_wrn_name(key) if key is not None else None
-    return parsed is not None and _wrn_problem(*parsed) is None
-
-
-def _wrn_problem(depth, width):
-    if depth < 10 or (depth - 4) % 6:
-        return (
-            f"depth={depth} does not satisfy (depth - 4) % 6 == 0 with "
-            f"depth >= 10 (valid: 16, 22, 28, 40, ...)"
+    if parsed is None:
+        names = ", ".join(repr(name) for name in ARCHITECTURES)
+        checks.fail("architecture", architecture, f"one of {names}, or {_WRN_NAMES}")
+    depth, width = parsed
+    try:
+        check_wrn(depth, width)
+    except ValueError:
+        checks.fail(
+            "architecture", architecture, _WRN_NAMES, f" It has depth={depth}, width={width}."
         )
-    if width < 1:
-        return f"width={width} must be >= 1"
-    return None
+    return functools.partial(wide_resnet, depth, width)
 
 
 def build_peer(
@@ -120,21 +133,7 @@ def build_peer(
     >>> build_peer("wrn_16_4", (32, 32, 3), 10, dropout_rate=0.3).name
     'wrn_16_4'
     """
-    key = _normalise(architecture)
-    if key in _BUILDERS:
-        builder = _BUILDERS[key]
-    elif key is not None and parse_wrn_name(key) is not None:
-        depth, width = parse_wrn_name(key)
-        problem = _wrn_problem(depth, width)
-        if problem:
-            raise ValueError(f"Bad Wide ResNet architecture {architecture!r}: {problem}.")
-        builder = functools.partial(wide_resnet, depth, width)
-    else:
-        raise ValueError(
-            f"Unknown architecture {architecture!r}. Valid names: "
-            f"{', '.join(ARCHITECTURES)}; or 'wrn_{{depth}}_{{width}}' for any "
-            f"Wide ResNet with (depth - 4) % 6 == 0."
-        )
+    builder = _builder(architecture)
     return builder(
         input_shape=input_shape,
         num_classes=num_classes,

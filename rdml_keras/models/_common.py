@@ -41,8 +41,8 @@ def check_weight_decay(weight_decay):
     return checks.number("weight_decay", weight_decay, minimum=0)
 
 
-def _is_positive_int(value):
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value > 0
+def _is_size(value):
+    return checks.is_integer(value) and value > 0
 
 
 def check_image_shape(input_shape, architecture, min_size=1):
@@ -51,32 +51,33 @@ def check_image_shape(input_shape, architecture, min_size=1):
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if shape is None or len(shape) != 3 or not all(_is_positive_int(d) for d in shape):
-        raise ValueError(
-            f"`{architecture}` needs `input_shape=(height, width, channels)` "
-            f"with positive integer sizes (channels last), got "
-            f"input_shape={input_shape!r}."
+    if shape is None or len(shape) != 3 or not all(_is_size(d) for d in shape):
+        checks.fail(
+            "input_shape",
+            input_shape,
+            f"(height, width, channels) with positive integer sizes (channels last) for "
+            f"{architecture}",
         )
     if shape[0] < min_size or shape[1] < min_size:
-        raise ValueError(
-            f"`{architecture}` needs images of at least {min_size}x{min_size}, "
-            f"got input_shape={input_shape!r}."
+        checks.fail(
+            "input_shape", input_shape, f"at least {min_size}x{min_size} pixels for {architecture}"
         )
     return tuple(int(d) for d in shape)
 
 
 def check_any_shape(input_shape, architecture):
     """Validates a non-empty shape of positive integer sizes (for the MLP)."""
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+    if checks.is_integer(input_shape):
         input_shape = (input_shape,)
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if not shape or not all(_is_positive_int(d) for d in shape):
-        raise ValueError(
-            f"`{architecture}` needs an `input_shape` of positive integer "
-            f"sizes, got input_shape={input_shape!r}."
+    if not shape or not all(_is_size(d) for d in shape):
+        checks.fail(
+            "input_shape",
+            input_shape,
+            f"a non-empty shape of positive integer sizes for {architecture}",
         )
     return tuple(int(d) for d in shape)
 

@@ -11,6 +11,7 @@ shape is unchanged, a 1x1 conv to 1280 channels before pooling.
 import keras
 from keras import layers
 
+from rdml_keras import checks
 from rdml_keras.models import _common
 
 # (expansion t, output channels c, repeats n, first stride s), paper Table 2
@@ -103,8 +104,7 @@ def mobilenet_v2(
     >>> model.output_shape
     (None, 100)
     """
-    if not alpha > 0:
-        raise ValueError(f"`alpha` must be positive, got alpha={alpha!r}.")
+    alpha = checks.number("alpha", alpha, above=0)
     arch = "mobilenetv2"
     input_shape = _common.check_image_shape(input_shape, arch)
     num_classes = _common.check_num_classes(num_classes)

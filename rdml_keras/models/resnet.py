@@ -13,6 +13,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from rdml_keras import checks
 from rdml_keras.models import _common
 
 STAGE_FILTERS = (16, 32, 64)
@@ -135,11 +136,9 @@ def cifar_resnet(
     >>> model.output_shape
     (None, 100)
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (20, 32, 56, 110, "
-            f"...), got depth={depth!r}."
-        )
+    if not checks.is_integer(depth) or depth < 8 or (depth - 2) % 6:
+        checks.fail("depth", depth, "an integer 6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...)")
+    depth = int(depth)
     arch = f"resnet{depth}"
     input_shape = _common.check_image_shape(input_shape, arch)
     num_classes = _common.check_num_classes(num_classes)

@@ -13,9 +13,14 @@ import re
 import keras
 from keras import layers
 
+from rdml_keras import checks
 from rdml_keras.models import _common
 
 _NAME = re.compile(r"^wrn_(\d+)_(\d+)$")
+
+# The Wide ResNet depth rule, stated and checked here only (`check_wrn`);
+# `build_peer` checks `wrn_<depth>_<width>` names with it too.
+DEPTH_RULE = "(depth - 4) % 6 == 0, depth >= 10"
 
 
 def parse_wrn_name(architecture):
@@ -30,6 +35,23 @@ def parse_wrn_name(architecture):
     if match is None:
         return None
     return int(match.group(1)), int(match.group(2))
+
+
+def check_wrn(depth, width):
+    """`(depth, width)` as ints if they make a Wide ResNet, else ValueError.
+
+    Example:
+
+    >>> check_wrn(28, 10)
+    (28, 10)
+    >>> check_wrn(27, 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: `depth` must be an integer with (depth - 4) % 6 == 0, depth >= 10 (16, 22, 28, ...
+    """
+    if not checks.is_integer(depth) or depth < 10 or (depth - 4) % 6:
+        checks.fail("depth", depth, f"an integer with {DEPTH_RULE} (16, 22, 28, 40, ...)")
+    return int(depth), checks.integer("width", width, minimum=1)
 
 
 def _conv(x, filters, kernel_size, strides, weight_decay, name):
@@ -101,15 +123,8 @@ def wide_resnet(
     >>> model.output_shape
     (None, 10)
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
-        raise ValueError(
-            f"WRN depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 "
-            f"(16, 22, 28, 40, ...), got depth={depth!r}."
-        )
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"WRN width must be a positive integer, got width={width!r}.")
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"`dropout_rate` must be in [0, 1), got dropout_rate={dropout_rate!r}.")
+    depth, width = check_wrn(depth, width)
+    dropout_rate = checks.number("dropout_rate", dropout_rate, minimum=0, below=1)
     arch = f"wrn_{depth}_{width}"
     input_shape = _common.check_image_shape(input_shape, arch)
     num_classes = _common.check_num_classes(num_classes)

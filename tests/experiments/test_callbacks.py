@@ -5,6 +5,8 @@ tests/experiments/test_tensorboard.py; NonFiniteGuard and EpochHistory are exerc
 through whole runs in tests/experiments/test_reliability.py.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from rdml_keras.experiments.callbacks import PeerHistograms
 
 @pytest.mark.parametrize("freq", [0, -1, 1.5, True, "1"])
 def test_peer_histograms_refuses_a_bad_frequency(tmp_path, freq):
-    with pytest.raises(ValueError, match=rf"freq: got {freq!r}; expected an int >= 1"):
+    expected = f"`freq` must be an integer >= 1; received freq={freq!r}."
+    with pytest.raises(ValueError, match=re.escape(expected)):
         PeerHistograms(tmp_path, freq=freq)
 
 
