@@ -14,13 +14,16 @@ from backend_mirror import add_mirrors  # noqa: E402
 from backend_mirror import split_off  # noqa: E402
 
 MIRROR_BACKENDS = ("jax",)
-# Test files that mostly wait on processes of their own: a second pytest runs
-# them beside this one (tests/backend_mirror.py, split_off), so both cores work.
+# Test files that mostly wait on processes of their own, plus enough in-process
+# training to fill those waits: a second pytest runs them beside this one
+# (tests/backend_mirror.py, split_off), so both cores work to the end.
 SPLIT_OFF = (
     "tests/test_notebooks.py",
     "tests/experiments/test_reliability.py",
     "tests/test_benchmarks.py",
     "tests/benchmarks/test_gpu_smoke.py",
+    "tests/experiments/test_cli.py",
+    "tests/test_learner_stress.py",
 )
 _RUNS = pytest.StashKey()
 
