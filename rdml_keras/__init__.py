@@ -8,6 +8,7 @@ learner = rdml_keras.MutualLearner([peer_a, peer_b], divergence="renyi", alpha=1
 ```
 """
 
+from rdml_keras import datasets
 from rdml_keras import distillation
 from rdml_keras import losses
 from rdml_keras import models  # noqa: F401 - registers custom layers (ZeroPadShortcut) for load_model
@@ -26,6 +27,7 @@ __all__ = [
     "KLDivergence",
     "MutualLearner",
     "RenyiDivergence",
+    "datasets",
     "distillation",
     "losses",
     "schedules",
