@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "command again (another terminal, or another machine with a shared --storage "
         "and --out) joins the study as another worker; a killed worker's trial is "
         "retried and resumes from its checkpoint. Writes --out/summary.md, "
-        "--out/alpha.png and a TensorBoard HParams dashboard (tensorboard --logdir OUT).",
+        "--out/alpha.png (with matplotlib installed) and a TensorBoard HParams dashboard "
+        "(tensorboard --logdir OUT).",
     )
     sweep.add_argument("--config", required=True, metavar="FILE", help="YAML config")
     sweep.add_argument(

@@ -24,9 +24,6 @@ import statistics
 import tempfile
 import textwrap
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from rdml_keras.experiments import run_files
 from rdml_keras.experiments.hparams import effective_alpha
 from rdml_keras.experiments.run_files import HISTORY_FILE
@@ -34,6 +31,16 @@ from rdml_keras.experiments.run_files import RESULTS_FILE
 from rdml_keras.experiments.run_files import read_json
 from rdml_keras.experiments.runner import mean_std
 
+try:
+    # Optional, the [plots] extra. Not in requirements.txt: Keras imports
+    # matplotlib whenever it is installed, and the core must not load it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+except ImportError:
+    Figure = FigureCanvasAgg = None
+
+CAN_PLOT = Figure is not None
+NO_PLOT_HINT = "the α plot needs matplotlib: pip install 'rdml-keras[plots]'"
 LAST_EPOCHS = 5
 _KIND_ORDER = {"none": 0, "kl": 1, "renyi": 2, "dkl": 3, "ikl": 4}
 
@@ -318,7 +325,11 @@ def paired_table(records) -> str:
 
 def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
     """Mean peer test accuracy against α (mean ± std over seeds), one panel
-    per setting; independent training and DML marked. Written atomically."""
+    per setting; independent training and DML marked. Written atomically.
+
+    Needs matplotlib (`CAN_PLOT`); without it this raises ImportError."""
+    if not CAN_PLOT:
+        raise ImportError(NO_PLOT_HINT)
     path = pathlib.Path(path)
     groups = group_records(records)
     columns = max(1, min(columns, len(groups)))

@@ -31,8 +31,9 @@ that share one Optuna study.
   and the run is resumed here. A retry of a run that is already finished
   (results.json) is skipped the same way.
 - After each trained trial the worker prints a progress line and rewrites
-  `DIR/summary.md` (the table of `summarize --paired`), `DIR/alpha.png` and
-  the TensorBoard HParams dashboard (`tensorboard --logdir DIR`).
+  `DIR/summary.md` (the table of `summarize --paired`), `DIR/alpha.png` (where
+  matplotlib is installed) and the TensorBoard HParams dashboard
+  (`tensorboard --logdir DIR`).
 
 Bad input (unknown key, a value the config rejects, an empty grid, an
 unsupported or unreachable storage URL) raises `SweepError` (a `ConfigError`:
@@ -941,7 +942,10 @@ def lookup(raw: dict, key: str):
 
 
 def write_reports(out, title: str | None = None) -> dict:
-    """Rewrite `out/summary.md` and `out/alpha.png` from `out/runs/*`."""
+    """Rewrite `out/summary.md` and `out/alpha.png` from `out/runs/*`.
+
+    alpha.png needs matplotlib; without it summary.md says how to get it and
+    the returned `plot` is None."""
     out = pathlib.Path(out)
     runs = sorted(p.parent for p in (out / RUNS_DIR).glob(f"*/{RESULTS_FILE}"))
     records = report.load_records(runs)
@@ -954,8 +958,12 @@ def write_reports(out, title: str | None = None) -> dict:
         f"--paired {out / RUNS_DIR}/*`."
     )
     lines += ["", report.paired_table(records) if records else "(no finished run yet)", ""]
-    lines.append(f"![test accuracy against α]({ALPHA_PNG})")
+    if report.CAN_PLOT:
+        lines.append(f"![test accuracy against α]({ALPHA_PNG})")
+    else:
+        lines.append(f"(No alpha.png: {report.NO_PLOT_HINT}.)")
+    plot = out / ALPHA_PNG if report.CAN_PLOT and records else None
     write_atomic(out / SUMMARY_MD, "\n".join(lines) + "\n")
-    if records:
-        report.alpha_plot(records, out / ALPHA_PNG)
-    return {"summary": out / SUMMARY_MD, "plot": out / ALPHA_PNG}
+    if plot:
+        report.alpha_plot(records, plot)
+    return {"summary": out / SUMMARY_MD, "plot": plot}

@@ -13,6 +13,7 @@ writers are covered by the two-worker test.
 """
 
 import glob
+import importlib.util
 import json
 import os
 import pathlib
@@ -29,6 +30,7 @@ from commands import ROOT
 from commands import assert_refused
 from commands import free_port
 
+from rdml_keras.experiments import report
 from rdml_keras.experiments import sweep
 from rdml_keras.experiments.cli import main
 
@@ -203,6 +205,23 @@ def _check_runs(out, logs, epochs, seeds=(0, 1)):
     return text
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_alpha_plot(path, summary):
+    """alpha.png is drawn where matplotlib (the [plots] extra) is installed;
+    elsewhere summary.md says how to get it and no file is written."""
+    assert report.CAN_PLOT == (importlib.util.find_spec("matplotlib") is not None)
+    if report.CAN_PLOT:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+        assert "![test accuracy against α](alpha.png)" in summary
+    else:
+        assert not path.exists()
+        assert "(No alpha.png: the α plot needs matplotlib: pip install 'rdml-keras[plots]'.)" in (
+            summary
+        )
+
+
 def _check_reports(out, seeds=(0, 1)):
     summary = (out / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ")]
@@ -215,7 +234,7 @@ def _check_reports(out, seeds=(0, 1)):
     assert rows[2].startswith(f"| DML (α=1) | 1 | {n} | ")
     assert rows[2].split(" | ")[6].endswith(f"/{n})")  # paired Δ, seeds positive
     assert len(rows) == 3
-    assert (out / "alpha.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_alpha_plot(out / "alpha.png", summary)
     assert list(out.glob("events.out.tfevents.*.rdml_hparams"))  # HParams experiment
     for run in _expected_dirs(out, seeds):
         assert list((run / "logs").glob("events.out.tfevents.*.rdml_hparams"))
@@ -427,7 +446,6 @@ def test_out_of_another_sweep_is_refused(tmp_path, capsys):
 def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
     """Synthetic finished runs: one row per method and α, paired Δ by seed,
     the last-5-epoch mean and the last epoch's divergence from history.json."""
-    from rdml_keras.experiments import report
 
     def run(name, divergence, seed, accuracies, train_size=250):
         path = tmp_path / name
@@ -509,5 +527,9 @@ def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
     assert rows[3][8] == "53.00 ± 0.00"
     assert rows[3][9:11] == ["0.5000 ± 0.0000", "1.0000 ± 0.0000 |"]
     assert blocks[2] == "**dataset.train_size=4000**"
-    png = report.alpha_plot(records, tmp_path / "alpha.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if report.CAN_PLOT:
+        assert report.alpha_plot(records, tmp_path / "alpha.png").read_bytes()[:8] == PNG_MAGIC
+    else:
+        with pytest.raises(ImportError, match=r"pip install 'rdml-keras\[plots\]'"):
+            report.alpha_plot(records, tmp_path / "alpha.png")
+        assert not (tmp_path / "alpha.png").exists()
