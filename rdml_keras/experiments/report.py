@@ -414,15 +414,6 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
 # --------------------------------------------------------------------------
 # One run's table, and runs side by side (`summarize`).
 
-_METHOD_LABELS = {
-    "none": "independent",
-    "kl": "DML (KL)",
-    "renyi": "RDML (Rényi)",
-    "dkl": "DKL",
-    "ikl": "IKL",
-}
-_METHOD_ORDER = {"none": 0, "kl": 1, "dkl": 2, "ikl": 3, "renyi": 4}
-
 
 def _accuracy_text(value) -> str:
     if isinstance(value, dict):  # mean ± std
@@ -481,41 +472,24 @@ def load_run_results(run_dir) -> list[dict]:
 def summary_table(run_dirs) -> str:
     """Markdown table comparing runs: independent vs DML vs RDML, per cohort.
 
-    Rows are grouped by dataset and cohort, methods in the order independent,
-    DML, …, RDML by α; cells are top-1 test accuracy in %, mean ± sample std
-    over seeds when a directory holds several.
+    Rows are grouped by dataset and cohort, methods named and ordered as in
+    the paired table (`method_of`): independent, DML, RDML by α, DKL, IKL;
+    cells are top-1 test accuracy in %, mean ± sample std over seeds when a
+    directory holds several.
     """
     rows = []
     for run_dir in run_dirs:
         runs = load_run_results(run_dir)
         config = runs[0]["config"]
-        div = config["divergence"]
+        order, method, alpha, _ = method_of(config["divergence"])
         peers = [p["architecture"] for p in runs[0]["peers"]]
         cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
-        alpha = "-"
-        if div["kind"] == "renyi":
-            alpha = (
-                f"cos {div['alpha_max']:g}→{div['alpha_min']:g}"
-                if div.get("schedule") == "cosine"
-                else f"{div['alpha']:g}"
-            )
         accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
         ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
         rows.append(
             {
-                "key": (
-                    config["dataset"]["name"],
-                    cohort,
-                    _METHOD_ORDER.get(div["kind"], 9),
-                    div.get("alpha") or div.get("alpha_max") or 0.0,
-                ),
-                "cells": [
-                    str(run_dir),
-                    config["dataset"]["name"],
-                    cohort,
-                    _METHOD_LABELS.get(div["kind"], div["kind"]),
-                    alpha,
-                ],
+                "key": (config["dataset"]["name"], cohort, order),
+                "cells": [str(run_dir), config["dataset"]["name"], cohort, method, alpha],
                 "peers": [_accuracy_cell(a) for a in accuracies],
                 "ensemble": _accuracy_cell(ensemble),
                 "seeds": str(len(runs)),

@@ -414,11 +414,12 @@ def test_summarize_orders_methods(tmp_path):
     ]
     lines = summary_table(runs).splitlines()
     methods = [line.split(" | ")[3:5] for line in lines[2:]]
+    # The names and order of the paired table: independent, DML, RDML by α.
     assert methods == [
-        ["independent", "-"],
-        ["DML (KL)", "-"],
-        ["RDML (Rényi)", "0.5"],
-        ["RDML (Rényi)", "2"],
+        ["independent", "0"],
+        ["DML", "1"],
+        ["RDML", "0.5"],
+        ["RDML", "2"],
     ]
     assert "| 69.00 | 69.00 | 70.00 | 1 |" in lines[2]
 
