@@ -19,6 +19,31 @@ def batch_norm(name):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
+def conv(x, filters, kernel_size, strides, weight_decay, name):
+    """Bias-free, He-initialised Conv2D, weight decay as L2 (BN follows it).
+
+    A strided conv with a kernel wider than 1 pads symmetrically by hand:
+    TensorFlow's "same" pads only bottom/right for stride 2, which would shift
+    the branch one pixel against a subsampled shortcut (x[::2], or a strided
+    1x1 conv, keeps the top-left pixels).
+    """
+    if strides > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=kernel_regularizer(weight_decay),
+        name=name,
+    )(x)
+
+
 def kernel_regularizer(weight_decay):
     """L2 regulariser equivalent to SGD weight decay `weight_decay`.
 

@@ -74,36 +74,15 @@ class ZeroPadShortcut(keras.layers.Layer):
         return config
 
 
-def conv3x3(x, filters, strides, weight_decay, name):
-    if strides > 1:
-        # Pad explicitly: TF's "same" pads only bottom/right for stride 2,
-        # which would shift the residual branch one pixel against the
-        # subsampled shortcut (x[::2] keeps the top-left pixels).
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return layers.Conv2D(
-        filters,
-        3,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=_common.kernel_regularizer(weight_decay),
-        name=name,
-    )(x)
-
-
 def basic_block(x, filters, strides, weight_decay, name):
     """Post-activation basic block: conv-BN-ReLU-conv-BN, add, ReLU."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = ZeroPadShortcut(filters, strides, name=f"{name}_shortcut")(x)
-    y = conv3x3(x, filters, strides, weight_decay, f"{name}_conv1")
+    y = _common.conv(x, filters, 3, strides, weight_decay, f"{name}_conv1")
     y = _common.batch_norm(f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv3x3(y, filters, 1, weight_decay, f"{name}_conv2")
+    y = _common.conv(y, filters, 3, 1, weight_decay, f"{name}_conv2")
     y = _common.batch_norm(f"{name}_bn2")(y)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
@@ -146,7 +125,7 @@ def cifar_resnet(
     blocks_per_stage = (depth - 2) // 6
 
     inputs = keras.Input(shape=input_shape, name="images")
-    x = conv3x3(inputs, STAGE_FILTERS[0], 1, weight_decay, "stem_conv")
+    x = _common.conv(inputs, STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")
     x = _common.batch_norm("stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(STAGE_FILTERS, start=1):

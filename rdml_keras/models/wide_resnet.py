@@ -54,41 +54,20 @@ def check_wrn(depth, width):
     return int(depth), checks.integer("width", width, minimum=1)
 
 
-def _conv(x, filters, kernel_size, strides, weight_decay, name):
-    if strides > 1 and kernel_size > 1:
-        # Explicit symmetric padding keeps the strided 3x3 centred on the
-        # same pixels as the strided 1x1 shortcut ("same" would pad only
-        # bottom/right under TF).
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=_common.kernel_regularizer(weight_decay),
-        name=name,
-    )(x)
-
-
 def wide_block(x, filters, strides, dropout_rate, weight_decay, name):
     """Pre-activation wide basic block."""
     preact = _common.batch_norm(f"{name}_bn1")(x)
     preact = layers.ReLU(name=f"{name}_relu1")(preact)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(preact, filters, 1, strides, weight_decay, f"{name}_shortcut")
+        shortcut = _common.conv(preact, filters, 1, strides, weight_decay, f"{name}_shortcut")
     else:
         shortcut = x
-    y = _conv(preact, filters, 3, strides, weight_decay, f"{name}_conv1")
+    y = _common.conv(preact, filters, 3, strides, weight_decay, f"{name}_conv1")
     y = _common.batch_norm(f"{name}_bn2")(y)
     y = layers.ReLU(name=f"{name}_relu2")(y)
     if dropout_rate:
         y = layers.Dropout(dropout_rate, name=f"{name}_dropout")(y)
-    y = _conv(y, filters, 3, 1, weight_decay, f"{name}_conv2")
+    y = _common.conv(y, filters, 3, 1, weight_decay, f"{name}_conv2")
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
@@ -132,7 +111,7 @@ def wide_resnet(
     blocks_per_stage = (depth - 4) // 6
 
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _conv(inputs, 16, 3, 1, weight_decay, "stem_conv")
+    x = _common.conv(inputs, 16, 3, 1, weight_decay, "stem_conv")
     for stage, base in enumerate((16, 32, 64), start=1):
         for block in range(1, blocks_per_stage + 1):
             strides = 2 if stage > 1 and block == 1 else 1
