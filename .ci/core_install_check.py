@@ -16,6 +16,7 @@ Exits non-zero with a message on the first failing step.
 """
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import io
 import os
@@ -73,6 +74,8 @@ def check_imports():
     if problems:
         fail("; ".join(problems) + f"\nloaded top-level packages: {' '.join(loaded_top_level())}")
     print(f"imports: ok (rdml_keras {rdml_keras.__version__} from {rdml_keras.__file__})")
+    versions = {name: importlib.metadata.version(name) for name in ("keras", "numpy", "jax")}
+    print("versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()))
     print(f"loaded top-level packages: {' '.join(loaded_top_level())}")
 
 
