@@ -102,6 +102,10 @@ class CohortMetrics:
     def __iter__(self):
         return (metric for group in self.groups for metric in group)
 
+    def __len__(self):
+        # torch.compile guards on the length of a container the step iterates.
+        return sum(len(group) for group in self.groups)
+
     def update_state(self, y, outputs, sample_weight=None):
         """Update group g with `outputs[g]` (peer logits, then the ensemble)."""
         for group, output in zip(self.groups, outputs):
