@@ -345,7 +345,7 @@ def test_alpha_schedule_reaches_a_jit_compiled_step():
 
 @pytest.mark.parametrize("update", UPDATES)
 def test_schedules_change_alpha_and_weight_without_retracing(update):
-    """α and λ move every epoch, yet the train step is traced exactly once."""
+    """α and λ move every epoch, yet the train step is never traced again."""
     from rdml_keras import schedules
 
     traces = []
@@ -369,8 +369,9 @@ def test_schedules_change_alpha_and_weight_without_retracing(update):
 
         # Keras runs the torch step eagerly unless asked, and torch.compile
         # replays Python side effects on every call, so count nothing: warm up
-        # one epoch (Keras's torch trainer itself recompiles after its first
-        # step), then any recompilation while α and λ move raises.
+        # one epoch (its first steps specialise some functions more than once,
+        # Keras's zero_grad on `grad is None` among them), then any
+        # recompilation while α and λ move raises.
         learner = MutualLearner([make_peer(0), make_peer(1)], alpha=2.0, update=update)
         learner.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
         fit(learner, epochs=1, callbacks=[])
