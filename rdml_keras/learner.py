@@ -3,11 +3,13 @@
 The cohort objective lives in `compute_loss` and the per-peer and ensemble
 metrics in `compute_metrics`, both in `keras.ops`, so Keras's own trainers run
 them on TensorFlow, JAX and PyTorch (as `keras.distillation.Distiller` does).
-On TensorFlow a `train_step` override adds the sequential update order
-(`rdml_keras/train_steps/`).
+The sequential update order (DML Algorithm 1) has a train step of its own on
+each backend (`rdml_keras/train_steps/`).
 """
 
+import inspect
 import math
+import warnings
 
 import keras
 from keras import ops
@@ -17,9 +19,8 @@ from rdml_keras import checks
 from rdml_keras import losses as divergences
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
-from rdml_keras.metrics import resolve_supervised_loss
-from rdml_keras.train_steps import BACKEND
-from rdml_keras.train_steps import SEQUENTIAL_BACKENDS
+from rdml_keras.metrics import supervised_loss
+from rdml_keras.optimizers import PerPeerOptimizer
 from rdml_keras.train_steps import TrainStep
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
@@ -48,8 +49,7 @@ class _PerExampleValues(keras.losses.Loss):
     Calling it as `reducer(values, values, sample_weight)` gives exactly what
     the original loss's `__call__` would: sample weights, the loss's reduction
     and, under `tf.distribute`, Keras's per-replica scaling. The learner needs
-    the per-example values anyway for its trackers, and IKL must be evaluated
-    once per step because evaluating it updates its class means.
+    the per-example values anyway for its trackers.
     """
 
     def call(self, y_true, y_pred):
@@ -140,15 +140,25 @@ def _validate_weight(value):
 
 
 def _validate_update(update):
-    checks.one_of("update", update, UPDATE_ORDERS)
-    if update == "sequential" and BACKEND not in SEQUENTIAL_BACKENDS:
-        raise ValueError(
-            f"update='sequential' is implemented on the "
-            f"{' and '.join(SEQUENTIAL_BACKENDS)} backend only; this Keras runs "
-            f"on backend {BACKEND!r}. Use update='simultaneous' (the reference "
-            f"RDML code's order), or set KERAS_BACKEND=tensorflow."
+    return checks.one_of("update", update, UPDATE_ORDERS)
+
+
+def _needs_per_peer_optimizer(optimizer, update):
+    """Sequential updates and global-norm clipping need one optimizer per peer."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return update == "sequential" or getattr(optimizer, "global_clipnorm", None) is not None
+
+
+def _per_peer(optimizer, peers):
+    """`optimizer` with a `PerPeerOptimizer` inside any `LossScaleOptimizer`."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(
+            PerPeerOptimizer(optimizer.inner_optimizer, peers),
+            initial_scale=optimizer.initial_scale,
+            dynamic_growth_steps=optimizer.dynamic_growth_steps,
         )
-    return update
+    return PerPeerOptimizer(optimizer, peers)
 
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
@@ -174,9 +184,14 @@ class MutualLearner(TrainStep, keras.Model):
         update: `"simultaneous"` (every peer updates against the others'
             pre-update predictions; one forward pass each) or `"sequential"`
             (DML Algorithm 1: peers update in turn against the latest
-            predictions; one extra forward pass per peer; TensorFlow only).
+            predictions; one extra forward pass per peer).
         alpha: Rényi order α for `divergence="renyi"`; defaults to 1 (KL).
         temperature: softmax temperature for a named divergence.
+
+    Each peer is optimised as if it had its own copy of the optimizer where
+    that matters: with `global_clipnorm`, every peer is clipped by the norm of
+    its own gradient, and in the sequential order every peer keeps its own
+    step count (see `rdml_keras.optimizers.PerPeerOptimizer`).
 
     Example:
 
@@ -228,6 +243,8 @@ class MutualLearner(TrainStep, keras.Model):
         self._divergence_weight = keras.Variable(
             weight, dtype="float32", trainable=False, name="divergence_weight"
         )
+        if isinstance(divergence, divergences.CohortDivergence):
+            divergence.build_cohort(len(peers))
         # Tracked so the compiled step, checkpoints and `.keras` files carry
         # the divergence's state (α, IKL's class means) with the peers.
         self._divergence_state = (
@@ -278,9 +295,13 @@ class MutualLearner(TrainStep, keras.Model):
         """Configure training.
 
         Args:
-            optimizer: any Keras optimizer (one optimizer over all peers'
-                variables gives exactly the per-peer updates for element-wise
-                optimizers such as SGD, Adam and AdamW).
+            optimizer: any Keras optimizer. With `global_clipnorm` set, or in
+                the sequential order, the learner wraps it in a
+                `PerPeerOptimizer` (one copy per peer, each peer clipped by
+                its own gradient norm); otherwise one optimizer over all
+                peers' variables gives exactly the per-peer updates of
+                element-wise optimizers (SGD, Adam, AdamW), and `clipnorm` /
+                `clipvalue` act per variable, hence per peer, anyway.
             loss: supervised loss on logits; defaults to sparse categorical
                 cross-entropy from logits.
             metrics: metrics tracked per peer (`peer{k}_<name>`) and for the
@@ -294,14 +315,17 @@ class MutualLearner(TrainStep, keras.Model):
                     f"MutualLearner.compile does not support `{unsupported}`; "
                     f"received {unsupported}={kwargs[unsupported]!r}."
                 )
-        self.supervised_loss = resolve_supervised_loss(loss)
+        self.supervised_loss = supervised_loss(loss)
         self.cohort_metrics = CohortMetrics(metrics, len(self.peers), self.supervised_loss)
         self._reduce_ce = _PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
         self._reduce_divergence = _PerExampleValues(
             name="divergence",
             reduction=getattr(self.divergence, "reduction", "sum_over_batch_size"),
         )
-        super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
+        resolved = keras.optimizers.get(optimizer)
+        if _needs_per_peer_optimizer(resolved, self.update):
+            resolved = _per_peer(resolved, self.peers)
+        super().compile(optimizer=resolved, loss=None, metrics=None, **kwargs)
         if self.built and not self.optimizer.built:
             # Created now rather than inside the first traced step: on
             # TensorFlow, variables born in a tf.function make it trace twice.
@@ -335,6 +359,30 @@ class MutualLearner(TrainStep, keras.Model):
 
     def call(self, inputs, training=None):
         return [peer(inputs, training=training) for peer in self.peers]
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, plus the divergence's own callbacks.
+
+        A `CohortDivergence` may keep state that changes between epochs (IKL's
+        epoch statistic); its `callbacks()` are appended to the given ones.
+        """
+        extra = (
+            self.divergence.callbacks()
+            if isinstance(self.divergence, divergences.CohortDivergence)
+            else []
+        )
+        if extra:
+            bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+            bound.arguments.pop("self")
+            callbacks = bound.arguments.get("callbacks")
+            if isinstance(callbacks, keras.callbacks.CallbackList):
+                for callback in extra:
+                    callbacks.append(callback)
+            else:
+                bound.arguments["callbacks"] = list(callbacks or []) + extra
+            kwargs = {**bound.arguments.pop("kwargs", {}), **bound.arguments}
+            args = ()
+        return super().fit(*args, **kwargs)
 
     def predict_ensemble(self, x, **kwargs):
         """Mean of the peers' softmax probabilities, as a NumPy array.
@@ -370,16 +418,17 @@ class MutualLearner(TrainStep, keras.Model):
             if j == k:
                 continue
             target = ops.stop_gradient(ops.cast(target, "float32"))
-            if getattr(self.divergence, "uses_labels", False):
-                target = (target, y)
-            terms.append(_per_example(self.divergence, target, learner_logits))
+            if isinstance(self.divergence, divergences.CohortDivergence):
+                terms.append(self.divergence.cohort_call(target, learner_logits, y, j))
+            else:
+                terms.append(_per_example(self.divergence, target, learner_logits))
         mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}
         self.div_trackers[k].update_state(mimicry, sample_weight=weights)
         weight = ops.cast(self._divergence_weight, "float32")
         loss = loss + weight * self._reduce_divergence(mimicry, mimicry, sample_weight)
         return loss, ce + weight * mimicry
 
-    def regularisation_loss(self, x, y, y_pred, sample_weight=None):
+    def regularization_loss(self, x, y, y_pred, sample_weight=None):
         """The peers' own losses (weight decay, `add_loss`), as Keras sums them.
 
         `keras.Model.compute_loss` without a compiled loss is exactly that sum,
@@ -389,7 +438,16 @@ class MutualLearner(TrainStep, keras.Model):
             return ops.zeros((), "float32")
         return ops.cast(super().compute_loss(x, y, y_pred, sample_weight), "float32")
 
-    def track_loss(self, per_example, x, y, y_pred, sample_weight=None):
+    def regularisation_loss(self, x, y, y_pred, sample_weight=None):
+        """Deprecated alias of `regularization_loss` (Keras's spelling)."""
+        warnings.warn(
+            "`MutualLearner.regularisation_loss` is deprecated; use `regularization_loss`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.regularization_loss(x, y, y_pred, sample_weight)
+
+    def track_loss(self, per_example, sample_weight=None):
         """Update the `loss` tracker from the peers' per-example objectives.
 
         Also logs α as this step read it (`alpha`), when the divergence has one.
@@ -402,26 +460,33 @@ class MutualLearner(TrainStep, keras.Model):
             total = total + raw
         self.loss_tracker.update_state(total, sample_weight=_weights_like(sample_weight, total))
 
+    def update_divergence_state(self, logits, y):
+        """Let a `CohortDivergence` learn from this training batch, once per target.
+
+        Called by every train step after the step's loss, with the logits of
+        the step's first forward pass. Evaluation never calls it.
+        """
+        if not isinstance(self.divergence, divergences.CohortDivergence):
+            return
+        for j, target in enumerate(logits):
+            target = ops.stop_gradient(ops.cast(target, "float32"))
+            self.divergence.update_state(target, y, j)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Σ_k L_k plus the peers' regularisers; updates the loss trackers.
+        """Σ_k L_k plus the peers' regularizers; updates the loss trackers.
 
         `y_pred` is the list of the peers' logits. Because each L_k depends on
         peer k's weights only, the gradient of the sum w.r.t. peer k's weights
-        is ∇L_k: one backward pass gives every peer its own update.
+        is ∇L_k: one backward pass gives every peer its own update. In
+        training (`training` is a Python bool while the step is traced) a
+        `CohortDivergence` then updates its state.
         """
-        statistics = getattr(self.divergence, "update_statistics", None)
-        if statistics is not None:
-            # IKL's class means move in training only. `training` is a Python
-            # bool while tracing, so the test step never writes them.
-            self.divergence.update_statistics = bool(training)
-        try:
-            results = [self.peer_loss(k, y_pred, y, sample_weight) for k in range(len(self.peers))]
-        finally:
-            if statistics is not None:
-                self.divergence.update_statistics = statistics
-        self.track_loss([value for _, value in results], x, y, y_pred, sample_weight)
+        results = [self.peer_loss(k, y_pred, y, sample_weight) for k in range(len(self.peers))]
+        if training:
+            self.update_divergence_state(y_pred, y)
+        self.track_loss([value for _, value in results], sample_weight)
         total = ops.sum(ops.stack([loss for loss, _ in results]))
-        return total + self.regularisation_loss(x, y, y_pred, sample_weight)
+        return total + self.regularization_loss(x, y, y_pred, sample_weight)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Per-peer and ensemble metrics, plus the trackers and α."""

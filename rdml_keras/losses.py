@@ -186,12 +186,17 @@ def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
 def improved_kl(target_logits, logits, class_weights, alpha=1.0, beta=1.0, temperature=1.0):
     """Improved KL (IKL, Cui et al. 2023) per example, from logits.
 
-        IKL = α/4 · Σ_{j,k} w̄_j w̄_k (sg(Δm_jk) − Δn_jk)² − β · Σ_j sg(p_j) log q_j
+        IKL = α/4 · Σ_{j,k} w_j w_k (sg(Δm_jk) − Δn_jk)² − β·T² · Σ_j sg(p_j) log q_j
 
-    Unlike DKL the weighted MSE sends gradient to the learner, and its weights
-    w̄ are the class-wise mean target prediction of each sample's class
-    (`class_weights`, shape `(batch, classes)`), kept across batches by
-    `ImprovedKL`.
+    with p = softmax(target/T), q = softmax(logits/T) and Δ the pairwise
+    differences of the raw logits. Unlike DKL the weighted MSE sends gradient
+    to the learner. `class_weights` (shape `(batch, classes)`) are the weights
+    w of each sample: the class-wise mean target prediction of its class, or
+    its own softened target prediction (see `ImprovedKL`).
+
+    The official code (jiequancui/DKL, `dkl_loss`) computes
+    `BETA · wMSE + ALPHA · soft-CE` without the T² factor, so its `ALPHA` and
+    `BETA` map to `beta = ALPHA / T²` and `alpha = BETA` here.
 
     Example:
 
@@ -336,34 +341,130 @@ class DecoupledKL(keras.losses.Loss):
         return config
 
 
-@keras.saving.register_keras_serializable(package="rdml_keras")
-class ImprovedKL(keras.losses.Loss):
-    """Improved KL (IKL): DKL with learner-side wMSE and class-wise weights.
+class CohortDivergence(keras.losses.Loss):
+    """A divergence that needs the labels, the target peer or state of its own.
 
-    Keeps a `(classes, classes)` non-trainable variable, `class_means`, whose
-    row c is the running mean target prediction over samples of class c. Pass
-    `y_true=(target_logits, labels)` to use the true classes (as
-    `MutualLearner` does); with plain `y_true=target_logits` the target's
-    arg-max stands in for the label.
+    `MutualLearner` calls a plain `keras.losses.Loss` divergence as
+    `loss.call(target_logits, learner_logits)`. A `CohortDivergence` instead
+    declares what more it needs, and the learner passes it explicitly:
 
-    Args:
-        num_classes: number of classes C.
-        alpha: weight of the weighted-MSE term (the official code's `BETA`).
-        beta: weight of the soft cross-entropy term (the official `ALPHA`).
-        temperature: softmax temperature T > 0; the loss is scaled by T².
-        momentum: running-mean momentum for `class_means`.
+    - `build_cohort(num_peers)`, once, when the learner is built: create any
+      per-target state (one slot per peer that can be a target).
+    - `cohort_call(target_logits, logits, labels, target)`: per-example values
+      for one (learner, target) pair; `target` is the target peer's index.
+      It reads state and writes none.
+    - `update_state(target_logits, labels, target)`: once per target peer per
+      *training* step, after the step's loss; never in evaluation.
+    - `callbacks()`: Keras callbacks that `MutualLearner.fit` adds, for state
+      that changes between epochs.
+
+    Called on its own, `loss(y_true, y_pred)` takes `y_true` as target logits
+    or `(target_logits, labels)` and evaluates target 0 without updating state.
 
     Example:
 
     ```python
-    learner = MutualLearner(peers, divergence=ImprovedKL(num_classes=10))
+    class LabelSmoothedKL(CohortDivergence):
+        def cohort_call(self, target_logits, logits, labels, target):
+            ...  # per-example values, shape (batch,)
     ```
     """
 
-    uses_labels = True
-    # `MutualLearner.compute_loss(training=False)` turns this off so
-    # evaluation leaves the running statistic alone.
-    update_statistics = True
+    def build_cohort(self, num_peers):
+        """Create per-target state for `num_peers` peers (default: none)."""
+
+    def cohort_call(self, target_logits, logits, labels, target):
+        raise NotImplementedError
+
+    def update_state(self, target_logits, labels, target):
+        """Update state from a training batch of target `target` (default: none)."""
+
+    def callbacks(self):
+        """Keras callbacks `MutualLearner.fit` adds (default: none)."""
+        return []
+
+    def call(self, y_true, y_pred):
+        target_logits, labels = _split_target(y_true)
+        return self.cohort_call(target_logits, y_pred, labels, 0)
+
+
+def _split_target(y_true):
+    """(target_logits, labels) from `y_true`; the arg-max stands in for labels."""
+    if isinstance(y_true, (tuple, list)):
+        target_logits, labels = y_true
+    else:
+        target_logits = y_true
+        labels = ops.argmax(target_logits, axis=-1)
+    return target_logits, ops.cast(ops.reshape(labels, (-1,)), "int32")
+
+
+IKL_WEIGHTINGS = ("class", "sample")
+IKL_STATISTICS = ("epoch", "ema")
+
+
+class _CloseEpoch(keras.callbacks.Callback):
+    """Turns the epoch's sums into `ImprovedKL`'s class means at epoch end."""
+
+    def __init__(self, divergence):
+        super().__init__()
+        self.divergence = divergence
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.divergence.close_epoch()
+
+
+@keras.saving.register_keras_serializable(package="rdml_keras")
+class ImprovedKL(CohortDivergence):
+    """Improved KL (IKL): DKL with a learner-side weighted MSE and its weights.
+
+    The weighted MSE on pairwise logit differences is weighted, for each
+    sample, by w (see `improved_kl`):
+
+    - `weighting="class"` (the paper's IKL, the official `GI=True`): w is the
+      mean of softmax(target / T2) over the samples of the sample's true
+      class. Each target peer keeps its own class means (`class_means[j]`),
+      from its own predictions only, so peer k learning towards peer j uses
+      peer j's statistic.
+    - `weighting="sample"` (the official code's `GI=False`, the default of its
+      CIFAR configs): w = softmax(target / T2) of the sample itself. No state.
+
+    How the class means are kept (`statistic`):
+
+    - `"epoch"` (default; the official trainer): the exact per-class means of
+      the previous epoch, uniform 1/C during the first epoch and frozen within
+      an epoch. A class absent from an epoch keeps its previous row (the
+      official code would divide 0/0 there). `MutualLearner.fit` closes each
+      epoch through the callback `callbacks()` returns.
+    - `"ema"`: a running mean updated after every training batch, with
+      `momentum`.
+
+    The default is the authors' own computation: class-wise weights as the
+    paper defines IKL, kept as their trainer keeps them.
+
+    Temperature: the soft cross-entropy is multiplied by T², as in Hinton
+    distillation; the official code does not. Its `ALPHA`/`BETA` map to
+    `beta = ALPHA / T**2` and `alpha = BETA`.
+
+    Args:
+        num_classes: number of classes C.
+        alpha: weight of the weighted-MSE term (the official code's `BETA`).
+        beta: weight of the soft cross-entropy term (the official `ALPHA`/T²).
+        temperature: softmax temperature T > 0 of the soft cross-entropy.
+        weighting: `"class"` or `"sample"`.
+        statistic: `"epoch"` or `"ema"` (class weighting only).
+        weight_temperature: T2 > 0, the temperature of the weights'
+            softmax (the official `T2`, default 100).
+        momentum: EMA momentum for `statistic="ema"`.
+
+    Example:
+
+    ```python
+    # The official CIFAR setting (GI=False, ALPHA=1, BETA=8, T=4):
+    ikl = ImprovedKL(num_classes=100, alpha=8.0, beta=1.0 / 16, temperature=4.0,
+                     weighting="sample")
+    learner = MutualLearner(peers, divergence=ikl)
+    ```
+    """
 
     def __init__(
         self,
@@ -371,59 +472,106 @@ class ImprovedKL(keras.losses.Loss):
         alpha=1.0,
         beta=1.0,
         temperature=1.0,
+        weighting="class",
+        statistic="epoch",
+        weight_temperature=100.0,
         momentum=0.9,
         reduction="sum_over_batch_size",
         name="improved_kl",
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        num_classes = checks.integer("num_classes", num_classes, minimum=2)
-        momentum = checks.number("momentum", momentum, minimum=0, below=1)
-        self.num_classes = num_classes
+        self.num_classes = checks.integer("num_classes", num_classes, minimum=2)
         self.ikl_alpha = _validate_weight("alpha", alpha)
         self.beta = _validate_weight("beta", beta)
         self.temperature = validate_temperature(temperature)
-        self.momentum = float(momentum)
-        # Mean-aggregated so replicas agree under tf.distribute.
+        self.weighting = checks.one_of("weighting", weighting, IKL_WEIGHTINGS)
+        self.statistic = checks.one_of("statistic", statistic, IKL_STATISTICS)
+        self.weight_temperature = checks.number("weight_temperature", weight_temperature, above=0)
+        self.momentum = float(checks.number("momentum", momentum, minimum=0, below=1))
+        self.num_targets = 0
+        self.build_cohort(1)
+
+    # -- state ------------------------------------------------------------
+
+    def build_cohort(self, num_peers):
+        """One `(C, C)` class-mean matrix (and epoch sums) per target peer."""
+        if self.weighting != "class" or num_peers == self.num_targets:
+            return
+        c = self.num_classes
+        self.num_targets = num_peers
+        # Mean-aggregated so replicas agree under tf.distribute; the sums are
+        # per-replica partial sums of one global batch.
         self.class_means = keras.Variable(
-            ops.full((num_classes, num_classes), 1.0 / num_classes),
+            ops.full((num_peers, c, c), 1.0 / c),
             dtype="float32",
             trainable=False,
             aggregation="mean",
             name="class_means",
         )
+        if self.statistic == "epoch":
+            self.class_sums = keras.Variable(
+                ops.zeros((num_peers, c, c)),
+                dtype="float32",
+                trainable=False,
+                aggregation="sum",
+                name="class_sums",
+            )
+            self.class_counts = keras.Variable(
+                ops.zeros((num_peers, c)),
+                dtype="float32",
+                trainable=False,
+                aggregation="sum",
+                name="class_counts",
+            )
 
-    def call(self, y_true, y_pred):
-        if isinstance(y_true, (tuple, list)):
-            target_logits, labels = y_true
-            labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
-        else:
-            target_logits = y_true
-            labels = ops.cast(ops.argmax(target_logits, axis=-1), "int32")
-        if self.update_statistics:
-            self._update_class_means(target_logits, labels)
-        class_weights = ops.take(self.class_means.value, labels, axis=0)
-        return improved_kl(
-            target_logits,
-            y_pred,
-            class_weights,
-            self.ikl_alpha,
-            self.beta,
-            self.temperature,
-        )
+    def _weight_probabilities(self, target_logits):
+        logits = ops.cast(target_logits, "float32") / self.weight_temperature
+        return ops.stop_gradient(ops.softmax(logits, axis=-1))
 
-    def _update_class_means(self, target_logits, labels):
-        probs = ops.stop_gradient(
-            ops.softmax(ops.cast(target_logits, "float32") / self.temperature)
-        )
+    def update_state(self, target_logits, labels, target):
+        if self.weighting != "class":
+            return
+        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         one_hot = ops.one_hot(labels, self.num_classes, dtype="float32")
+        sums = ops.matmul(ops.transpose(one_hot), self._weight_probabilities(target_logits))
         counts = ops.sum(one_hot, axis=0)
-        sums = ops.matmul(ops.transpose(one_hot), probs)
+        if self.statistic == "epoch":
+            self.class_sums.assign(_add_row(self.class_sums.value, target, sums))
+            self.class_counts.assign(_add_row(self.class_counts.value, target, counts))
+            return
+        current = self.class_means.value[target]
         batch_means = sums / ops.maximum(counts, 1.0)[:, None]
-        seen = (counts > 0)[:, None]
-        current = self.class_means.value
         blended = self.momentum * current + (1.0 - self.momentum) * batch_means
-        self.class_means.assign(ops.where(seen, blended, current))
+        row = ops.where((counts > 0)[:, None], blended, current)
+        self.class_means.assign(_set_row(self.class_means.value, target, row))
+
+    def close_epoch(self):
+        """Class means := this epoch's exact means; absent classes keep theirs."""
+        if self.weighting != "class" or self.statistic != "epoch":
+            return
+        counts = self.class_counts.value[..., None]
+        means = self.class_sums.value / ops.maximum(counts, 1.0)
+        self.class_means.assign(ops.where(counts > 0, means, self.class_means.value))
+        self.class_sums.assign(ops.zeros_like(self.class_sums.value))
+        self.class_counts.assign(ops.zeros_like(self.class_counts.value))
+
+    def callbacks(self):
+        if self.weighting == "class" and self.statistic == "epoch":
+            return [_CloseEpoch(self)]
+        return []
+
+    # -- loss -------------------------------------------------------------
+
+    def cohort_call(self, target_logits, logits, labels, target):
+        if self.weighting == "class":
+            labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+            weights = ops.take(self.class_means.value[target], labels, axis=0)
+        else:
+            weights = self._weight_probabilities(target_logits)
+        return improved_kl(
+            target_logits, logits, weights, self.ikl_alpha, self.beta, self.temperature
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -432,9 +580,25 @@ class ImprovedKL(keras.losses.Loss):
             alpha=self.ikl_alpha,
             beta=self.beta,
             temperature=self.temperature,
+            weighting=self.weighting,
+            statistic=self.statistic,
+            weight_temperature=self.weight_temperature,
             momentum=self.momentum,
         )
         return config
+
+
+def _add_row(matrix, index, row):
+    """`matrix` with `row` added to `matrix[index]` (index a Python int)."""
+    mask = ops.one_hot(index, ops.shape(matrix)[0], dtype=matrix.dtype)
+    return matrix + ops.reshape(mask, (-1,) + (1,) * (len(matrix.shape) - 1)) * row[None]
+
+
+def _set_row(matrix, index, row):
+    """`matrix` with `matrix[index]` replaced by `row` (index a Python int)."""
+    mask = ops.one_hot(index, ops.shape(matrix)[0], dtype=matrix.dtype)
+    mask = ops.reshape(mask, (-1,) + (1,) * (len(matrix.shape) - 1))
+    return matrix * (1.0 - mask) + mask * row[None]
 
 
 _BY_NAME = {

@@ -1,9 +1,11 @@
-"""Resolve a cohort's supervised loss and give every peer its own metrics.
+"""The cohort's supervised loss on logits, and every peer's own metrics.
 
 Peers output logits, so named losses resolve to their `from_logits=True`
 variants, and each compiled metric is copied once per peer and once for the
 ensemble (`peer{k}_<name>`, `ensemble_<name>`).
 """
+
+import warnings
 
 import keras
 from keras import ops
@@ -18,12 +20,12 @@ _LOGIT_LOSSES = {
 }
 
 
-def resolve_supervised_loss(loss):
+def supervised_loss(loss):
     """Return a `keras.losses.Loss` on logits for `compile(loss=...)`.
 
     Example:
 
-    >>> resolve_supervised_loss(None).from_logits
+    >>> supervised_loss(None).from_logits
     True
     """
     if loss is None:
@@ -39,6 +41,16 @@ def resolve_supervised_loss(loss):
         f"None (sparse categorical cross-entropy), one of {names}, or a keras.losses.Loss instance",
         " Peers output logits: named losses are taken with from_logits=True.",
     )
+
+
+def resolve_supervised_loss(loss):
+    """Deprecated alias of `supervised_loss`."""
+    warnings.warn(
+        "`resolve_supervised_loss` is deprecated; use `rdml_keras.metrics.supervised_loss`.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return supervised_loss(loss)
 
 
 def _is_sparse(loss):
@@ -78,7 +90,7 @@ class CohortMetrics:
 
     Example:
 
-    >>> loss = resolve_supervised_loss(None)
+    >>> loss = supervised_loss(None)
     >>> [m.name for m in CohortMetrics(["accuracy"], 2, loss)]
     ['peer0_accuracy', 'peer1_accuracy', 'ensemble_accuracy']
     """

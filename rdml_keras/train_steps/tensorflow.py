@@ -2,7 +2,7 @@
 
 Imported only when Keras runs on TensorFlow (see `train_steps/__init__.py`).
 Both orders call the learner's shared objective (`peer_loss`,
-`regularisation_loss`, `compute_loss`); nothing here computes a loss itself.
+`regularization_loss`, `compute_loss`); nothing here computes a loss itself.
 """
 
 import tensorflow as tf
@@ -34,31 +34,28 @@ class TensorFlowTrainStep:
         # DML Algorithm 1. One persistent tape records every peer's forward
         # pass once. Peer k's gradient is taken before its own weights change,
         # so it is exact; after its update its logits are recomputed for the
-        # peers after it.
+        # peers after it. The learner's optimizer is a `PerPeerOptimizer`, so
+        # each `apply` moves peer k's own slots and step count only.
         if not self.optimizer.built:
-            # Built over every peer so each per-peer `apply` finds its slots.
+            # Built over every peer before the first per-peer `apply`.
             self.optimizer.build(self.trainable_variables)
-        iterations = self.optimizer.iterations
-        start = tf.identity(iterations)  # a snapshot, not the variable
         tracked = []
         with tf.GradientTape(persistent=True) as tape:
             logits = self(x, training=True)
             current = list(logits)
             # The other peers' regularisers add nothing to peer k's gradient.
-            regularisation = self.regularisation_loss(x, y, logits, sample_weight)
+            regularization = self.regularization_loss(x, y, logits, sample_weight)
             for k, peer in enumerate(self.peers):
                 targets = current[:k] + [logits[k]] + current[k + 1 :]
                 loss, per_example = self.peer_loss(k, targets, y, sample_weight)
                 tracked.append(per_example)
-                scaled = self.optimizer.scale_loss(loss + regularisation)
+                scaled = self.optimizer.scale_loss(loss + regularization)
                 with tape.stop_recording():
                     variables = peer.trainable_variables
-                    # Every peer sees the same step count, as if each had its
-                    # own optimizer (Adam's bias correction, lr schedules).
-                    iterations.assign(start)
                     self.optimizer.apply(tape.gradient(scaled, variables), variables)
                     if k < len(self.peers) - 1:
                         current[k] = peer(x, training=True)
         del tape
-        self.track_loss(tracked, x, y, logits, sample_weight)
+        self.update_divergence_state(logits, y)
+        self.track_loss(tracked, sample_weight)
         return current
