@@ -21,6 +21,7 @@ from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
 from rdml_keras.metrics import supervised_loss
 from rdml_keras.optimizers import PerPeerOptimizer
+from rdml_keras.peer_outputs import require_logits
 from rdml_keras.train_steps import TrainStep
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
@@ -121,6 +122,7 @@ def _validate_peers(peers, divergence):
             f"Peers disagree on their output shape: {shapes}. All peers must "
             f"predict the same classes."
         )
+    require_logits(peers)
     return peers
 
 
@@ -175,7 +177,11 @@ class MutualLearner(TrainStep, keras.Model):
 
     Args:
         peers: list of K keras.Model instances that map the same inputs to
-            logits of the same shape. Architectures may differ.
+            logits of the same shape. Architectures may differ. A peer that
+            ends in a softmax (e.g. a `keras.applications` model's default
+            classifier) is refused: build it with `classifier_activation=None`
+            or `activation=None` on its last layer. Only Sequential and
+            Functional models are checked; a subclassed model's `call` is not.
         divergence: `"renyi"`, `"kl"`, `"dkl"`, `"ikl"`, a `keras.losses.Loss`
             taking `(target_logits, learner_logits)`, or `None` to train the
             peers independently (the baseline, through the same code path).

@@ -11,7 +11,15 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rdml_keras"
 EXPERIMENTS = PACKAGE / "experiments"
-CORE = ["learner.py", "losses.py", "metrics.py", "schedules.py", "distillation.py", "checks.py"]
+CORE = [
+    "learner.py",
+    "losses.py",
+    "metrics.py",
+    "schedules.py",
+    "distillation.py",
+    "checks.py",
+    "peer_outputs.py",
+]
 
 
 def _modules(root):

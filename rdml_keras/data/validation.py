@@ -35,6 +35,9 @@ import zipfile
 
 import numpy as np
 
+from rdml_keras.peer_outputs import LOGITS_FIX
+from rdml_keras.peer_outputs import softmax_output_layer
+
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -189,7 +192,8 @@ def check_labels(y, name: str, count: int, images: str) -> np.ndarray:
 
 
 def check_peer(peer, k: int, input_shape, num_classes: int, where: str) -> None:
-    """A peer must take the dataset's images and output one logit per class.
+    """A peer must take the dataset's images and output one logit per class
+    (logits: not the probabilities of a final softmax).
 
     `where` names the peer in messages (`peers.0.path my.keras`). Raises
     DataError.
@@ -219,4 +223,10 @@ def check_peer(peer, k: int, input_shape, num_classes: int, where: str) -> None:
         raise DataError(
             f"{where}: outputs {shape[-1]} logits per example, but the dataset "
             f"has {num_classes} classes"
+        )
+    softmax = softmax_output_layer(peer)
+    if softmax is not None:
+        raise DataError(
+            f"{where}: outputs probabilities, not logits (its last layer "
+            f"{softmax.name!r} applies a softmax); {LOGITS_FIX}, and save it again"
         )

@@ -355,6 +355,29 @@ def test_peer_file_problems(workdir, capsys):
     )
 
 
+def test_peer_that_outputs_probabilities(workdir, capsys):
+    """A saved classifier that ends in a softmax would train on probabilities
+    read as logits: refused, naming the file, the layer and the fix."""
+    write_npz(workdir)
+    peer = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="softmax", name="probs"),
+        ]
+    )
+    peer.save(workdir / "soft.keras")
+    refused(
+        workdir,
+        capsys,
+        ["--config", peer_config(workdir, "soft.keras")],
+        "peers.0.path soft.keras: outputs probabilities, not logits (its last layer "
+        "'probs' applies a softmax)",
+        "`activation=None`",
+        "save it again",
+    )
+
+
 def test_peer_architecture_that_does_not_exist(workdir, capsys):
     refused(
         workdir,
