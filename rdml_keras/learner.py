@@ -352,9 +352,18 @@ class MutualLearner(TrainStep, keras.Model):
         }
 
     def compile_from_config(self, config):
+        config = dict(config)
+        optimizer = config.pop("optimizer", None)
         config = {
             key: keras.saving.deserialize_keras_object(value) for key, value in config.items()
         }
+        if isinstance(optimizer, dict):
+            # Keras names a built-in optimizer by its backend's own class
+            # (`keras.src.backend.torch.optimizers.torch_adam` on PyTorch);
+            # `keras.optimizers.deserialize` maps it to this backend's.
+            optimizer = keras.optimizers.deserialize(optimizer)
+        if optimizer is not None:
+            config["optimizer"] = optimizer
         self.compile(**config)  # builds the optimizer of a built learner
 
     def build(self, input_shape):

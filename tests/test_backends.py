@@ -23,8 +23,13 @@ SAVE = textwrap.dedent(
         keras.utils.set_random_seed(seed)
         return keras.Sequential([keras.Input((6,)), keras.layers.Dense(hidden, activation="relu"),
                                  keras.layers.BatchNormalization(), keras.layers.Dense(4)])
-    learner = MutualLearner([peer(0, 8), peer(1, 5)], alpha=1.5, divergence_weight=0.5)
-    learner.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
+    update = sys.argv[3]
+    # The sequential order and global_clipnorm put a PerPeerOptimizer in the file.
+    clip = 1.0 if update == "sequential" else None
+    learner = MutualLearner([peer(0, 8), peer(1, 5)], alpha=1.5, divergence_weight=0.5,
+                            update=update)
+    learner.compile(optimizer=keras.optimizers.Adam(0.01, global_clipnorm=clip),
+                    metrics=["accuracy"])
     learner.fit(x, y, batch_size=16, epochs=2, verbose=0)
     learner.save(sys.argv[1])
     np.save(sys.argv[2], np.stack(learner.predict(x, verbose=0)))
@@ -51,7 +56,8 @@ LOAD = textwrap.dedent(
     predictions = np.stack(learner.predict(x, verbose=0))
     np.save(sys.argv[2], predictions)
     history = learner.fit(x, y, batch_size=16, epochs=1, verbose=0)  # and it trains on
-    print(json.dumps({"backend": keras.backend.backend(),
+    print(json.dumps({"backend": keras.backend.backend(), "update": learner.update,
+                      "optimizer": type(learner.optimizer).__name__,
                       "alpha": float(learner.alpha), "weight": float(learner.divergence_weight),
                       "iterations": int(learner.optimizer.iterations),
                       "loss": history.history["loss"], "imports": imports}))
@@ -71,11 +77,11 @@ def run(backend, script, *args, env=None):
     return done.stdout
 
 
-def save_and_load(folder, saved_on, loaded_on):
+def save_and_load(folder, saved_on, loaded_on, update="simultaneous"):
     """SAVE on one backend, LOAD on the other: (LOAD's report, saved and
     loaded predictions)."""
     path = folder / "cohort.keras"
-    run(saved_on, SAVE, path, folder / "saved.npy")
+    run(saved_on, SAVE, path, folder / "saved.npy", update)
     report = json.loads(run(loaded_on, LOAD, path, folder / "loaded.npy").splitlines()[-1])
     return report, np.load(folder / "saved.npy"), np.load(folder / "loaded.npy")
 
@@ -87,18 +93,28 @@ def tensorflow_file_on_jax(tmp_path_factory):
 
 
 # The reverse direction costs another ~30 s of backend start-ups: --full.
+# PyTorch both ways round, in the sequential order with per-peer clipping.
 @pytest.mark.parametrize(
-    "saved_on, loaded_on",
-    [("tensorflow", "jax"), pytest.param("jax", "tensorflow", marks=pytest.mark.slow)],
+    "saved_on, loaded_on, update",
+    [
+        ("tensorflow", "jax", "simultaneous"),
+        ("tensorflow", "torch", "sequential"),
+        ("torch", "jax", "sequential"),
+        pytest.param("jax", "tensorflow", "simultaneous", marks=pytest.mark.slow),
+    ],
 )
 def test_a_keras_file_from_one_backend_loads_and_predicts_the_same_on_the_other(
-    request, tmp_path, saved_on, loaded_on
+    request, tmp_path, saved_on, loaded_on, update
 ):
     if (saved_on, loaded_on) == ("tensorflow", "jax"):
         report, saved, loaded = request.getfixturevalue("tensorflow_file_on_jax")
     else:
-        report, saved, loaded = save_and_load(tmp_path, saved_on, loaded_on)
+        report, saved, loaded = save_and_load(tmp_path, saved_on, loaded_on, update)
     assert report["backend"] == loaded_on
+    assert report["update"] == update
+    assert report["optimizer"] == (
+        "PerPeerOptimizer" if update == "sequential" else "Adam"
+    )
     np.testing.assert_allclose(loaded, saved, atol=1e-5)
     assert report["alpha"] == 1.5 and report["weight"] == 0.5
     # 2 epochs × 4 steps on the first backend, one more epoch on the second.
