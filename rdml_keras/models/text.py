@@ -433,7 +433,11 @@ def with_vectorizer(peer, vectorizer, name=None):
     Returns:
         A functional `keras.Model` from a `(batch,)` string tensor to logits.
 
-    Example (TensorFlow):
+    Raises:
+        ValueError: another backend than TensorFlow, or a vectoriser that is
+            not an int-mode `TextVectorization` of the peer's length.
+
+    Example (TensorFlow; `x_train` an array of strings):
 
         vectorizer = keras.layers.TextVectorization(output_sequence_length=256)
         vectorizer.adapt(x_train)
@@ -441,8 +445,15 @@ def with_vectorizer(peer, vectorizer, name=None):
         ...  # train the peer on vectorizer(x_train)
         model = with_vectorizer(peer, vectorizer)
         model.save("peer_strings.keras")
-        keras.saving.load_model("peer_strings.keras").predict(np.array(["oil prices rose"]))
+        restored = keras.saving.load_model("peer_strings.keras")
+        restored.predict(np.array(["oil prices rose"], dtype=object))  # logits
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"with_vectorizer needs the TensorFlow backend (strings are TensorFlow tensors); "
+            f"the backend is {keras.backend.backend()!r}. Vectorise in the input pipeline and "
+            f"call the peer on token ids instead."
+        )
     if not isinstance(vectorizer, layers.TextVectorization):
         checks.fail("vectorizer", vectorizer, "a keras.layers.TextVectorization")
     config = vectorizer.get_config()

@@ -232,9 +232,13 @@ def test_an_exported_peer_classifies_raw_strings_after_reload(tmp_path):
     assert inner[0].get_vocabulary() == vectorizer.get_vocabulary()
 
 
-@TENSORFLOW_ONLY
-def test_with_vectorizer_refuses_a_vectorizer_that_does_not_fit():
+@BACKENDS
+def test_with_vectorizer_refuses_a_vectorizer_that_does_not_fit_or_another_backend():
     peer = build_peer("fasttext", (32,), 8, vocabulary_size=50, embedding_dim=8)
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match="needs the TensorFlow backend"):
+            with_vectorizer(peer, None)
+        return
     for vectorizer in (
         keras.layers.TextVectorization(output_sequence_length=16),
         keras.layers.TextVectorization(output_mode="multi_hot"),
