@@ -80,9 +80,23 @@ class DecoupledKLDistillation(_DivergenceDistillation):
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
 class ImprovedKLDistillation(_DivergenceDistillation):
-    """Improved KL for `keras.distillation.Distiller` (teacher arg-max as class).
+    """Improved KL for `keras.distillation.Distiller`, with per-sample weights.
 
-    Example: `ImprovedKLDistillation(num_classes=10)`.
+    The weights are softmax(teacher / T2) of each sample, the official code's
+    default for distillation (`GI=False`). Class-wise weights need the labels
+    and an epoch statistic, which `keras.distillation` does not pass to a
+    distillation loss: use `MutualLearner` with `ImprovedKL` for those.
+
+    Example: `ImprovedKLDistillation(num_classes=10, temperature=4.0)`.
     """
 
     loss_class = losses.ImprovedKL
+
+    def __init__(self, weighting="sample", **kwargs):
+        if weighting != "sample":
+            raise ValueError(
+                f"ImprovedKLDistillation supports weighting='sample' only; received "
+                f"weighting={weighting!r}. Class-wise weights need labels: use "
+                f"MutualLearner with ImprovedKL(weighting='class')."
+            )
+        super().__init__(weighting=weighting, **kwargs)

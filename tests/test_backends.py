@@ -112,9 +112,7 @@ def test_a_keras_file_from_one_backend_loads_and_predicts_the_same_on_the_other(
         report, saved, loaded = save_and_load(tmp_path, saved_on, loaded_on, update)
     assert report["backend"] == loaded_on
     assert report["update"] == update
-    assert report["optimizer"] == (
-        "PerPeerOptimizer" if update == "sequential" else "Adam"
-    )
+    assert report["optimizer"] == ("PerPeerOptimizer" if update == "sequential" else "Adam")
     np.testing.assert_allclose(loaded, saved, atol=1e-5)
     assert report["alpha"] == 1.5 and report["weight"] == 0.5
     # 2 epochs × 4 steps on the first backend, one more epoch on the second.

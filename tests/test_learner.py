@@ -77,13 +77,13 @@ def renyi_ops(target_logits, logits, alpha):
     return ops.mean(per_example)
 
 
-def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimizer):
+def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimizer, batch=BATCH):
     """The per-peer updates of DESIGN §1.1/§1.4, one optimizer per peer."""
     optimizers = [make_optimizer() for _ in peers]
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     K = len(peers)
-    for start in range(0, EXAMPLES, BATCH):
-        xb, yb = x[start : start + BATCH], y[start : start + BATCH]
+    for start in range(0, EXAMPLES, batch):
+        xb, yb = x[start : start + batch], y[start : start + batch]
         snapshot = [to_numpy(peer(xb)) for peer in peers]
         for k, peer in enumerate(peers):
             if update == "sequential":
@@ -109,26 +109,36 @@ def assert_same_weights(peers_a, peers_b, atol=1e-5):
 # ------------------------------------------------------------ exact updates
 
 
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(learning_rate=0.05),
+    "sgd": lambda: keras.optimizers.SGD(learning_rate=0.5),
+}
+
+
 @pytest.mark.parametrize("update", UPDATES)
 @pytest.mark.parametrize("num_peers", [2, 3])
-def test_fit_equals_one_optimizer_per_peer(num_peers, update):
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_fit_equals_one_optimizer_per_peer(optimizer, num_peers, update):
+    """Adam over two batches (each peer's own moments and step count), and
+    SGD over one full batch, against the per-peer loop."""
     x, y = make_data()
     peers = [make_peer(seed) for seed in range(num_peers)]
     reference = clone_cohort(peers)
     initial = peers[-1].get_weights()[0].copy()
-    make_optimizer = lambda: keras.optimizers.Adam(learning_rate=0.05)
+    make_optimizer = OPTIMIZERS[optimizer]
+    batch = BATCH if optimizer == "adam" else EXAMPLES
 
     learner = MutualLearner(
         peers, divergence="renyi", alpha=1.5, divergence_weight=0.7, update=update
     )
     learner.compile(optimizer=make_optimizer())
-    learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-    hand_written_mutual_learning(reference, x, y, 1.5, 0.7, update, make_optimizer)
+    learner.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    hand_written_mutual_learning(reference, x, y, 1.5, 0.7, update, make_optimizer, batch)
 
-    # Two Adam steps move the weights by ~0.1, far beyond the 1e-5 tolerance.
+    # The steps move the weights by ~0.1, far beyond the 1e-5 tolerance.
     assert np.abs(peers[-1].get_weights()[0] - initial).max() > 1e-2
     assert_same_weights(learner.peers, reference)
-    assert int(learner.optimizer.iterations) == EXAMPLES // BATCH
+    assert int(learner.optimizer.iterations) == EXAMPLES // batch
 
 
 def test_kl_divergence_equals_renyi_at_one_in_training():
@@ -322,7 +332,8 @@ def test_mixed_precision_fit_gives_finite_losses(policy, update):
     assert learner.peers[0].layers[0].compute_dtype == policy.split("_")[1]
 
 
-def test_alpha_schedule_reaches_a_jit_compiled_step():
+@pytest.mark.parametrize("update", UPDATES)
+def test_alpha_schedule_reaches_a_jit_compiled_step(update):
     """With frozen weights, peer0_div per epoch must follow α epoch by epoch."""
     x, y = make_data()
     peers = [make_peer(0), make_peer(1)]
@@ -332,7 +343,7 @@ def test_alpha_schedule_reaches_a_jit_compiled_step():
         def on_epoch_begin(self, epoch, logs=None):
             self.model.alpha.assign(alphas[epoch])
 
-    learner = MutualLearner(peers, alpha=2.0)
+    learner = MutualLearner(peers, alpha=2.0, update=update)
     learner.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=True)
     history = learner.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[SetAlpha()])
     assert learner.jit_compile is True
@@ -445,14 +456,73 @@ def test_bad_arguments_are_named(kwargs, message):
         MutualLearner([make_peer(0), make_peer(1)], **kwargs)
 
 
-def test_ikl_trains_with_true_labels_and_evaluate_leaves_its_statistic():
+def ikl_numpy(target, learner, weights):
+    """IKL per example at T = 1 from its definition: α/4 Σ_jk w_j w_k (Δm − Δn)² + soft CE."""
+    residual = np.float64(target) - np.float64(learner)
+    pairs = residual[:, :, None] - residual[:, None, :]
+    wmse = np.einsum("bj,bk,bjk->b", weights, weights, pairs**2)
+    soft_ce = -np.sum(softmax(np.float64(target), -1) * log_softmax(np.float64(learner), -1), -1)
+    return wmse / 4 + soft_ce
+
+
+@pytest.mark.parametrize("update", UPDATES)
+def test_ikl_uses_each_target_peers_own_epoch_statistic(update):
+    """Frozen peers (SGD at rate 0): epoch 1 weighs uniformly, epoch 2 by the
+    exact class means of epoch 1, each target peer's from its own predictions;
+    evaluate leaves the statistic alone."""
     x, y = make_data()
-    divergence = losses.ImprovedKL(num_classes=CLASSES)
-    learner = MutualLearner([make_peer(0), make_peer(1)], divergence=divergence)
-    learner.compile(optimizer="adam")
-    history = learner.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    assert np.isfinite(history.history["peer0_div"][0])
-    trained = to_numpy(divergence.class_means)
-    assert not np.allclose(trained, 1 / CLASSES)
+    divergence = losses.ImprovedKL(num_classes=CLASSES, weight_temperature=2.0)
+    learner = MutualLearner([make_peer(0), make_peer(1)], divergence=divergence, update=update)
+    learner.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    logits = [peer.predict(x, verbose=0) for peer in learner.peers]
+    one_hot = np.eye(CLASSES)[y]
+    means = [
+        (one_hot.T @ softmax(np.float64(z) / 2.0, -1)) / one_hot.sum(0)[:, None] for z in logits
+    ]
+    np.testing.assert_allclose(to_numpy(divergence.class_means), means, rtol=1e-5)
+    assert np.abs(means[0] - means[1]).max() > 1e-2  # the peers' statistics differ
+    uniform = np.full((EXAMPLES, CLASSES), 1 / CLASSES)
+    want = [ikl_numpy(logits[1], logits[0], uniform), ikl_numpy(logits[1], logits[0], means[1][y])]
+    np.testing.assert_allclose(history.history["peer0_div"], np.mean(want, axis=1), rtol=1e-4)
     learner.evaluate(x, y, verbose=0)
-    np.testing.assert_array_equal(to_numpy(divergence.class_means), trained)
+    np.testing.assert_allclose(to_numpy(divergence.class_means), means, rtol=1e-5)
+
+
+class _LabelWeightedKL(losses.CohortDivergence):
+    """KL weighted by (1 + label + 10·target index), counting its updates."""
+
+    def build_cohort(self, num_peers):
+        self.updates = keras.Variable(np.zeros(num_peers, "float32"), trainable=False)
+
+    def cohort_call(self, target_logits, logits, labels, target):
+        weight = 1.0 + ops.cast(labels, "float32") + 10.0 * target
+        return weight * losses.kl_divergence(target_logits, logits)
+
+    def update_state(self, target_logits, labels, target):
+        self.updates.assign(self.updates + ops.one_hot(target, 2))
+
+
+def test_a_cohort_divergence_gets_labels_target_and_training_explicitly():
+    x, y = make_data()
+    divergence = _LabelWeightedKL()
+    learner = MutualLearner([make_peer(0), make_peer(1)], divergence=divergence)
+    learner.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    logits = [np.float64(peer.predict(x, verbose=0)) for peer in learner.peers]
+
+    def kl(p_logits, q_logits):
+        log_p, log_q = log_softmax(p_logits, -1), log_softmax(q_logits, -1)
+        return np.sum(np.exp(log_p) * (log_p - log_q), -1)
+
+    # Peer 0 learns towards target 1, peer 1 towards target 0.
+    np.testing.assert_allclose(
+        history.history["peer0_div"], np.mean((11 + y) * kl(logits[1], logits[0])), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        history.history["peer1_div"], np.mean((1 + y) * kl(logits[0], logits[1])), rtol=1e-4
+    )
+    # Once per target per training step (2 steps), never in evaluation.
+    np.testing.assert_array_equal(to_numpy(divergence.updates), [2, 2])
+    learner.evaluate(x, y, verbose=0)
+    np.testing.assert_array_equal(to_numpy(divergence.updates), [2, 2])

@@ -227,16 +227,137 @@ def test_improved_kl_matches_pairwise_formula_and_reaches_learner(logits):
     assert np.abs(ikl - kl).max() > 1e-2
 
 
-def test_improved_kl_class_means_track_true_classes():
-    loss = losses.ImprovedKL(num_classes=3, momentum=0.0)
+def official_dkl_loss(
+    student, teacher, temperature, alpha, beta, class_prior=None, gi=False, t2=100.0
+):
+    """`dkl_loss` of jiequancui/DKL (DKLv1/KD-dkl/mdistiller/distillers/IKL_KD.py),
+    transcribed line by line from PyTorch to NumPy (float64). Note its `alpha`
+    weighs the soft CE and its `beta` the weighted MSE."""
+    num_classes = student.shape[1]
+    delta_n = teacher.reshape(-1, num_classes, 1) - teacher.reshape(-1, 1, num_classes)
+    delta_a = student.reshape(-1, num_classes, 1) - student.reshape(-1, 1, num_classes)
+    if gi:
+        p_n = class_prior.reshape(-1, num_classes, 1) @ class_prior.reshape(-1, 1, num_classes)
+    else:
+        s_n = softmax(teacher / t2, axis=1)
+        p_n = s_n.reshape(-1, num_classes, 1) @ s_n.reshape(-1, 1, num_classes)
+    loss_mse = 0.25 * (np.power(delta_n - delta_a, 2) * p_n).sum() / student.shape[0]
+    loss_sce = (
+        -(softmax(teacher / temperature, axis=-1) * log_softmax(student / temperature, axis=-1))
+        .sum(1)
+        .mean()
+    )
+    return beta * loss_mse + alpha * loss_sce
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+@pytest.mark.parametrize("weighting", ["class", "sample"])
+def test_improved_kl_equals_the_official_dkl_loss(weighting, temperature, logits):
+    """GI=True ↔ weighting='class', GI=False ↔ 'sample'; ALPHA, BETA = 1, 8
+    (the official CIFAR config) map to beta = ALPHA/T², alpha = BETA."""
+    target, learner = np.float64(logits[0]), np.float64(logits[1])
+    rng = np.random.default_rng(5)
+    classes = target.shape[1]
+    labels = rng.integers(0, classes, size=target.shape[0])
+    prior = softmax(rng.normal(size=(classes, classes)), axis=-1)  # a previous epoch's means
+    want = official_dkl_loss(
+        learner,
+        target,
+        temperature,
+        alpha=1.0,
+        beta=8.0,
+        class_prior=np.eye(classes)[labels] @ prior,
+        gi=weighting == "class",
+        t2=7.0,
+    )
+    loss = losses.ImprovedKL(
+        num_classes=classes,
+        alpha=8.0,
+        beta=1.0 / temperature**2,
+        temperature=temperature,
+        weighting=weighting,
+        weight_temperature=7.0,
+    )
+    if weighting == "class":
+        loss.class_means.assign(prior[None].astype("float32"))
+    got = float(loss((logits[0], labels), logits[1]))
+    np.testing.assert_allclose(got, want, rtol=2e-5)
+
+
+def epoch_means_numpy(previous, epochs, t2):
+    """The official trainer's rule: each epoch's exact per-class mean of
+    softmax(target / T2); a class absent from the epoch keeps its row."""
+    means = previous.copy()
+    history = []
+    for batches in epochs:
+        sums = np.zeros_like(means)
+        counts = np.zeros(len(means))
+        for target, labels in batches:
+            np.add.at(sums, labels, softmax(np.float64(target) / t2, axis=-1))
+            np.add.at(counts, labels, 1)
+        seen = counts > 0
+        means[seen] = sums[seen] / counts[seen, None]
+        history.append(means.copy())
+    return history
+
+
+def test_improved_kl_epoch_statistic_follows_the_official_rule():
+    classes, t2 = 3, 2.0
+    rng = np.random.default_rng(0)
+
+    def batch(allowed):
+        labels = rng.choice(allowed, size=8)
+        return rng.normal(size=(8, classes)).astype("float32") * 3, labels
+
+    epochs = [
+        [batch([0, 1, 2]), batch([0, 1, 2])],
+        [batch([0, 1]), batch([0, 1])],  # class 2 absent: its row stays
+        [batch([0, 1, 2]), batch([1, 2])],
+    ]
+    loss = losses.ImprovedKL(num_classes=classes, weight_temperature=t2)
+    want = epoch_means_numpy(np.full((classes, classes), 1 / classes), epochs, t2)
+    for batches, expected in zip(epochs, want):
+        before = to_numpy(loss.class_means)[0]
+        for target, labels in batches:
+            loss.update_state(target, labels, 0)
+        # Frozen within the epoch.
+        np.testing.assert_array_equal(to_numpy(loss.class_means)[0], before)
+        loss.close_epoch()
+        np.testing.assert_allclose(to_numpy(loss.class_means)[0], expected, rtol=1e-5)
+    assert not np.allclose(want[1][2], want[0][0])  # the absent row is not trivial
+
+
+def test_improved_kl_ema_statistic_tracks_true_classes():
+    loss = losses.ImprovedKL(num_classes=3, statistic="ema", momentum=0.0, weight_temperature=1.0)
     target = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]], "float32")
     labels = np.array([2, 2, 0])
-    loss((target, labels), target)
-    means = to_numpy(loss.class_means)
+    loss.update_state(target, labels, 0)
+    means = to_numpy(loss.class_means)[0]
     p = softmax(np.float64(target), axis=-1)
     np.testing.assert_allclose(means[2], p[:2].mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(means[0], p[2], rtol=1e-5)
     np.testing.assert_allclose(means[1], 1 / 3, rtol=1e-6)  # unseen: untouched
+
+
+def test_improved_kl_keeps_one_statistic_per_target():
+    loss = losses.ImprovedKL(num_classes=3, weight_temperature=1.0)
+    loss.build_cohort(2)
+    target = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]], "float32")
+    labels = np.array([0, 1])
+    loss.update_state(target, labels, 1)
+    loss.close_epoch()
+    means = to_numpy(loss.class_means)
+    np.testing.assert_allclose(means[0], 1 / 3, rtol=1e-6)  # target 0 saw nothing
+    np.testing.assert_allclose(means[1][:2], softmax(np.float64(target), axis=-1), rtol=1e-5)
+
+
+def test_improved_kl_bad_options_are_named():
+    with pytest.raises(ValueError, match="received weighting='global'"):
+        losses.ImprovedKL(num_classes=3, weighting="global")
+    with pytest.raises(ValueError, match="received statistic='batch'"):
+        losses.ImprovedKL(num_classes=3, statistic="batch")
+    with pytest.raises(ValueError, match="received weight_temperature=0"):
+        losses.ImprovedKL(num_classes=3, weight_temperature=0)
 
 
 # -------------------------------------------------------------- Loss classes
@@ -259,6 +380,8 @@ def test_loss_class_sums_classes_and_averages_batch(logits):
         losses.KLDivergence(temperature=3.0),
         losses.DecoupledKL(alpha=0.5, beta=2.0),
         losses.ImprovedKL(num_classes=10, alpha=2.0, momentum=0.5),
+        losses.ImprovedKL(num_classes=10, statistic="ema", momentum=0.5, weight_temperature=4.0),
+        losses.ImprovedKL(num_classes=10, weighting="sample", temperature=4.0),
     ],
     ids=lambda loss: type(loss).__name__,
 )

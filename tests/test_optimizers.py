@@ -91,9 +91,7 @@ def test_one_shared_global_norm_would_couple_the_peers():
             xb, yb = x[start : start + BATCH], y[start : start + BATCH]
             grads = [g for peer in peers for g in _gradients(peer, xb, yb, ce)]
             coupled.apply(grads, variables)
-    gap = max(
-        np.abs(a - b).max() for a, b in zip(peers[0].get_weights(), alone.get_weights())
-    )
+    gap = max(np.abs(a - b).max() for a, b in zip(peers[0].get_weights(), alone.get_weights()))
     assert gap > 1e-3
 
 
