@@ -44,8 +44,7 @@ Method:
 
 Backends: each runs in a process of its own (Keras fixes the backend at
 import); both sides of every ratio are timed in that one process. On JAX
-every step is jitted (JAX's default), so rows run with jit on, and the
-`sequential` rows are left out (TensorFlow only).
+every step is jitted (JAX's default), so rows run with jit on.
     python benchmarks/speed.py --suites small_cnn --rounds 7 --json out.json
 """
 
@@ -153,11 +152,11 @@ def default_suites():
 
 
 def rows_for_backend(rows, backend):
-    """The rows a backend runs: JAX always jits and has no sequential order.
+    """The rows a backend runs: JAX always jits.
 
     >>> rows = [Row("s"), Row("s", jit=True), Row("s", update="sequential")]
     >>> [(r.jit, r.update) for r in rows_for_backend(rows, "jax")]
-    [(True, 'simultaneous')]
+    [(True, 'simultaneous'), (True, 'sequential')]
     >>> len(rows_for_backend(rows, "tensorflow"))
     3
     """
@@ -165,8 +164,6 @@ def rows_for_backend(rows, backend):
         return rows
     kept = []
     for row in rows:
-        if row.update != "simultaneous":
-            continue
         row = dataclasses.replace(row, jit=True)
         if row not in kept:
             kept.append(row)
@@ -544,6 +541,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument(
+        "--updates",
+        default=None,
+        help="comma-separated update orders whose rows to run (default: all)",
+    )
+    parser.add_argument(
         "--backends",
         default=None,
         help="comma-separated Keras backends, each timed in its own "
@@ -583,6 +585,9 @@ def main(argv=None):
             )
         suites = {name: SUITES[name] for name in wanted}
         rows = [row for row in default_rows() if row.suite in suites]
+    if args.updates:
+        orders = {u.strip() for u in args.updates.split(",")}
+        rows = [row for row in rows if row.update in orders]
     import keras
 
     rows = rows_for_backend(rows, keras.backend.backend())
