@@ -40,6 +40,18 @@ def site(tmp_path_factory):
     return out
 
 
+def test_hook_examples():
+    import doctest
+    import importlib.util
+
+    for name in ("docs_hooks", "docs_griffe"):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, name
+
+
 # ----------------------------------------------------------------------------
 # Offline: nothing is loaded from another host
 

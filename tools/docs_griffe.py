@@ -14,11 +14,8 @@ def fence_doctests(text):
 
     Example:
 
-    >>> print(fence_doctests(">>> 1 + 1\\n2"))
-    ```pycon
-    >>> 1 + 1
-    2
-    ```
+    >>> fence_doctests("Example:\\n\\n>>> 1 + 1\\n2\\n\\nText.").splitlines()
+    ['Example:', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'Text.']
     """
     out, session, in_fence = [], [], False
     for line in [*text.splitlines(), ""]:

@@ -3,6 +3,10 @@
 - MathJax comes from its PyPI package (django-static-mathjax ships MathJax 3's
   `es5/` files; it has no dependencies and needs no Django to be read), copied
   into the site at build time, so equations render without a CDN.
+- The config-key table (docs/guides/config-keys.md, the output of `python -m
+  rdml_keras schema --markdown`, kept equal to it by tests/test_docs.py) says
+  `wrn_<depth>_<width>`: outside code spans its `<` and `>` are escaped so
+  Markdown does not take them for HTML tags.
 - The notebooks in `colab/` become pages at build time, not executed: their
   markdown cells as they are, their code cells as Python blocks, and a link to
   download the `.ipynb`. Remote badge images are turned into plain links so a
@@ -55,6 +59,31 @@ def notebook_markdown(path, download_name):
         f"see [Notebooks](../index.md#notebooks).\n"
     )
     return f"{title}\n\n{note}{rest}\n"
+
+
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+
+
+def escape_angle_brackets(line):
+    """`line` with `<` and `>` outside code spans written as HTML entities.
+
+    >>> escape_angle_brackets("wrn_<depth> `a<b`")
+    'wrn_&lt;depth&gt; `a<b`'
+    """
+    parts = _CODE_SPAN.split(line)
+    return "".join(
+        part if part.startswith("`") else part.replace("<", "&lt;").replace(">", "&gt;")
+        for part in parts
+    )
+
+
+def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri != "guides/config-keys.md":
+        return markdown
+    return "\n".join(
+        escape_angle_brackets(line) if line.startswith("|") else line
+        for line in markdown.splitlines()
+    )
 
 
 def on_files(files, config):
