@@ -120,9 +120,10 @@ def browser(site):
         server.server_close()
 
 
-def _open(browser, path, name):
+def _open(browser, path, name, base=None):
     """Load a page, wait for MathJax to finish, screenshot it; return the driver."""
-    driver, base = browser
+    driver, served = browser
+    base = base or served
     _Handler.failed.clear()
     driver.get_log("browser")
     driver.get_log("performance")
@@ -193,10 +194,14 @@ def test_equations_are_typeset(browser):
     assert not _problems(driver)
 
 
-def test_search_works_from_the_built_files(browser):
+@pytest.mark.parametrize("scheme", ["http", "file"])
+def test_search_works_from_the_built_files(browser, site, scheme):
+    """Over a local server, and from the files themselves (file://, where the
+    offline plugin's search index and the vendored iframe-worker shim do it)."""
     from selenium.webdriver.common.by import By
 
-    driver = _open(browser, "index.html", "search")
+    base = site.as_uri() if scheme == "file" else None
+    driver = _open(browser, "index.html", f"search_{scheme}", base)
     driver.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()
     box = driver.find_element(By.CSS_SELECTOR, ".md-search__input")
     box.send_keys("Rényi")
@@ -205,7 +210,7 @@ def test_search_works_from_the_built_files(browser):
         By.CSS_SELECTOR, ".md-search-result__item"
     ):
         time.sleep(0.2)
-    driver.save_screenshot(str(ARTEFACTS / "search.png"))
+    driver.save_screenshot(str(ARTEFACTS / f"search_{scheme}.png"))
     assert driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item")
     assert not _problems(driver)
 
