@@ -240,6 +240,27 @@ def test_config_key_table_is_the_schema():
 
 
 # ----------------------------------------------------------------------------
+# Citations of the design page name sections it has
+
+
+def test_design_citations_name_sections_of_the_design_page():
+    sections = set(re.findall(r"^#+ §\S+ .*\{ #s(\S+) \}$", (DOCS / "design.md").read_text(), re.M))
+    assert {"1", "1.1", "1.2", "1.3", "1.4", "1.5", "2", "3", "3a", "4", "5", "6"} <= sections
+    cited = re.compile(r"(?:DESIGN(?:\.md)?|design page),?\s*§\s*([0-9]+[a-z]?(?:\.[0-9]+)?)")
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    missing = {
+        (name, section)
+        for name in files
+        if name.endswith((".py", ".md", ".sh", ".yaml", ".ipynb", ".txt"))
+        for section in cited.findall((ROOT / name).read_text(errors="replace"))
+        if section not in sections
+    }
+    assert not missing, f"citations of design sections the page lacks: {sorted(missing)}"
+
+
+# ----------------------------------------------------------------------------
 # The guides' Python blocks run as written
 
 
