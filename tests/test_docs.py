@@ -76,6 +76,17 @@ def test_pages_load_nothing_from_another_host(site):
     assert (site / "search/search_index.js").is_file()  # the offline search index
 
 
+def test_api_reference_renders_docstrings_as_code_and_text(site):
+    """Doctest sessions are code blocks (tools/docs_griffe.py), and no docstring
+    line turns into a Markdown block quote."""
+    for page in sorted((site / "api").glob("*.html")):
+        html = page.read_text()
+        assert "<blockquote>" not in html, f"{page.name}: a docstring line starts with '>'"
+        assert "&gt;&gt;&gt;" not in html.replace('<span class="gp">&gt;&gt;&gt; </span>', ""), (
+            f"{page.name}: a doctest prompt outside a code block"
+        )
+
+
 # ----------------------------------------------------------------------------
 # A real browser: headless Chromium from Debian's packages (.ci/run installs it)
 
