@@ -59,8 +59,8 @@ def _require_jax(what):
 def validate_processes(num_processes, process_id):
     """Check a process count and a process id; returns them as ints.
 
-    Raises ValueError naming the bad value: `num_processes` must be an integer
-    >= 1 and `process_id` an integer in `[0, num_processes)`.
+    Raises ValueError naming the bad value: `num_processes` must be an
+    integer >= 1 and `process_id` an integer in `[0, num_processes)`.
 
     Example:
 
@@ -431,13 +431,15 @@ class GlobalBatches(keras.utils.PyDataset):
     global batch must split evenly over the processes).
 
     Args:
-        x, y: arrays (or lists/dicts of arrays) with the same first dimension.
+        x: an array (or a list/dict of arrays) of inputs.
+        y: an array (or a list/dict of arrays) of targets, with x's first
+            dimension.
         sample_weight: optional per-example weights.
         batch_size: the global batch size b.
         shuffle: reshuffle every epoch (deterministically, from `seed`).
         seed: the shuffling seed, the same on every process.
-        num_processes, process_id: None for the running job's
-            (`process_count()`, `process_index()`).
+        num_processes: None for the running job's (`process_count()`).
+        process_id: None for this process's (`process_index()`).
         num_devices: None for every device of the job on JAX (the global
             batch must split evenly over them too), else a count.
 

@@ -159,7 +159,7 @@ def test_profile_step_quick():
         # The peers' own layers are recognised as such, not lumped into "other".
         assert _first_number(cell["peer forward"]) > 0
         assert _first_number(cell["peer backward"]) > 0
-        # What mutual learning adds stays a small part of the step (README:
+        # What mutual learning adds stays a small part of the step (docs/results.md:
         # 1.0 % at batch 64; more at this smoke test's batch 16).
         assert share(cell["loss, divergence, ensemble, metrics"]) < 10.0
 

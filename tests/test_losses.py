@@ -476,13 +476,13 @@ def test_renyi_is_accurate_at_small_alpha(learner_logit, alpha, temperature):
 
 
 def test_keras_logits_distillation_default_loss_is_not_kl_times_t_squared():
-    """Pins a Keras 3.15.1 bug that README warns about.
+    """Pins a Keras 3.15.1 bug that the distillation guide warns about.
 
     `LogitsDistillation(temperature=2.0)` with its default
     `loss="kl_divergence"` resolves the string to the probability-space
     function, which Keras then applies to the tempered logits, not to
     probabilities. `keras.losses.KLDivergence()` and our `KLDistillation`
-    give KL(p_t ‖ p_s)·T². If Keras fixes this, update README's note.
+    give KL(p_t ‖ p_s)·T². If Keras fixes this, update docs/guides/distillation.md.
     """
     from rdml_keras.distillation import KLDistillation
 

@@ -485,16 +485,3 @@ def test_schema_command_prints_the_json_schema(capsys):
 
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema()
-
-
-def test_readme_config_table_is_the_schema():
-    from rdml_keras.experiments.config import schema_markdown
-
-    readme = (ROOT / "README.md").read_text()
-    start, end = "<!-- config keys: python -m rdml_keras schema --markdown -->", "<!-- end -->"
-    assert start in readme, "README.md lost its table of config keys"
-    table = readme.split(start, 1)[1].split(end, 1)[0].strip()
-    assert table == schema_markdown(), (
-        "README's config table differs from the schema: paste the output of "
-        "`python -m rdml_keras schema --markdown`"
-    )

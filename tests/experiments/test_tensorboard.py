@@ -1,10 +1,10 @@
 """TensorBoard end to end: a finished run's logs, served by a real `tensorboard`
 process on a loopback port, read back over HTTP.
 
-The tags are the ones README documents: Keras's TensorBoard callback prefixes
-every logged key with `epoch_`, one point per epoch at steps 0..epochs-1, in
-the runs `train` and `validation` (the test split); `epoch_learning_rate` is
-in `train` only.
+The tags are the ones docs/guides/experiments.md documents: Keras's
+TensorBoard callback prefixes every logged key with `epoch_`, one point per
+epoch at steps 0..epochs-1, in the runs `train` and `validation` (the test
+split); `epoch_learning_rate` is in `train` only.
 """
 
 import json
