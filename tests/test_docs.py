@@ -245,8 +245,8 @@ def test_config_key_table_is_the_schema():
     ).stdout.strip()
     assert printed.startswith("| key |")
     assert table == printed, (
-        "docs/guides/config-keys.md differs from the schema: paste the output of "
-        "`python -m rdml_keras schema --markdown` between its markers"
+        "docs/guides/config-keys.md differs from the schema: run "
+        "`python tools/paste_config_keys.py`"
     )
 
 
