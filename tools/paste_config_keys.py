@@ -1,7 +1,7 @@
 """Paste `python -m rdml_keras schema --markdown` between the markers of docs/guides/config-keys.md.
 
-    python tools/paste_config_keys.py          # rewrite the table
-    python tools/paste_config_keys.py --check  # exit 1 if it is stale
+python tools/paste_config_keys.py          # rewrite the table
+python tools/paste_config_keys.py --check  # exit 1 if it is stale
 """
 
 import pathlib
