@@ -126,17 +126,10 @@ def test_mixed_float16_puts_the_loss_scale_outside():
     keras.mixed_precision.set_global_policy("mixed_float16")
     x, y = make_data()
 
-    def peer(seed):
-        keras.utils.set_random_seed(seed)
-        return keras.Sequential(
-            [
-                keras.Input((FEATURES,)),
-                keras.layers.Dense(8, activation="relu"),
-                keras.layers.Dense(CLASSES, dtype="float32"),
-            ]
-        )
-
-    learner = MutualLearner([peer(0), peer(1)])
+    # float16 hidden layer, float32 logits.
+    peers = [make_peer(seed, 8) for seed in range(2)]
+    assert peers[0].layers[0].compute_dtype == "float16"
+    learner = MutualLearner(peers)
     learner.compile(optimizer=keras.optimizers.SGD(0.1, global_clipnorm=1.0))
     assert isinstance(learner.optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(learner.optimizer.inner_optimizer, PerPeerOptimizer)
