@@ -70,7 +70,7 @@ def train_cohort(dataset, *, seed, divergence, alpha, args):
 
     from rdml_keras import MutualLearner
     from rdml_keras import schedules
-    from rdml_keras.data import load_dataset
+    from rdml_keras.experiments.data import load_dataset
     from rdml_keras.models import build_peer
 
     keras.utils.clear_session(free_memory=True)

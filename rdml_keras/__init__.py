@@ -8,27 +8,33 @@ learner = rdml_keras.MutualLearner([peer_a, peer_b], divergence="renyi", alpha=1
 ```
 """
 
-from rdml_keras import datasets
-from rdml_keras import distillation
-from rdml_keras import losses
-from rdml_keras import models  # noqa: F401 - registers custom layers (ZeroPadShortcut) for load_model
-from rdml_keras import schedules
-from rdml_keras.learner import MutualLearner
-from rdml_keras.losses import DecoupledKL
-from rdml_keras.losses import ImprovedKL
-from rdml_keras.losses import KLDivergence
-from rdml_keras.losses import RenyiDivergence
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DecoupledKL",
-    "ImprovedKL",
-    "KLDivergence",
-    "MutualLearner",
-    "RenyiDivergence",
-    "datasets",
-    "distillation",
-    "losses",
-    "schedules",
-]
+# The public names, each imported on first use (PEP 562) so that `import
+# rdml_keras.experiments.config` or `python -m rdml_keras --help` loads no
+# Keras, TensorFlow or JAX. `.keras` files still load without touching these
+# names: Keras imports a saved object's module itself.
+_SUBMODULES = ("datasets", "distillation", "losses", "models", "schedules")
+_CLASSES = {
+    "DecoupledKL": "rdml_keras.losses",
+    "ImprovedKL": "rdml_keras.losses",
+    "KLDivergence": "rdml_keras.losses",
+    "MutualLearner": "rdml_keras.learner",
+    "RenyiDivergence": "rdml_keras.losses",
+}
+
+__all__ = sorted((*_CLASSES, *_SUBMODULES))
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

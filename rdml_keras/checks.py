@@ -88,3 +88,31 @@ def one_of(name, value, choices):
     if value not in choices:
         fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def validate_coordinator(coordinator_address):
+    """Check a `host:port` coordinator address; returns `(host, port)`.
+
+    Example:
+
+    >>> validate_coordinator("10.0.0.1:1234")
+    ('10.0.0.1', 1234)
+    >>> validate_coordinator("10.0.0.1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `coordinator_address` must be 'host:port' ...; received ...
+    """
+    host, sep, port = str(coordinator_address).rpartition(":")
+    valid = (
+        isinstance(coordinator_address, str)
+        and sep == ":"
+        and host.strip("[]") != ""
+        and port.isdigit()
+        and 1 <= int(port) <= 65535
+    )
+    if not valid:
+        raise ValueError(
+            f"`coordinator_address` must be 'host:port' with a port in "
+            f"1..65535; received coordinator_address={coordinator_address!r}."
+        )
+    return host, int(port)

@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from rdml_keras import checks
+from rdml_keras.checks import validate_coordinator
 
 DEFAULT_TIMEOUT = 60
 """Seconds `initialize_multiprocess` waits for every process to join."""
@@ -79,34 +80,6 @@ def validate_processes(num_processes, process_id):
             f"received process_id={process_id}."
         )
     return num_processes, process_id
-
-
-def validate_coordinator(coordinator_address):
-    """Check a `host:port` coordinator address; returns `(host, port)`.
-
-    Example:
-
-    >>> validate_coordinator("10.0.0.1:1234")
-    ('10.0.0.1', 1234)
-    >>> validate_coordinator("10.0.0.1")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: `coordinator_address` must be 'host:port' ...; received ...
-    """
-    host, sep, port = str(coordinator_address).rpartition(":")
-    valid = (
-        isinstance(coordinator_address, str)
-        and sep == ":"
-        and host.strip("[]") != ""
-        and port.isdigit()
-        and 1 <= int(port) <= 65535
-    )
-    if not valid:
-        raise ValueError(
-            f"`coordinator_address` must be 'host:port' with a port in "
-            f"1..65535; received coordinator_address={coordinator_address!r}."
-        )
-    return host, int(port)
 
 
 def validate_batch_size(batch_size, count, what="num_processes"):

@@ -1,5 +1,6 @@
 """The experiment application: YAML configs in, run directories out.
 
+    data        tf.data pipelines, augmentation, tfds, your own arrays and peers
     config      the declared schema of a config file (pydantic), --set, errors
     run_files   the run directory's files, written atomically, and its lock
     placement   where a run trains: one device, all local devices, N processes
@@ -7,8 +8,9 @@
     checkpoint  per-epoch checkpoints and bit-exact resume after a kill
     runner      config -> data + peers -> MutualLearner.fit -> results.json
     hparams     TensorBoard's HParams dashboard for a sweep
+    sweep_spec  a sweep's grid, search, seeds and storage, checked up front
     report      tables and the α plot over finished runs
-    sweep       grids and searches over config keys, on an Optuna study
+    sweep       the Optuna workers that run a sweep's trials, and its reports
     cli         `python -m rdml_keras train | evaluate | summarize | sweep | schema`
 
 Data flows one way, in that order: each module imports only those above it.

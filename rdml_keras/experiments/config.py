@@ -36,12 +36,16 @@ from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
 
-from rdml_keras import models
-from rdml_keras.data import AUGMENTATIONS
-from rdml_keras.data import DATASETS
-from rdml_keras.distribution import validate_coordinator
-from rdml_keras.learner import UPDATE_ORDERS
-from rdml_keras.losses import DIVERGENCES
+from rdml_keras import architectures
+from rdml_keras.checks import validate_coordinator
+from rdml_keras.datasets.specs import AUGMENTATIONS
+from rdml_keras.datasets.specs import DATASETS
+
+# The names `rdml_keras.losses.DIVERGENCES` and `rdml_keras.learner.UPDATE_ORDERS`
+# accept, spelled here so that validating a config imports no Keras
+# (tests/experiments/test_config.py checks that they agree).
+DIVERGENCES = ("renyi", "kl", "dkl", "ikl")
+UPDATE_ORDERS = ("simultaneous", "sequential")
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
@@ -51,7 +55,7 @@ LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
 # One device; every device of this machine; several processes (JAX).
 DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
 # `dataset.name: npz` trains on your own arrays (`dataset.path`, see
-# rdml_keras.data.validation for what the file must hold).
+# rdml_keras.experiments.data.validation for what the file must hold).
 NPZ_DATASET = "npz"
 # Peer names become Keras model names and file names: keep them portable.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -188,7 +192,7 @@ def _canonical_architecture(value):
     # The zoo accepts `WRN-28-10`; store the canonical spelling, which also
     # names the exported files.
     canonical = value.strip().lower().replace("-", "_")
-    if not models.is_valid_architecture(canonical):
+    if not architectures.is_valid_architecture(canonical):
         raise ValueError("unknown architecture")
     return canonical
 
@@ -210,21 +214,23 @@ DatasetName = Annotated[
     str,
     Field(strict=True, json_schema_extra={"enum": list(DATASET_NAMES)}),
     _check(lambda v: v in DATASET_NAMES),
-    _Choices("a name in rdml_keras.data.DATASETS, or npz (your own arrays)", DATASET_NAMES),
+    _Choices(
+        "a name in rdml_keras.datasets.specs.DATASETS, or npz (your own arrays)", DATASET_NAMES
+    ),
 ]
 Augmentation = Annotated[
     str,
     Field(strict=True, json_schema_extra={"enum": list(AUGMENTATIONS)}),
     _check(lambda v: v in AUGMENTATIONS),
-    _Choices("a name in rdml_keras.data.AUGMENTATIONS", AUGMENTATIONS),
+    _Choices("a name in rdml_keras.datasets.specs.AUGMENTATIONS", AUGMENTATIONS),
 ]
 Architecture = Annotated[
     str,
     Field(strict=True),
     AfterValidator(_canonical_architecture),
     _Choices(
-        "a name in rdml_keras.models.ARCHITECTURES or wrn_<depth>_<width>",
-        models.ARCHITECTURES,
+        "a name in rdml_keras.architectures.ARCHITECTURES or wrn_<depth>_<width>",
+        architectures.ARCHITECTURES,
         " or wrn_<depth>_<width> with depth = 6n+4 >= 10",
     ),
 ]
@@ -321,7 +327,7 @@ class DatasetConfig(_Section):
     True
     """
 
-    name: DatasetName = Field(description="dataset name (rdml_keras.data.DATASETS)")
+    name: DatasetName = Field(description="dataset name (rdml_keras.datasets.specs.DATASETS)")
     data_dir: _optional(Text) = Field(
         None, description="tensorflow-datasets data_dir (prepared data)"
     )

@@ -46,16 +46,11 @@ import keras
 import tensorflow as tf
 
 import rdml_keras
-from rdml_keras import data
 from rdml_keras import schedules
-from rdml_keras.data import bundle_from_arrays
-from rdml_keras.data import validation
-from rdml_keras.data.pipeline import channel_stats
-from rdml_keras.data.pipeline import stratified_subset
-from rdml_keras.data.specs import DatasetSpec
+from rdml_keras.datasets.specs import DatasetSpec
+from rdml_keras.experiments import data
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import NonFiniteGuard
-from rdml_keras.experiments.callbacks import NonFiniteLossError
 from rdml_keras.experiments.callbacks import PeerHistograms
 from rdml_keras.experiments.checkpoint import CheckpointError
 from rdml_keras.experiments.checkpoint import RunCheckpoint
@@ -63,6 +58,10 @@ from rdml_keras.experiments.config import NPZ_DATASET
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.data import bundle_from_arrays
+from rdml_keras.experiments.data import validation
+from rdml_keras.experiments.data.pipeline import channel_stats
+from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.placement import Placement
 from rdml_keras.experiments.run_files import BACKUP_DIR
 from rdml_keras.experiments.run_files import CONFIG_FILE
@@ -72,6 +71,7 @@ from rdml_keras.experiments.run_files import PEERS_DIR
 from rdml_keras.experiments.run_files import RESULTS_FILE
 from rdml_keras.experiments.run_files import SUMMARY_FILE
 from rdml_keras.experiments.run_files import WEIGHTS_FILE
+from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import RunError
 from rdml_keras.experiments.run_files import check_run_dir
 from rdml_keras.experiments.run_files import first_line
@@ -219,7 +219,7 @@ def load_data(config: ExperimentConfig):
 
 
 def load_npz_data(config: ExperimentConfig):
-    """`dataset.name: npz`: the user's arrays, checked (`rdml_keras.data.validation`),
+    """`dataset.name: npz`: the user's arrays, checked (`rdml_keras.experiments.data.validation`),
     through the same pipelines as the bundled sets. Problems become RunError."""
     ds = config.dataset
     try:

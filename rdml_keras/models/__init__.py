@@ -15,18 +15,18 @@ Example:
 
 import functools
 
-from rdml_keras import checks
+from rdml_keras.architectures import ARCHITECTURES
+from rdml_keras.architectures import is_valid_architecture
+from rdml_keras.architectures import resolve
 from rdml_keras.models.mobilenet import mobilenet_v2
 from rdml_keras.models.resnet import ZeroPadShortcut
 from rdml_keras.models.resnet import cifar_resnet
 from rdml_keras.models.small import mlp
 from rdml_keras.models.small import small_cnn
 from rdml_keras.models.vgg import vgg16_bn
-from rdml_keras.models.wide_resnet import DEPTH_RULE
-from rdml_keras.models.wide_resnet import check_wrn
-from rdml_keras.models.wide_resnet import parse_wrn_name
 from rdml_keras.models.wide_resnet import wide_resnet
 
+# The builder of each fixed name of `rdml_keras.architectures.FAMILIES`.
 _BUILDERS = {
     "mlp": mlp,
     "mobilenetv2": mobilenet_v2,
@@ -39,54 +39,13 @@ _BUILDERS = {
     "vgg16_bn": vgg16_bn,
 }
 
-# Common WRN presets, listed so they show up in ARCHITECTURES; any other
-# `wrn_{depth}_{width}` that `check_wrn` accepts is parsed as well.
-_WRN_PRESETS = ("wrn_16_4", "wrn_16_8", "wrn_28_10", "wrn_40_2", "wrn_40_4")
-
-ARCHITECTURES = tuple(sorted((*_BUILDERS, *_WRN_PRESETS)))
-"""Valid fixed names for `build_peer`; `wrn_{depth}_{width}` is also parsed."""
-
-_WRN_NAMES = f"'wrn_<depth>_<width>' for any Wide ResNet with {DEPTH_RULE} and width >= 1"
-
-
-def _normalise(architecture):
-    if not isinstance(architecture, str):
-        return None
-    return architecture.strip().lower().replace("-", "_")
-
-
-def is_valid_architecture(architecture):
-    """Whether `build_peer` accepts `architecture` (without building it).
-
-    Example:
-
-    >>> is_valid_architecture("wrn_22_8"), is_valid_architecture("wrn_27_8")
-    (True, False)
-    """
-    try:
-        _builder(architecture)
-    except ValueError:
-        return False
-    return True
-
 
 def _builder(architecture):
     """The family builder `architecture` names, or ValueError naming it."""
-    key = _normalise(architecture)
-    if key in _BUILDERS:
-        return _BUILDERS[key]
-    parsed = parse_wrn_name(key) if key is not None else None
-    if parsed is None:
-        names = ", ".join(repr(name) for name in ARCHITECTURES)
-        checks.fail("architecture", architecture, f"one of {names}, or {_WRN_NAMES}")
-    depth, width = parsed
-    try:
-        check_wrn(depth, width)
-    except ValueError:
-        checks.fail(
-            "architecture", architecture, _WRN_NAMES, f" It has depth={depth}, width={width}."
-        )
-    return functools.partial(wide_resnet, depth, width)
+    family, wrn = resolve(architecture)
+    if family == "wrn":
+        return functools.partial(wide_resnet, *wrn)
+    return _BUILDERS[family]
 
 
 def build_peer(

@@ -2,7 +2,10 @@
 
 import importlib.util
 import math
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -498,3 +501,28 @@ def test_readme_config_table_is_the_schema():
         "README's config table differs from the schema: paste the output of "
         "`python -m rdml_keras schema --markdown`"
     )
+
+
+def test_importing_the_config_loads_no_keras_tensorflow_or_jax():
+    code = (
+        "import sys, rdml_keras.experiments.config\n"
+        "print([m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_config_spells_the_divergences_and_update_orders_of_the_library():
+    # The config holds these names itself so that it imports no Keras.
+    from rdml_keras import learner
+    from rdml_keras import losses
+    from rdml_keras.experiments import config
+
+    assert config.DIVERGENCES == losses.DIVERGENCES
+    assert config.UPDATE_ORDERS == learner.UPDATE_ORDERS

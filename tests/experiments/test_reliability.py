@@ -501,7 +501,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
 
     # The exported peers are exactly the epoch-1 checkpoint's, and predict
     # finite logits, better than chance.
-    from rdml_keras.data import load_arrays
+    from rdml_keras.experiments.data import load_arrays
 
     config = load_config(QUICKSTART, [a for a in args if "=" in a])
     learner = runner.build_learner(config, (8, 8, 1), 10)

@@ -5,13 +5,13 @@ import collections
 import numpy as np
 import pytest
 
-from rdml_keras.data import BUNDLED
-from rdml_keras.data import DATASETS
-from rdml_keras.data import load_arrays
-from rdml_keras.data import load_dataset
-from rdml_keras.data.bundled import load_bundled
-from rdml_keras.data.specs import SPECS
 from rdml_keras.datasets import bundled
+from rdml_keras.datasets.bundled import load_bundled
+from rdml_keras.datasets.specs import SPECS
+from rdml_keras.experiments.data import BUNDLED
+from rdml_keras.experiments.data import DATASETS
+from rdml_keras.experiments.data import load_arrays
+from rdml_keras.experiments.data import load_dataset
 
 EXPECTED = {
     # name: (input_shape, train, test, raw max)
