@@ -26,8 +26,8 @@ from sklearn.model_selection import train_test_split
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rdml_keras.datasets.specs import SUBSET_SEED  # noqa: E402
 from rdml_keras.datasets import bundled  # noqa: E402
+from rdml_keras.datasets.specs import SUBSET_SEED  # noqa: E402
 from rdml_keras.datasets.split import stratified_split  # noqa: E402
 
 

@@ -1,5 +1,6 @@
 """The experiment application: YAML configs in, run directories out.
 
+    stats       mean ± std, paired differences, quartiles (also for the benchmarks)
     data        tf.data pipelines, augmentation, tfds, your own arrays and peers
     config      the declared schema of a config file (pydantic), --set, errors
     run_files   the run directory's files, written atomically, and its lock

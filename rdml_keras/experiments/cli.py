@@ -284,6 +284,7 @@ def _schema(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from rdml_keras.experiments import report
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.report import results_table
 
@@ -297,7 +298,7 @@ def _evaluate(args) -> int:
         print(f"{run}: test split, {len(seeds)} seeds, mean ± std")
         print(
             results_table(
-                runner.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
+                report.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
             )
         )
         return EXIT_OK

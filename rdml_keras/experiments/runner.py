@@ -39,7 +39,6 @@ import contextlib
 import math
 import os
 import pathlib
-import statistics
 import tempfile
 
 import keras
@@ -63,6 +62,7 @@ from rdml_keras.experiments.data import validation
 from rdml_keras.experiments.data.pipeline import channel_stats
 from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.placement import Placement
+from rdml_keras.experiments.report import summarize_results
 from rdml_keras.experiments.run_files import BACKUP_DIR
 from rdml_keras.experiments.run_files import CONFIG_FILE
 from rdml_keras.experiments.run_files import HISTORY_FILE
@@ -744,34 +744,3 @@ def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log
     if writer:
         write_json(out / SUMMARY_FILE, summary)
     return summary
-
-
-def mean_std(values) -> dict:
-    """{"mean", "std", "values"}; std is the sample standard deviation (0 for one value).
-
-    >>> mean_std([0.5, 0.7])["mean"]
-    0.6
-    """
-    values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 6), "std": round(std, 6), "values": values}
-
-
-def summarize_results(runs: list[dict]) -> dict:
-    """Mean ± std per peer and for the ensemble over several results.json dicts."""
-    first = runs[0]
-    return {
-        "seeds": [r["config"]["seed"] for r in runs],
-        "peers": [
-            {
-                "name": p["name"],
-                "architecture": p["architecture"],
-                "test_accuracy": mean_std(r["peers"][k]["test_accuracy"] for r in runs),
-                "test_loss": mean_std(r["peers"][k]["test_loss"] for r in runs),
-            }
-            for k, p in enumerate(first["peers"])
-        ],
-        "ensemble": {"test_accuracy": mean_std(r["ensemble"]["test_accuracy"] for r in runs)},
-        "epochs": first["epochs"],
-        "seconds": round(sum(r["seconds"] for r in runs), 3),
-    }
