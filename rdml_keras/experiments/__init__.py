@@ -7,10 +7,10 @@
     placement   where a run trains: one device, all local devices, N processes
     callbacks   NaN guard, epoch history, per-peer histograms
     checkpoint  per-epoch checkpoints and bit-exact resume after a kill
-    runner      config -> data + peers -> MutualLearner.fit -> results.json
     hparams     TensorBoard's HParams dashboard for a sweep
+    report      tables and the α plot over finished runs, per-seed summaries
+    runner      config -> data + peers -> MutualLearner.fit -> results.json
     sweep_spec  a sweep's grid, search, seeds and storage, checked up front
-    report      tables and the α plot over finished runs
     sweep       the Optuna workers that run a sweep's trials, and its reports
     cli         `python -m rdml_keras train | evaluate | summarize | sweep | schema`
 
