@@ -11,7 +11,7 @@ Keras, so a bad sweep is refused at once.
 Example:
 
 >>> parse_grid("divergence.alpha=0,1.5").values
-([0], [1.5])
+(0, 1.5)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.config.schema import to_plain
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_MD = "summary.md"
@@ -129,7 +130,7 @@ class SweepSpec:
         return {
             "config": self.base.to_dict(),
             "grid": [
-                {"keys": list(d.keys), "values": [_plain(v) for v in d.values]} for d in self.grid
+                {"keys": list(d.keys), "values": [to_plain(v) for v in d.values]} for d in self.grid
             ],
             "seeds": list(self.seeds),
             "search": [dataclasses.asdict(s) for s in self.search],
@@ -196,10 +197,6 @@ class SweepSpec:
             digest = hashlib.sha256(name.encode()).hexdigest()[:10]
             name = name[:180] + "__" + digest
         return self.out / RUNS_DIR / name
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _encode(value):
