@@ -116,3 +116,28 @@ def validate_coordinator(coordinator_address):
             f"1..65535; received coordinator_address={coordinator_address!r}."
         )
     return host, int(port)
+
+
+def validate_processes(num_processes, process_id):
+    """Check a process count and a process id; returns them as ints.
+
+    Raises ValueError naming the bad value: `num_processes` must be an integer
+    >= 1 and `process_id` an integer in `[0, num_processes)`.
+
+    Example:
+
+    >>> validate_processes(2, 1)
+    (2, 1)
+    >>> validate_processes(2, 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: `process_id` must be in [0, num_processes=2); received process_id=2.
+    """
+    num_processes = integer("num_processes", num_processes, 1)
+    process_id = integer("process_id", process_id, 0)
+    if process_id >= num_processes:
+        raise ValueError(
+            f"`process_id` must be in [0, num_processes={num_processes}); "
+            f"received process_id={process_id}."
+        )
+    return num_processes, process_id

@@ -17,6 +17,7 @@ CORE = [
     "checks.py",
     "distillation.py",
     "distribution.py",
+    "launchers.py",
     "learner.py",
     "losses.py",
     "metrics.py",

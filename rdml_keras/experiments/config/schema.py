@@ -329,7 +329,7 @@ class OptimizerConfig(_Section):
 class DistributionConfig(_Section):
     """Where the cohort trains: one device, every device of this machine, or
     several processes (JAX). Keys left null under `multiprocess` come from a
-    launcher's environment (`rdml_keras.distribution.from_environment`).
+    launcher's environment (`rdml_keras.launchers.from_environment`).
 
     How a run is launched, not what it computes: a run may be resumed under
     another distribution, and the section is left out when a run directory's
