@@ -74,7 +74,7 @@ def build_peer(
             The penalty lands in `model.losses`. Leave it at 0 when the
             optimizer decays weights itself (AdamW, `SGD(weight_decay=...)`).
         **kwargs: passed to the family builder, e.g. `dropout_rate` for Wide
-            ResNets, `alpha` for MobileNetV2, `hidden_units` for the MLP.
+            ResNets, `width_multiplier` for MobileNetV2, `hidden_units` for the MLP.
 
     Returns:
         A functional `keras.Model` from inputs to logits of shape
