@@ -8,13 +8,8 @@ TensorFlow; the NumPy-only loaders and the dataset catalogue are
 
 import warnings
 
-from rdml_keras.datasets.specs import AUGMENTATIONS
-from rdml_keras.datasets.specs import BUNDLED
-from rdml_keras.datasets.specs import DATASETS
-from rdml_keras.experiments.data import DatasetBundle
-from rdml_keras.experiments.data import bundle_from_arrays
-from rdml_keras.experiments.data import load_arrays
-from rdml_keras.experiments.data import load_dataset
+from rdml_keras.experiments.data import *  # noqa: F403 - the alias re-exports every name
+from rdml_keras.experiments.data import __all__  # noqa: F401
 
 warnings.warn(
     "rdml_keras.data is deprecated; import from rdml_keras.experiments.data "
@@ -22,13 +17,3 @@ warnings.warn(
     DeprecationWarning,
     stacklevel=2,
 )
-
-__all__ = [
-    "AUGMENTATIONS",
-    "BUNDLED",
-    "DATASETS",
-    "DatasetBundle",
-    "bundle_from_arrays",
-    "load_arrays",
-    "load_dataset",
-]
