@@ -40,7 +40,7 @@ class Plan:
 # shared 2-core CPU, compiling dominates the Keras side (5-25 s per train
 # step) and float16 the PyTorch side (emulated: seconds per step), so it
 # runs ResNet-8, K = 2 and 3, and times one precision, mixed_bfloat16 (the
-# correctness part runs float32; tests/test_benchmarks.py steps the
+# correctness part runs float32; tests/benchmarks/test_gpu_smoke.py steps the
 # reference loop in float16).
 SMOKE = Plan(
     depth=8,
