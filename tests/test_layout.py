@@ -2,7 +2,8 @@
 never imports the application, the application's modules import only the
 ones before them (the order of `rdml_keras/experiments/__init__.py`), and no
 function imports a module of the package in its body, except the CLI's
-commands (so that `--help` and `schema` load no Keras)."""
+commands and the package's `__init__`, whose public names load on first use
+(so that `--help` and `schema` load no Keras)."""
 
 import ast
 import pathlib

@@ -7,11 +7,15 @@ must keep this file loading, with the same weights and the same divergence.
 """
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import zipfile
 
 import keras
 import numpy as np
+import pytest
 
 import rdml_keras
 
@@ -42,3 +46,26 @@ def test_a_learner_with_decoupled_kl_saved_before_the_renames_loads():
     (w1, b1), (w2, b2) = (layer.get_weights() for layer in dense)
     expected = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
     np.testing.assert_allclose(keras.ops.convert_to_numpy(peer(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["rdml_keras", "rdml_keras.losses", "rdml_keras.metrics", "rdml_keras.models.resnet"],
+)
+def test_after_any_import_of_the_package_keras_finds_its_classes(first):
+    """The package imports its Keras classes lazily (so the CLI starts without
+    Keras), yet `.keras` files load as before: a fresh process that imports
+    `first` and then Keras can load the saved learner."""
+    code = (
+        f"import sys, {first}\n"
+        "assert 'keras' in sys.modules or 'rdml_keras.learner' not in sys.modules\n"
+        "import keras\n"
+        f"model = keras.saving.load_model({str(FILES / 'learner_dkl.keras')!r})\n"
+        "print(type(model).__name__, type(model.divergence).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(FILES.parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["MutualLearner", "DecoupledKL"]
