@@ -36,6 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from machine_info import machine  # noqa: E402  (benchmarks/, next to this script)
 
+from rdml_keras.experiments import report  # noqa: E402
+from rdml_keras.experiments.stats import mean_std  # noqa: E402
+from rdml_keras.experiments.stats import paired_delta  # noqa: E402
+
 DEFAULT_DATASETS = ("mnist_sample", "digits")
 DEFAULT_TRAIN_SIZE = {"mnist_sample": 500, "digits": 300}
 DEFAULT_ALPHAS = (0.5, 1.5, 2.0, 3.0)
@@ -70,7 +74,7 @@ def train_cohort(dataset, *, seed, divergence, alpha, args):
 
     from rdml_keras import MutualLearner
     from rdml_keras import schedules
-    from rdml_keras.data import load_dataset
+    from rdml_keras.experiments.data import load_dataset
     from rdml_keras.models import build_peer
 
     keras.utils.clear_session(free_memory=True)
@@ -134,23 +138,9 @@ def train_cohort(dataset, *, seed, divergence, alpha, args):
 # Tables.
 
 
-def _mean_std(values):
-    values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), std
-
-
 def _pct(values):
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def _paired(values, reference):
-    """Paired difference cell 'mean ± std (wins/n)' in percentage points."""
-    diffs = [a - b for a, b in zip(values, reference)]
-    mean, std = _mean_std(diffs)
-    wins = sum(d > 0 for d in diffs)
-    return f"{100 * mean:+.2f} ± {100 * std:.2f} ({wins}/{len(diffs)})"
 
 
 def results_table(results):
@@ -192,62 +182,13 @@ def results_table(results):
                 cells.append("—")
                 continue
             cells.append(
-                _paired(
+                paired_delta(
                     [peer_mean(runs[s]) for s in shared],
                     [peer_mean(other[s]) for s in shared],
                 )
             )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
-# Tables of CLI runs (benchmarks/cifar100.sh).
-
-
-def _method_label(divergence):
-    kind = divergence.get("kind")
-    if kind in (None, "none"):
-        return "independent", 0
-    if kind == "kl":
-        return "DML", 1
-    if kind == "renyi":
-        if divergence.get("schedule") == "cosine":
-            return (
-                f"RDML α=cos {divergence['alpha_max']:g}→{divergence['alpha_min']:g}",
-                3,
-            )
-        alpha = float(divergence.get("alpha") or 1.0)
-        return f"RDML α={alpha:g}", 2 + alpha / 100
-    return kind.upper(), 4
-
-
-def tables_from_runs(run_dirs):
-    """{(dataset, cohort): {method: {seed: run}}} from `python -m rdml_keras train` runs."""
-    groups = {}
-    for run_dir in run_dirs:
-        run_dir = pathlib.Path(run_dir)
-        files = (
-            [run_dir / "results.json"]
-            if (run_dir / "results.json").is_file()
-            else sorted(run_dir.glob("seed*/results.json"))
-        )
-        for path in files:
-            result = json.loads(path.read_text(encoding="utf-8"))
-            config = result["config"]
-            archs = [p["architecture"] for p in result["peers"]]
-            cohort = " + ".join(archs)
-            label, order = _method_label(config["divergence"])
-            key = (config["dataset"]["name"], cohort)
-            entry = groups.setdefault(key, {}).setdefault((order, label), {})
-            entry[int(config["seed"])] = {
-                "peers": [p["test_accuracy"] for p in result["peers"]],
-                "ensemble": result["ensemble"]["test_accuracy"],
-            }
-    return {
-        key: {label: runs for (_, label), runs in sorted(methods.items())}
-        for key, methods in sorted(groups.items())
-    }
 
 
 # --------------------------------------------------------------------------
@@ -337,9 +278,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.from_runs:
-        for (dataset, cohort), results in tables_from_runs(args.from_runs).items():
-            print(f"\n### {dataset}: {cohort}\n")
-            print(results_table(results))
+        # The table of `python -m rdml_keras summarize --paired`.
+        records = report.load_records(args.from_runs)
+        print(report.paired_table(records))
         return 0
 
     started = time.perf_counter()

@@ -51,7 +51,6 @@ every step is jitted (JAX's default), so rows run with jit on.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -63,198 +62,22 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from machine_info import machine  # noqa: E402  (benchmarks/, next to this script)
+from speed_memory import add_memory  # noqa: E402
+from speed_memory import memory_probe  # noqa: E402
+from speed_setup import GPU_SUITES  # noqa: E402
+from speed_setup import QUICK_SUITE  # noqa: E402
+from speed_setup import SUITES  # noqa: E402
+from speed_setup import Row  # noqa: E402
+from speed_setup import StepTimer  # noqa: E402
+from speed_setup import build_learner  # noqa: E402
+from speed_setup import build_plain  # noqa: E402
+from speed_setup import default_rows  # noqa: E402
+from speed_setup import default_suites  # noqa: E402
+from speed_setup import make_dataset  # noqa: E402
+from speed_setup import quick_rows  # noqa: E402
+from speed_setup import rows_for_backend  # noqa: E402
 
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One MutualLearner configuration to time against its plain baseline."""
-
-    suite: str
-    peers: int = 2
-    divergence: str | None = "renyi"
-    alpha: float | None = 1.5
-    update: str = "simultaneous"
-    jit: bool = False
-    precision: str = "float32"
-
-    @property
-    def method(self):
-        if self.divergence is None:
-            return "independent"
-        if self.divergence == "kl":
-            return "DML (KL)"
-        return f"RDML α={self.alpha:g}"
-
-    @property
-    def baseline_key(self):
-        return (self.jit, self.precision)
-
-
-@dataclasses.dataclass(frozen=True)
-class Suite:
-    name: str
-    arch: str
-    input_shape: tuple
-    classes: int
-    batch: int
-    steps: int  # timed steps per fit
-    warmup: int  # steps of the untimed first fit (tracing)
-    rounds: int  # interleaved rounds
-
-
-SUITES = {
-    "small_cnn": Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 64, steps=8, warmup=3, rounds=10),
-    "resnet32": Suite("resnet32", "resnet32", (32, 32, 3), 100, 64, steps=5, warmup=2, rounds=6),
-    # GPU rows: ResNet-32 x2 on CIFAR-100-shaped data with XLA, per precision.
-    # Chosen by default only when TensorFlow sees a GPU (slow on CPU).
-    "resnet32_gpu": Suite(
-        "resnet32_gpu", "resnet32", (32, 32, 3), 100, 128, steps=30, warmup=5, rounds=5
-    ),
-}
-GPU_SUITES = ("resnet32_gpu",)
-
-
-def default_rows():
-    small = [
-        Row("small_cnn"),
-        Row("small_cnn", divergence="kl", alpha=None),
-        Row("small_cnn", divergence=None, alpha=None),
-        Row("small_cnn", peers=3),
-        Row("small_cnn", peers=4),
-        Row("small_cnn", update="sequential"),
-        Row("small_cnn", jit=True),
-        Row("small_cnn", precision="mixed_bfloat16"),
-        Row("small_cnn", precision="mixed_float16"),
-    ]
-    resnet = [
-        Row("resnet32"),
-        Row("resnet32", divergence="kl", alpha=None),
-        Row("resnet32", divergence=None, alpha=None),
-        Row("resnet32", update="sequential"),
-        Row("resnet32", precision="mixed_bfloat16"),
-    ]
-    gpu = [
-        Row("resnet32_gpu", jit=True, precision=precision, **method)
-        for precision in ("mixed_float16", "mixed_bfloat16", "float32")
-        for method in (dict(), dict(divergence=None, alpha=None))
-    ]
-    return small + resnet + gpu
-
-
-def default_suites():
-    """The CPU suites, and the GPU rows when TensorFlow sees a GPU."""
-    import tensorflow as tf
-
-    names = [name for name in SUITES if name not in GPU_SUITES]
-    if tf.config.list_physical_devices("GPU"):
-        names += list(GPU_SUITES)
-    return ",".join(names)
-
-
-def rows_for_backend(rows, backend):
-    """The rows a backend runs: JAX always jits.
-
-    >>> rows = [Row("s"), Row("s", jit=True), Row("s", update="sequential")]
-    >>> [(r.jit, r.update) for r in rows_for_backend(rows, "jax")]
-    [(True, 'simultaneous'), (True, 'sequential')]
-    >>> len(rows_for_backend(rows, "tensorflow"))
-    3
-    """
-    if backend == "tensorflow":
-        return rows
-    kept = []
-    for row in rows:
-        row = dataclasses.replace(row, jit=True)
-        if row not in kept:
-            kept.append(row)
-    return kept
-
-
-def quick_rows():
-    return [Row("small_cnn"), Row("small_cnn", divergence=None, alpha=None)]
-
-
-QUICK_SUITE = Suite("small_cnn", "small_cnn", (28, 28, 1), 10, 16, steps=6, warmup=2, rounds=2)
-
-
-# --------------------------------------------------------------------------
-# Building and timing.
-
-
-@contextlib.contextmanager
-def policy(name):
-    import keras
-
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def make_dataset(suite, pool_batches=4, seed=0):
-    import numpy as np
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    n = suite.batch * pool_batches
-    x = rng.standard_normal((n, *suite.input_shape), dtype=np.float32)
-    y = rng.integers(0, suite.classes, size=n).astype(np.int32)
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    return ds.batch(suite.batch, drop_remainder=True).cache().repeat()
-
-
-def _optimizer():
-    import keras
-
-    return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
-
-
-def build_learner(suite, row):
-    from rdml_keras import MutualLearner
-    from rdml_keras.models import build_peer
-
-    with policy(row.precision):
-        peers = [build_peer(suite.arch, suite.input_shape, suite.classes) for _ in range(row.peers)]
-        learner = MutualLearner(
-            peers, divergence=row.divergence, alpha=row.alpha, update=row.update
-        )
-        learner.compile(optimizer=_optimizer(), metrics=["accuracy"], jit_compile=row.jit)
-    return learner
-
-
-def build_plain(suite, jit, precision):
-    import keras
-
-    from rdml_keras.models import build_peer
-
-    with policy(precision):
-        model = build_peer(suite.arch, suite.input_shape, suite.classes)
-        model.compile(
-            optimizer=_optimizer(),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=jit,
-        )
-    return model
-
-
-class StepTimer:
-    """Keras callback factory recording perf_counter at each batch end."""
-
-    @staticmethod
-    def make():
-        import keras
-
-        class _Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.ends = []
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.ends.append(time.perf_counter())
-
-        return _Timer()
+from rdml_keras.experiments.stats import quartiles  # noqa: E402
 
 
 def timed_fit(model, dataset, steps):
@@ -263,13 +86,6 @@ def timed_fit(model, dataset, steps):
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer], shuffle=False)
     gaps = [b - a for a, b in zip(timer.ends, timer.ends[1:])]
     return statistics.median(gaps), min(gaps)
-
-
-def _quartiles(values):
-    if len(values) < 2:
-        return values[0], values[0]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
 
 
 def run_suite(suite, rows, log):
@@ -326,7 +142,7 @@ def run_suite(suite, rows, log):
     for row in rows:
         ml, base = ml_times[row], plain_times[row]
         ratios = [a / b for a, b in zip(ml, base)]
-        low, high = _quartiles(ratios)
+        low, high = quartiles(ratios)
         best_plain = sum(best[id(m)] for m in plain[row.baseline_key][: row.peers])
         step = statistics.median(ml)
         results.append(
@@ -349,107 +165,6 @@ def run_suite(suite, rows, log):
             }
         )
     return results
-
-
-# --------------------------------------------------------------------------
-# Peak memory, one subprocess per measurement (--quick: one for all).
-
-
-def _proc_status_kib(field):
-    with open("/proc/self/status", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def memory_probe(spec):
-    """Run in a child: build and fit what `spec` names.
-
-    Returns (peak RSS, peak RSS above the post-import RSS), in MiB. The peak is
-    the kernel's high-water mark (VmHWM), reset after the imports through
-    /proc/self/clear_refs so that TensorFlow's import-time peak does not hide
-    the models' memory. (A later spec in the same child, as under --quick,
-    measures above the RSS its predecessors left.)
-    """
-    import keras
-    import tensorflow as tf  # noqa: F401
-
-    import rdml_keras  # noqa: F401
-    from rdml_keras import models  # noqa: F401
-
-    keras.utils.clear_session(free_memory=True)
-    suite = Suite(**{**spec["suite"], "input_shape": tuple(spec["suite"]["input_shape"])})
-    dataset = make_dataset(suite)
-    next(iter(dataset))
-    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    base = _proc_status_kib("VmRSS")
-    if spec["kind"] == "ml":
-        models_ = [build_learner(suite, Row(**spec["row"]))]
-    else:
-        models_ = [build_plain(suite, spec["jit"], spec["precision"]) for _ in range(spec["peers"])]
-    for model in models_:  # one after another, like the timed baseline
-        model.fit(dataset, steps_per_epoch=suite.warmup + 2, epochs=1, verbose=0)
-    peak = _proc_status_kib("VmHWM")
-    return peak / 1024.0, (peak - base) / 1024.0
-
-
-def measure_memory(specs, timeout=900):
-    """[(peak RSS, peak above post-import RSS) in MiB] for `specs`, measured
-    one after another in one fresh subprocess."""
-    command = [sys.executable, os.path.abspath(__file__), "--memory-probe", json.dumps(specs)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    readings = [
-        (float(line.split()[1]), float(line.split()[2]))
-        for line in done.stdout.splitlines()
-        if line.startswith("PEAK_RSS_MIB ")
-    ]
-    if done.returncode != 0 or len(readings) != len(specs):
-        raise RuntimeError(f"memory probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return readings
-
-
-def add_memory(results, suites, log, one_process=False):
-    """Peak-RSS columns: a fresh subprocess per measurement, or with
-    `one_process` (--quick) every measurement in one subprocess."""
-    specs, plain_specs = [], {}
-    for result in results:
-        row = Row(**result["row"])
-        suite = dataclasses.asdict(suites[row.suite])
-        specs.append({"kind": "ml", "suite": suite, "row": dataclasses.asdict(row)})
-        key = (row.suite, row.peers, row.jit, row.precision)
-        if key not in plain_specs:
-            plain_specs[key] = {
-                "kind": "plain",
-                "suite": suite,
-                "peers": row.peers,
-                "jit": row.jit,
-                "precision": row.precision,
-            }
-    all_specs = specs + list(plain_specs.values())
-    t0 = time.perf_counter()
-    if one_process:
-        readings = measure_memory(all_specs)
-    else:
-        readings = []
-        for spec in all_specs:
-            readings += measure_memory([spec])
-    plain = dict(zip(plain_specs, readings[len(specs) :]))
-    for result, (peak, above) in zip(results, readings):
-        row = Row(**result["row"])
-        key = (row.suite, row.peers, row.jit, row.precision)
-        result["peak_rss_mib"], result["peak_rss_above_import_mib"] = peak, above
-        result["plain_peak_rss_mib"], result["plain_peak_rss_above_import_mib"] = plain[key]
-        log(
-            f"# memory {row.suite} {row.method} K={row.peers}: +{above:.0f} MiB "
-            f"(plain +{plain[key][1]:.0f} MiB)"
-        )
-    log(
-        f"# memory: {len(all_specs)} measurements in "
-        f"{1 if one_process else len(all_specs)} subprocess(es), "
-        f"{time.perf_counter() - t0:.0f} s"
-    )
 
 
 # --------------------------------------------------------------------------

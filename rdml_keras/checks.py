@@ -88,3 +88,56 @@ def one_of(name, value, choices):
     if value not in choices:
         fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def validate_coordinator(coordinator_address):
+    """Check a `host:port` coordinator address; returns `(host, port)`.
+
+    Example:
+
+    >>> validate_coordinator("10.0.0.1:1234")
+    ('10.0.0.1', 1234)
+    >>> validate_coordinator("10.0.0.1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `coordinator_address` must be 'host:port' ...; received ...
+    """
+    host, sep, port = str(coordinator_address).rpartition(":")
+    valid = (
+        isinstance(coordinator_address, str)
+        and sep == ":"
+        and host.strip("[]") != ""
+        and port.isdigit()
+        and 1 <= int(port) <= 65535
+    )
+    if not valid:
+        raise ValueError(
+            f"`coordinator_address` must be 'host:port' with a port in "
+            f"1..65535; received coordinator_address={coordinator_address!r}."
+        )
+    return host, int(port)
+
+
+def validate_processes(num_processes, process_id):
+    """Check a process count and a process id; returns them as ints.
+
+    Raises ValueError naming the bad value: `num_processes` must be an integer
+    >= 1 and `process_id` an integer in `[0, num_processes)`.
+
+    Example:
+
+    >>> validate_processes(2, 1)
+    (2, 1)
+    >>> validate_processes(2, 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: `process_id` must be in [0, num_processes=2); received process_id=2.
+    """
+    num_processes = integer("num_processes", num_processes, 1)
+    process_id = integer("process_id", process_id, 0)
+    if process_id >= num_processes:
+        raise ValueError(
+            f"`process_id` must be in [0, num_processes={num_processes}); "
+            f"received process_id={process_id}."
+        )
+    return num_processes, process_id

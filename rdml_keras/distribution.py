@@ -11,8 +11,6 @@ machines. This module adds what a `MutualLearner` run needs around it:
 - `initialize_multiprocess()`: join N processes (checked arguments, a
   timeout on reaching the coordinator, one random seed for all), then data
   parallel over every device of every process;
-- `from_environment()`: the process count, process id and coordinator a
-  launcher (Slurm's `srun`, or `RDML_*` variables) gives this process;
 - `GlobalBatches`: each process's deterministic shard of every global batch.
 
 The batch size is always the *global* batch: each process feeds
@@ -31,15 +29,18 @@ the functions that need it, on the JAX backend.
 """
 
 import math
-import os
 import random
 import socket
 import time
+import warnings
 
 import keras
 import numpy as np
 
 from rdml_keras import checks
+from rdml_keras import launchers
+from rdml_keras.checks import validate_coordinator
+from rdml_keras.checks import validate_processes
 
 DEFAULT_TIMEOUT = 60
 """Seconds `initialize_multiprocess` waits for every process to join."""
@@ -54,59 +55,6 @@ def _require_jax(what):
             f"TensorFlow build and compile the learner under "
             f"tf.distribute.MirroredStrategy().scope() for one machine's GPUs."
         )
-
-
-def validate_processes(num_processes, process_id):
-    """Check a process count and a process id; returns them as ints.
-
-    Raises ValueError naming the bad value: `num_processes` must be an
-    integer >= 1 and `process_id` an integer in `[0, num_processes)`.
-
-    Example:
-
-    >>> validate_processes(2, 1)
-    (2, 1)
-    >>> validate_processes(2, 2)
-    Traceback (most recent call last):
-    ...
-    ValueError: `process_id` must be in [0, num_processes=2); received process_id=2.
-    """
-    num_processes = checks.integer("num_processes", num_processes, 1)
-    process_id = checks.integer("process_id", process_id, 0)
-    if process_id >= num_processes:
-        raise ValueError(
-            f"`process_id` must be in [0, num_processes={num_processes}); "
-            f"received process_id={process_id}."
-        )
-    return num_processes, process_id
-
-
-def validate_coordinator(coordinator_address):
-    """Check a `host:port` coordinator address; returns `(host, port)`.
-
-    Example:
-
-    >>> validate_coordinator("10.0.0.1:1234")
-    ('10.0.0.1', 1234)
-    >>> validate_coordinator("10.0.0.1")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: `coordinator_address` must be 'host:port' ...; received ...
-    """
-    host, sep, port = str(coordinator_address).rpartition(":")
-    valid = (
-        isinstance(coordinator_address, str)
-        and sep == ":"
-        and host.strip("[]") != ""
-        and port.isdigit()
-        and 1 <= int(port) <= 65535
-    )
-    if not valid:
-        raise ValueError(
-            f"`coordinator_address` must be 'host:port' with a port in "
-            f"1..65535; received coordinator_address={coordinator_address!r}."
-        )
-    return host, int(port)
 
 
 def validate_batch_size(batch_size, count, what="num_processes"):
@@ -312,98 +260,16 @@ def process_index():
     return jax.process_index()
 
 
-_ENVIRONMENTS = (
-    # (coordinator, num_processes, process_id) variable names, first match wins.
-    ("RDML_COORDINATOR", "RDML_NUM_PROCESSES", "RDML_PROCESS_ID"),
-    (
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES",
-        "KERAS_DISTRIBUTION_NUM_PROCESSES",
-        "KERAS_DISTRIBUTION_PROCESS_ID",
-    ),
-    (("MASTER_ADDR", "MASTER_PORT"), "SLURM_NTASKS", "SLURM_PROCID"),
-    (("MASTER_ADDR", "MASTER_PORT"), "WORLD_SIZE", "RANK"),
-)
-
-
 def from_environment(environ=None):
-    """The multi-process settings a launcher gave this process, or None.
-
-    Reads, first match wins:
-
-    - `RDML_COORDINATOR` (`host:port`), `RDML_NUM_PROCESSES`, `RDML_PROCESS_ID`;
-    - Keras's `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the first address is the
-      coordinator), `KERAS_DISTRIBUTION_NUM_PROCESSES`,
-      `KERAS_DISTRIBUTION_PROCESS_ID`;
-    - Slurm's `SLURM_NTASKS` and `SLURM_PROCID`, with the coordinator from
-      `MASTER_ADDR` and `MASTER_PORT` (set them in the batch script);
-    - `WORLD_SIZE` and `RANK` (torchrun-style launchers) with `MASTER_ADDR`
-      and `MASTER_PORT`.
-
-    Returns None when none of these is set or the job has one process, else
-    a dict with `coordinator_address`, `num_processes` and `process_id`, to
-    pass to `initialize_multiprocess(**settings)`. Raises ValueError naming
-    the variable and its value when a set is incomplete or invalid.
-
-    Example:
-
-    >>> from_environment({"SLURM_NTASKS": "2", "SLURM_PROCID": "1",
-    ...                   "MASTER_ADDR": "node01", "MASTER_PORT": "4321"})
-    {'coordinator_address': 'node01:4321', 'num_processes': 2, 'process_id': 1}
-    >>> from_environment({}) is None
-    True
-    """
-    environ = os.environ if environ is None else environ
-    for coordinator_keys, count_key, id_key in _ENVIRONMENTS:
-        if count_key not in environ:
-            continue
-        names = (
-            list(coordinator_keys) if isinstance(coordinator_keys, tuple) else [coordinator_keys]
-        )
-        missing = [key for key in (*names, id_key) if key not in environ]
-        count = _environment_int(environ, count_key, 1)
-        if count == 1:
-            return None
-        if missing:
-            raise ValueError(
-                f"{count_key}={environ[count_key]!r} is set but "
-                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
-                f"not: a multi-process run needs the coordinator address, the "
-                f"number of processes and this process's id."
-            )
-        process_id = _environment_int(environ, id_key, 0)
-        if len(names) == 2:
-            coordinator = f"{environ[names[0]]}:{environ[names[1]]}"
-        else:
-            coordinator = environ[names[0]].split(",")[0]
-        try:
-            validate_coordinator(coordinator)
-            validate_processes(count, process_id)
-        except ValueError as error:
-            shown = " and ".join(f"{key}={environ[key]!r}" for key in names)
-            raise ValueError(
-                f"From the environment ({shown}, {count_key}={environ[count_key]!r}, "
-                f"{id_key}={environ[id_key]!r}): {error}"
-            ) from None
-        return {
-            "coordinator_address": coordinator,
-            "num_processes": count,
-            "process_id": process_id,
-        }
-    return None
-
-
-def _environment_int(environ, key, minimum):
-    value = environ[key]
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number < minimum:
-        raise ValueError(
-            f"The environment variable {key} must be an integer >= {minimum}; "
-            f"received {key}={value!r}."
-        )
-    return number
+    """Deprecated alias of `rdml_keras.launchers.from_environment` (removed in
+    the next release)."""
+    warnings.warn(
+        "rdml_keras.distribution.from_environment is deprecated; use "
+        "rdml_keras.launchers.from_environment.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return launchers.from_environment(environ)
 
 
 def shard_rows(batch_size, num_processes, process_id):

@@ -7,10 +7,11 @@ import pathlib
 import socket
 import sys
 
-from rdml_keras.experiments.checkpoint import FAULT_ENV
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+# checkpoint_<stage>:<epoch> kills a child run mid-checkpoint (tests/fault_injection).
+FAULT_ENV = "RDML_FAULT_INJECT"
+FAULT_INJECTION = ROOT / "tests" / "fault_injection"
 
 
 def settings(*pairs):
@@ -35,10 +36,13 @@ def train_command(out, *args, config=QUICKSTART):
 
 def child_env(**extra):
     """This process's environment for a child run: no fault injection (unless
-    `extra` sets it, see rdml_keras.experiments.checkpoint), quiet TF."""
+    `extra` sets FAULT_ENV, see tests/fault_injection/sitecustomize.py), quiet TF."""
     env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env.update(extra)
+    if FAULT_ENV in extra:
+        paths = [str(FAULT_INJECTION), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 
 

@@ -20,7 +20,7 @@ MIRROR_BACKENDS = ("jax",)
 SPLIT_OFF = (
     "tests/test_notebooks.py",
     "tests/experiments/test_reliability.py",
-    "tests/test_benchmarks.py",
+    "tests/benchmarks/test_scripts.py",
     "tests/benchmarks/test_gpu_smoke.py",
     "tests/experiments/test_cli.py",
     "tests/test_learner_stress.py",

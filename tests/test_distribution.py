@@ -181,39 +181,11 @@ def test_global_batches_shards_make_up_the_global_batches():
     np.testing.assert_array_equal(plain[1][1], [12, 13, 14, 15])
 
 
-def test_from_environment():
-    assert distribution.from_environment({}) is None
-    assert distribution.from_environment({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) is None
-    slurm = {
-        "SLURM_NTASKS": "4",
-        "SLURM_PROCID": "3",
-        "MASTER_ADDR": "node01",
-        "MASTER_PORT": "4321",
-    }
-    assert distribution.from_environment(slurm) == {
-        "coordinator_address": "node01:4321",
-        "num_processes": 4,
-        "process_id": 3,
-    }
-    rdml = {
-        "RDML_COORDINATOR": "10.0.0.1:99",
-        "RDML_NUM_PROCESSES": "2",
-        "RDML_PROCESS_ID": "0",
-        **slurm,
-    }
-    assert distribution.from_environment(rdml)["coordinator_address"] == "10.0.0.1:99"
-    keras_env = {
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:2",
-        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
-    }
-    assert distribution.from_environment(keras_env)["coordinator_address"] == "a:1"
-    with pytest.raises(ValueError, match="SLURM_PROCID='4'.*process_id=4"):
-        distribution.from_environment({**slurm, "SLURM_PROCID": "4"})
-    with pytest.raises(ValueError, match="MASTER_PORT is not"):
-        distribution.from_environment({k: v for k, v in slurm.items() if k != "MASTER_PORT"})
-    with pytest.raises(ValueError, match="SLURM_NTASKS='two'"):
-        distribution.from_environment({**slurm, "SLURM_NTASKS": "two"})
+def test_from_environment_is_a_deprecated_alias_of_launchers():
+    slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "MASTER_ADDR": "n", "MASTER_PORT": "9"}
+    with pytest.warns(DeprecationWarning, match="rdml_keras.launchers.from_environment"):
+        settings = distribution.from_environment(slurm)
+    assert settings == {"coordinator_address": "n:9", "num_processes": 2, "process_id": 1}
 
 
 def test_data_parallel_needs_jax():

@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from rdml_keras import MutualLearner
-from rdml_keras.data import load_dataset
+from rdml_keras.experiments.data import load_dataset
 from rdml_keras.models import build_peer
 
 

@@ -26,8 +26,8 @@ from sklearn.model_selection import train_test_split
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rdml_keras.data.specs import SUBSET_SEED  # noqa: E402
 from rdml_keras.datasets import bundled  # noqa: E402
+from rdml_keras.datasets.specs import SUBSET_SEED  # noqa: E402
 from rdml_keras.datasets.split import stratified_split  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def check_split_against_sklearn(trials=300):
 
 
 def check_subsets_against_sklearn(sizes=(100, 200, 250, 256, 300, 500, 1000, 1100)):
-    # `train_size` subsets of the bundled training splits (rdml_keras.data's
+    # `train_size` subsets of the bundled training splits (rdml_keras.experiments.data's
     # stratified_subset), at the sizes the configs, tests and README use.
     for name in bundled.NAMES:
         (x_train, y_train), _ = bundled.load_split(name)

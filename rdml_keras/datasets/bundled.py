@@ -4,6 +4,7 @@
 in their sources' order (see `files/README.md` for where they come from). The
 80/20 split is stratified and uses a fixed seed, `SPLIT_SEED`, that is not the
 training seed: the test set is the same examples in every run.
+`load_bundled` gives the same split in the NHWC layout of the pipelines.
 """
 
 from __future__ import annotations
@@ -51,3 +52,19 @@ def load_split(name):
         checks.fail("name", name, f"one of {list(NAMES)}")
     x_train, y_train, x_test, y_test = (array.copy() for array in _split(name))
     return (x_train, y_train), (x_test, y_test)
+
+
+def load_bundled(name: str):
+    """Raw uint8 NHWC images and int32 labels of a bundled set, split 80/20.
+
+    Returns ``(x_train, y_train, x_test, y_test)``, `load_split`'s arrays with
+    a channel axis; pixel values are the dataset's own (0-16 for digits, 0-255
+    for mnist_sample).
+
+    Example:
+        >>> x_train, y_train, x_test, y_test = load_bundled("digits")
+        >>> x_train.shape, x_test.shape
+        ((1437, 8, 8, 1), (360, 8, 8, 1))
+    """
+    (x_train, y_train), (x_test, y_test) = load_split(name)
+    return x_train[..., np.newaxis], y_train, x_test[..., np.newaxis], y_test

@@ -13,19 +13,9 @@ import keras
 import tensorflow as tf
 
 from rdml_keras import checks
+from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import read_json
 from rdml_keras.experiments.run_files import write_json
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/inf; the message names the epoch, batch, the
-    logged values that went non-finite and the peer(s) they came from. The
-    last finished epoch's checkpoint in `backup/` is left untouched and its
-    peers are exported to `peers/`. The CLI exits with status 1.
-
-    >>> issubclass(NonFiniteLossError, RuntimeError)
-    True
-    """
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

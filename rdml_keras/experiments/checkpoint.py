@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import tempfile
 
 import keras
@@ -29,14 +28,6 @@ from rdml_keras.experiments.run_files import write_atomic
 
 CHECKPOINT_FORMAT = "rdml_keras.checkpoint/1"
 
-# Test-only fault injection (tests/experiments/test_reliability.py): with
-# RDML_FAULT_INJECT=checkpoint_<stage>:<epoch> the process SIGKILLs itself in the
-# middle of the checkpoint write that ends epoch <epoch> (1-based), at <stage>:
-# "partial" (new weights half-written to the temporary file), "rotated"
-# (previous checkpoint moved to *.bkp, new one not yet in place) or "replaced"
-# (new weights in place, their metadata not yet written). Unset: no effect.
-FAULT_ENV = "RDML_FAULT_INJECT"
-
 
 class CheckpointError(RunError):
     """A run directory's checkpoint cannot be resumed from: missing, truncated,
@@ -46,15 +37,6 @@ class CheckpointError(RunError):
     >>> issubclass(CheckpointError, RunError)
     True
     """
-
-
-def _fault_point(stage: str, epoch: int, partial=None):
-    """Test-only: SIGKILL this process here if FAULT_ENV asks for it."""
-    if os.environ.get(FAULT_ENV) != f"checkpoint_{stage}:{epoch}":
-        return
-    if partial is not None:  # a torn write: only the first half reached the disk
-        os.truncate(partial, os.path.getsize(partial) // 2)
-    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _sha256(path) -> str:
@@ -342,9 +324,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         partial = self._write_partial_weights(epoch)
         meta = self._metadata(epoch, partial)
         self._rotate()
-        _fault_point("rotated", epoch)
         os.replace(partial, self.weights_path)
-        _fault_point("replaced", epoch)
         write_atomic(self.metadata_path, json.dumps(meta) + "\n")
         fsync_dir(self.dir)
         self._good = (self.weights_path, self.metadata_path)
@@ -354,7 +334,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         partial = self.dir / PARTIAL_WEIGHTS_FILE
         self.model.save_weights(str(partial), overwrite=True)
         fsync_file(partial)
-        _fault_point("partial", epoch, partial)
         return partial
 
     def _metadata(self, epoch: int, weights: pathlib.Path) -> dict:

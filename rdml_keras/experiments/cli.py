@@ -32,19 +32,18 @@ import os
 import pathlib
 import sys
 
-from rdml_keras.experiments import report
 from rdml_keras.experiments import run_files
-from rdml_keras.experiments import runner
-from rdml_keras.experiments import sweep
-from rdml_keras.experiments.callbacks import NonFiniteLossError
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import json_schema
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
 from rdml_keras.experiments.config import schema_markdown
-from rdml_keras.experiments.report import results_table
-from rdml_keras.experiments.report import summary_table
+from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import RunError
+
+# `--help`, `schema` and a config that fails validation answer without
+# importing Keras, TensorFlow or JAX: each command imports the modules that
+# train, evaluate or report when it starts (after its input is validated).
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -255,6 +254,9 @@ def _train(args) -> int:
         seeds = list(config.seeds)
     out = pathlib.Path(args.out or os.path.join("runs", config.name or "run"))
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    from rdml_keras.experiments import runner
+    from rdml_keras.experiments.report import results_table
+
     if seeds:
         summary = runner.train_seeds(config, out, seeds, verbose=verbose)
         print(
@@ -282,6 +284,10 @@ def _schema(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from rdml_keras.experiments import report
+    from rdml_keras.experiments import runner
+    from rdml_keras.experiments.report import results_table
+
     run = pathlib.Path(args.run)
     if not run.is_dir():
         raise run_files.RunError(f"--run {run}: no such run directory")
@@ -292,7 +298,7 @@ def _evaluate(args) -> int:
         print(f"{run}: test split, {len(seeds)} seeds, mean ± std")
         print(
             results_table(
-                runner.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
+                report.summarize_results([{**r, "epochs": 0, "seconds": 0.0} for r in runs])
             )
         )
         return EXIT_OK
@@ -307,6 +313,8 @@ def _evaluate(args) -> int:
 
 
 def _summarize(args) -> int:
+    from rdml_keras.experiments import report
+
     if getattr(args, "paired", False):
         records = report.load_records(args.runs)
         if not records:
@@ -315,13 +323,16 @@ def _summarize(args) -> int:
             )
         print(report.paired_table(records))
         return EXIT_OK
-    print(summary_table(args.runs))
+    print(report.summary_table(args.runs))
     return EXIT_OK
 
 
 def _sweep(args) -> int:
-    # Config, grid, search and storage are all checked before --out exists.
-    spec = sweep.build_spec(
+    from rdml_keras.experiments import sweep_spec
+
+    # Config, grid, search and storage are all checked before --out exists
+    # (and before the worker's imports: Keras, Optuna).
+    spec = sweep_spec.build_spec(
         config_path=args.config,
         overrides=args.overrides,
         grids=args.grid,
@@ -334,6 +345,8 @@ def _sweep(args) -> int:
         grace_period=args.grace_period,
         max_retry=args.max_retry,
     )
+    from rdml_keras.experiments import sweep
+
     paths = sweep.Worker(
         spec, log=lambda text: print(text, flush=True), verbose=int(args.verbose)
     ).run()

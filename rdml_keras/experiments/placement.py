@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from rdml_keras import distribution
+from rdml_keras import launchers
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.run_files import RunError
 
@@ -108,7 +109,7 @@ class Placement:
                 path="distribution.strategy",
             )
         try:
-            launcher = distribution.from_environment(environ) or {}
+            launcher = launchers.from_environment(environ) or {}
         except ValueError as error:
             raise ConfigError(f"distribution: {error}", path="distribution") from None
         values = {

@@ -29,7 +29,9 @@ from rdml_keras.experiments.hparams import effective_alpha
 from rdml_keras.experiments.run_files import HISTORY_FILE
 from rdml_keras.experiments.run_files import RESULTS_FILE
 from rdml_keras.experiments.run_files import read_json
-from rdml_keras.experiments.runner import mean_std
+from rdml_keras.experiments.stats import mean_std
+from rdml_keras.experiments.stats import mean_std_record
+from rdml_keras.experiments.stats import paired_delta
 
 try:
     # Optional, the [plots] extra. Not in requirements.txt: Keras imports
@@ -221,17 +223,12 @@ def _short(value) -> str:
 # The paired table.
 
 
-def _mean_std(values) -> tuple[float, float]:
-    values = [float(v) for v in values]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def _summary(values, scale=1.0, digits=4) -> str:
     """`mean ± std` of the known values (just the mean for one), or n/a."""
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     if len(values) == 1:
         return f"{scale * mean:.{digits}f}"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
@@ -251,10 +248,9 @@ def _paired(runs: dict, reference: dict | None) -> str:
     shared = sorted(set(runs) & set(reference))
     if not shared:
         return "—"
-    diffs = [runs[s].mean_accuracy - reference[s].mean_accuracy for s in shared]
-    mean, std = _mean_std(diffs)
-    wins = sum(d > 0 for d in diffs)
-    return f"{100 * mean:+.2f} ± {100 * std:.2f} ({wins}/{len(diffs)})"
+    return paired_delta(
+        [runs[s].mean_accuracy for s in shared], [reference[s].mean_accuracy for s in shared]
+    )
 
 
 def paired_table(records) -> str:
@@ -343,7 +339,7 @@ def alpha_plot(records, path, *, columns: int = 3) -> pathlib.Path:
         for entry in methods.values():
             label = entry["label"]
             values = [r.mean_accuracy * 100 for r in entry["runs"].values()]
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
             key = entry["key"]
             if key[0] > 2 or entry["alpha"].startswith("cos"):
                 continue  # DKL/IKL and α schedules have no place on the α axis
@@ -512,4 +508,30 @@ def summary_table(run_dirs) -> str:
 
 
 def _accuracy_cell(values) -> str:
-    return _accuracy_text(mean_std(values)) if len(values) > 1 else _accuracy_text(values[0])
+    return _accuracy_text(mean_std_record(values)) if len(values) > 1 else _accuracy_text(values[0])
+
+
+# --------------------------------------------------------------------------
+# Per-seed summaries (train --seeds, evaluate of a --seeds directory).
+
+
+def summarize_results(runs: list[dict]) -> dict:
+    """Mean ± std per peer and for the ensemble over several results.json dicts."""
+    first = runs[0]
+    return {
+        "seeds": [r["config"]["seed"] for r in runs],
+        "peers": [
+            {
+                "name": p["name"],
+                "architecture": p["architecture"],
+                "test_accuracy": mean_std_record(r["peers"][k]["test_accuracy"] for r in runs),
+                "test_loss": mean_std_record(r["peers"][k]["test_loss"] for r in runs),
+            }
+            for k, p in enumerate(first["peers"])
+        ],
+        "ensemble": {
+            "test_accuracy": mean_std_record(r["ensemble"]["test_accuracy"] for r in runs)
+        },
+        "epochs": first["epochs"],
+        "seconds": round(sum(r["seconds"] for r in runs), 3),
+    }

@@ -38,6 +38,17 @@ _TEMPORARY = re.compile(
 )
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the message names the epoch, batch, the
+    logged values that went non-finite and the peer(s) they came from. The
+    last finished epoch's checkpoint in `backup/` is left untouched and its
+    peers are exported to `peers/`. The CLI exits with status 1.
+
+    >>> issubclass(NonFiniteLossError, RuntimeError)
+    True
+    """
+
+
 class RunError(Exception):
     """Input that passed config validation but cannot be run: a run directory
     that is finished or holds another config, a dataset that cannot be

@@ -36,34 +36,29 @@ results["ensemble"]["test_accuracy"]
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pathlib
-import statistics
 import tempfile
 
 import keras
 import tensorflow as tf
 
 import rdml_keras
-from rdml_keras import data
 from rdml_keras import schedules
-from rdml_keras.data import bundle_from_arrays
-from rdml_keras.data import validation
-from rdml_keras.data.pipeline import channel_stats
-from rdml_keras.data.pipeline import stratified_subset
-from rdml_keras.data.specs import DatasetSpec
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import NonFiniteGuard
-from rdml_keras.experiments.callbacks import NonFiniteLossError
 from rdml_keras.experiments.callbacks import PeerHistograms
 from rdml_keras.experiments.checkpoint import CheckpointError
 from rdml_keras.experiments.checkpoint import RunCheckpoint
-from rdml_keras.experiments.config import NPZ_DATASET
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.data import validation
+from rdml_keras.experiments.optimizers import build_optimizer
 from rdml_keras.experiments.placement import Placement
+from rdml_keras.experiments.report import summarize_results
+from rdml_keras.experiments.run_data import load_data
+from rdml_keras.experiments.run_data import steps_per_epoch
 from rdml_keras.experiments.run_files import BACKUP_DIR
 from rdml_keras.experiments.run_files import CONFIG_FILE
 from rdml_keras.experiments.run_files import HISTORY_FILE
@@ -72,6 +67,7 @@ from rdml_keras.experiments.run_files import PEERS_DIR
 from rdml_keras.experiments.run_files import RESULTS_FILE
 from rdml_keras.experiments.run_files import SUMMARY_FILE
 from rdml_keras.experiments.run_files import WEIGHTS_FILE
+from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import RunError
 from rdml_keras.experiments.run_files import check_run_dir
 from rdml_keras.experiments.run_files import first_line
@@ -87,184 +83,6 @@ from rdml_keras.models import build_peer
 
 # --------------------------------------------------------------------------
 # Building blocks (no disk writes).
-
-
-def steps_per_epoch(bundle, batch_size: int) -> int:
-    """Optimizer steps in one epoch of `bundle.train`."""
-    cardinality = int(bundle.train.cardinality())
-    if cardinality > 0:
-        return cardinality
-    return max(1, math.ceil(bundle.train_examples / batch_size))
-
-
-@keras.saving.register_keras_serializable(package="rdml_keras")
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    """Ramp linearly from 0 to `after(warmup_steps)`, then follow `after`.
-
-    `after` is evaluated at the true step, so step/multistep milestones stay
-    where the config puts them.
-
-    >>> lr = LinearWarmup(0.1, warmup_steps=10)
-    >>> round(float(lr(4)), 3), round(float(lr(20)), 3)
-    (0.05, 0.1)
-    """
-
-    def __init__(self, after, warmup_steps):
-        self.after = after
-        self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        target = self.after(step) if callable(self.after) else self.after
-        target = keras.ops.cast(target, "float32")
-        # (step + 1): the first update already uses a non-zero rate.
-        ramp = keras.ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
-        return keras.ops.where(step < self.warmup_steps, target * ramp, target)
-
-    def get_config(self):
-        after = self.after
-        if isinstance(after, keras.optimizers.schedules.LearningRateSchedule):
-            after = keras.saving.serialize_keras_object(after)
-        return {"after": after, "warmup_steps": self.warmup_steps}
-
-    @classmethod
-    def from_config(cls, config):
-        after = config["after"]
-        if isinstance(after, dict):
-            after = keras.saving.deserialize_keras_object(after)
-        return cls(after, config["warmup_steps"])
-
-
-def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
-    """The config's schedule as a float or a `keras.optimizers.schedules` object.
-
-    Milestones are in epochs; Keras counts optimizer iterations, and
-    PiecewiseConstantDecay switches *after* a boundary, so epoch m's first
-    step (iteration m * steps) already uses the decayed rate.
-
-    >>> from rdml_keras.experiments.config import OptimizerConfig
-    >>> s = learning_rate_schedule(OptimizerConfig(schedule="multistep", milestones=(2,)),
-    ...                            epochs=4, steps=10)
-    >>> round(float(s(19)), 4), round(float(s(20)), 4)
-    (0.1, 0.01)
-    """
-    cfg = optimizer_config
-    lr = cfg.learning_rate
-    warmup = cfg.warmup_epochs * steps
-    if cfg.schedule == "cosine":
-        total = epochs * steps
-        if warmup:
-            # Start at lr / warmup (not 0) so the first step is not wasted,
-            # as LinearWarmup does for the other schedules.
-            return keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=lr / warmup,
-                decay_steps=max(1, total - warmup),
-                warmup_target=lr,
-                warmup_steps=warmup,
-            )
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total))
-    if cfg.schedule == "step":
-        milestones = list(range(cfg.step_epochs, epochs, cfg.step_epochs))
-    elif cfg.schedule == "multistep":
-        milestones = list(cfg.milestones)
-    else:
-        milestones = []
-    schedule = lr
-    if milestones:
-        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-            boundaries=[m * steps - 1 for m in milestones],
-            values=[lr * cfg.gamma**i for i in range(len(milestones) + 1)],
-        )
-    if warmup:
-        schedule = LinearWarmup(schedule, warmup)
-    return schedule
-
-
-def build_optimizer(optimizer_config, epochs: int, steps: int):
-    """SGD (L2 weight decay lives in the peers) or AdamW (decoupled decay).
-
-    >>> from rdml_keras.experiments.config import OptimizerConfig
-    >>> build_optimizer(OptimizerConfig(), epochs=1, steps=1).nesterov
-    True
-    """
-    schedule = learning_rate_schedule(optimizer_config, epochs, steps)
-    if optimizer_config.name == "adamw":
-        return keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=optimizer_config.weight_decay
-        )
-    return keras.optimizers.SGD(
-        learning_rate=schedule,
-        momentum=optimizer_config.momentum,
-        nesterov=optimizer_config.nesterov,
-    )
-
-
-def load_data(config: ExperimentConfig):
-    """The config's `DatasetBundle`; loading failures become RunError."""
-    ds = config.dataset
-    if ds.name == NPZ_DATASET:
-        return load_npz_data(config)
-    try:
-        return data.load_dataset(
-            ds.name,
-            batch_size=config.batch_size,
-            data_dir=ds.data_dir,
-            download=ds.download,
-            augment=ds.augment,
-            seed=config.seed,
-            train_size=ds.train_size,
-        )
-    except (ValueError, OSError, ImportError, RuntimeError) as e:
-        raise RunError(f"dataset.name: cannot load {ds.name!r}: {type(e).__name__}: {e}") from e
-
-
-def load_npz_data(config: ExperimentConfig):
-    """`dataset.name: npz`: the user's arrays, checked (`rdml_keras.data.validation`),
-    through the same pipelines as the bundled sets. Problems become RunError."""
-    ds = config.dataset
-    try:
-        arrays = validation.load_npz(ds.path, num_classes=ds.num_classes)
-    except validation.DataError as e:
-        raise RunError(f"dataset.path {ds.path}: {e}") from None
-    x_train, y_train = arrays.x_train, arrays.y_train
-    if ds.train_size is not None:
-        if not arrays.num_classes <= ds.train_size <= len(y_train):
-            raise RunError(
-                f"dataset.train_size: got {ds.train_size}; expected an integer in "
-                f"[{arrays.num_classes}, {len(y_train)}] for {ds.path}"
-            )
-        try:
-            x_train, y_train = stratified_subset(x_train, y_train, ds.train_size)
-        except ValueError as e:
-            raise RunError(
-                f"dataset.train_size: {ds.train_size} examples of {ds.path}: {e}"
-            ) from None
-    height, width, channels = arrays.input_shape
-    spec = DatasetSpec(
-        NPZ_DATASET,
-        "npz",
-        arrays.num_classes,
-        arrays.input_shape,
-        len(y_train),
-        len(arrays.y_test),
-        arrays.max_value,
-        pad=max(1, min(height, width) // 8),
-        flip=False,
-    )
-    mean, std = channel_stats(x_train, spec.max_value)
-    std = tuple(s if s > 0 else 1.0 for s in std)  # a constant channel stays finite
-    try:
-        return bundle_from_arrays(
-            (x_train, y_train, arrays.x_test, arrays.y_test),
-            spec=spec,
-            mean=mean,
-            std=std,
-            batch_size=config.batch_size,
-            augment=ds.augment,
-            seed=config.seed,
-        )
-    except ValueError as e:  # a Keras-layer augmentation on a backend that cannot seed it
-        raise RunError(f"dataset.augment: {e}") from None
 
 
 def _load_peer_file(path, k: int):
@@ -744,34 +562,3 @@ def train_seeds(config: ExperimentConfig, out_dir, seeds, *, verbose="auto", log
     if writer:
         write_json(out / SUMMARY_FILE, summary)
     return summary
-
-
-def mean_std(values) -> dict:
-    """{"mean", "std", "values"}; std is the sample standard deviation (0 for one value).
-
-    >>> mean_std([0.5, 0.7])["mean"]
-    0.6
-    """
-    values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 6), "std": round(std, 6), "values": values}
-
-
-def summarize_results(runs: list[dict]) -> dict:
-    """Mean ± std per peer and for the ensemble over several results.json dicts."""
-    first = runs[0]
-    return {
-        "seeds": [r["config"]["seed"] for r in runs],
-        "peers": [
-            {
-                "name": p["name"],
-                "architecture": p["architecture"],
-                "test_accuracy": mean_std(r["peers"][k]["test_accuracy"] for r in runs),
-                "test_loss": mean_std(r["peers"][k]["test_loss"] for r in runs),
-            }
-            for k, p in enumerate(first["peers"])
-        ],
-        "ensemble": {"test_accuracy": mean_std(r["ensemble"]["test_accuracy"] for r in runs)},
-        "epochs": first["epochs"],
-        "seconds": round(sum(r["seconds"] for r in runs), 3),
-    }

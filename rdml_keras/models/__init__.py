@@ -18,7 +18,10 @@ Example:
 
 import functools
 
-from rdml_keras import checks
+from rdml_keras.architectures import ARCHITECTURES
+from rdml_keras.architectures import TEXT_ARCHITECTURES
+from rdml_keras.architectures import is_valid_architecture
+from rdml_keras.architectures import resolve
 from rdml_keras.models.mobilenet import mobilenet_v2
 from rdml_keras.models.resnet import ZeroPadShortcut
 from rdml_keras.models.resnet import cifar_resnet
@@ -29,12 +32,10 @@ from rdml_keras.models.text import fasttext
 from rdml_keras.models.text import text_cnn
 from rdml_keras.models.text import with_vectorizer
 from rdml_keras.models.vgg import vgg16_bn
-from rdml_keras.models.wide_resnet import DEPTH_RULE
-from rdml_keras.models.wide_resnet import check_wrn
-from rdml_keras.models.wide_resnet import parse_wrn_name
 from rdml_keras.models.wide_resnet import wide_resnet
 from rdml_keras.models.word_vectors import load_word_vectors
 
+# The builder of each fixed name of `rdml_keras.architectures.FAMILIES`.
 _BUILDERS = {
     "char_cnn": char_cnn,
     "fasttext": fasttext,
@@ -50,57 +51,13 @@ _BUILDERS = {
     "vgg16_bn": vgg16_bn,
 }
 
-TEXT_ARCHITECTURES = ("char_cnn", "fasttext", "text_cnn")
-"""The peers that take token ids `(sequence_length,)` and need `vocabulary_size`."""
-
-# Common WRN presets, listed so they show up in ARCHITECTURES; any other
-# `wrn_{depth}_{width}` that `check_wrn` accepts is parsed as well.
-_WRN_PRESETS = ("wrn_16_4", "wrn_16_8", "wrn_28_10", "wrn_40_2", "wrn_40_4")
-
-ARCHITECTURES = tuple(sorted((*_BUILDERS, *_WRN_PRESETS)))
-"""Valid fixed names for `build_peer`; `wrn_{depth}_{width}` is also parsed."""
-
-_WRN_NAMES = f"'wrn_<depth>_<width>' for any Wide ResNet with {DEPTH_RULE} and width >= 1"
-
-
-def _normalise(architecture):
-    if not isinstance(architecture, str):
-        return None
-    return architecture.strip().lower().replace("-", "_")
-
-
-def is_valid_architecture(architecture):
-    """Whether `build_peer` accepts `architecture` (without building it).
-
-    Example:
-
-    >>> is_valid_architecture("wrn_22_8"), is_valid_architecture("wrn_27_8")
-    (True, False)
-    """
-    try:
-        _builder(architecture)
-    except ValueError:
-        return False
-    return True
-
 
 def _builder(architecture):
     """The family builder `architecture` names, or ValueError naming it."""
-    key = _normalise(architecture)
-    if key in _BUILDERS:
-        return _BUILDERS[key]
-    parsed = parse_wrn_name(key) if key is not None else None
-    if parsed is None:
-        names = ", ".join(repr(name) for name in ARCHITECTURES)
-        checks.fail("architecture", architecture, f"one of {names}, or {_WRN_NAMES}")
-    depth, width = parsed
-    try:
-        check_wrn(depth, width)
-    except ValueError:
-        checks.fail(
-            "architecture", architecture, _WRN_NAMES, f" It has depth={depth}, width={width}."
-        )
-    return functools.partial(wide_resnet, depth, width)
+    family, wrn = resolve(architecture)
+    if family == "wrn":
+        return functools.partial(wide_resnet, *wrn)
+    return _BUILDERS[family]
 
 
 def build_peer(
@@ -130,7 +87,7 @@ def build_peer(
             The penalty lands in `model.losses`. Leave it at 0 when the
             optimizer decays weights itself (AdamW, `SGD(weight_decay=...)`).
         **kwargs: passed to the family builder, e.g. `dropout_rate` for Wide
-            ResNets, `alpha` for MobileNetV2, `hidden_units` for the MLP;
+            ResNets, `width_multiplier` for MobileNetV2, `hidden_units` for the MLP;
             the text peers need `vocabulary_size` and take `embedding_dim`,
             `embeddings` (see `load_word_vectors`), etc.
 

@@ -8,6 +8,8 @@ residual blocks, linear bottlenecks, ReLU6, identity shortcuts only where
 shape is unchanged, a 1x1 conv to 1280 channels before pooling.
 """
 
+import warnings
+
 import keras
 from keras import layers
 
@@ -80,20 +82,24 @@ def inverted_residual_block(x, expansion, filters, strides, weight_decay, name):
 def mobilenet_v2(
     input_shape=(32, 32, 3),
     num_classes=10,
-    alpha=1.0,
+    width_multiplier=1.0,
     weight_decay=0.0,
     name=None,
+    alpha=None,
 ):
     """MobileNetV2 for small (CIFAR-sized) images.
 
     Args:
         input_shape: `(height, width, channels)`, channels last.
         num_classes: number of logits.
-        alpha: width multiplier; channel counts are scaled and rounded to a
-            multiple of 8 (the last 1280-channel conv is never shrunk).
+        width_multiplier: channel counts are scaled by it and rounded to a
+            multiple of 8 (the last 1280-channel conv is never shrunk); the
+            paper's α, renamed so as not to be read as the Rényi order.
         weight_decay: SGD-style weight decay applied as an L2 penalty on every
             conv, depthwise and dense kernel (`0` for none).
         name: model name; defaults to `mobilenetv2` made unique.
+        alpha: deprecated alias of `width_multiplier` (removed in the next
+            release).
 
     Returns:
         A functional `keras.Model` from images to float32 logits.
@@ -104,7 +110,16 @@ def mobilenet_v2(
     >>> model.output_shape
     (None, 100)
     """
-    alpha = checks.number("alpha", alpha, above=0)
+    if alpha is not None:
+        warnings.warn(
+            "mobilenet_v2(alpha=...) is deprecated; use width_multiplier=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if width_multiplier != 1.0 and width_multiplier != alpha:
+            checks.fail("alpha", alpha, f"unset when width_multiplier={width_multiplier!r} is")
+        width_multiplier = alpha
+    width = checks.number("width_multiplier", width_multiplier, above=0)
     arch = "mobilenetv2"
     input_shape = _common.check_image_shape(input_shape, arch)
     num_classes = _common.check_num_classes(num_classes)
@@ -112,7 +127,7 @@ def mobilenet_v2(
 
     inputs = keras.Input(shape=input_shape, name="images")
     x = layers.Conv2D(
-        _make_divisible(32 * alpha),
+        _make_divisible(32 * width),
         3,
         padding="same",
         use_bias=False,
@@ -124,7 +139,7 @@ def mobilenet_v2(
     x = layers.ReLU(6.0, name="stem_relu")(x)
     block_id = 0
     for expansion, channels, repeats, first_stride in BLOCK_SPECS:
-        filters = _make_divisible(channels * alpha)
+        filters = _make_divisible(channels * width)
         for i in range(repeats):
             x = inverted_residual_block(
                 x,
@@ -135,7 +150,7 @@ def mobilenet_v2(
                 f"block{block_id}",
             )
             block_id += 1
-    last_channels = _make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+    last_channels = _make_divisible(1280 * width) if width > 1.0 else 1280
     x = _conv1x1(x, last_channels, weight_decay, "head_conv")
     x = _common.batch_norm("head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu")(x)

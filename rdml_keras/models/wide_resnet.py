@@ -8,50 +8,14 @@ pre-activated input, as in the authors' code. WRN-28-10 has 36.5 M
 parameters.
 """
 
-import re
-
 import keras
 from keras import layers
 
 from rdml_keras import checks
+from rdml_keras.architectures import DEPTH_RULE  # noqa: F401 - kept importable from here
+from rdml_keras.architectures import check_wrn
+from rdml_keras.architectures import parse_wrn_name  # noqa: F401 - kept importable from here
 from rdml_keras.models import _common
-
-_NAME = re.compile(r"^wrn_(\d+)_(\d+)$")
-
-# The Wide ResNet depth rule, stated and checked here only (`check_wrn`);
-# `build_peer` checks `wrn_<depth>_<width>` names with it too.
-DEPTH_RULE = "(depth - 4) % 6 == 0, depth >= 10"
-
-
-def parse_wrn_name(architecture):
-    """`"wrn_28_10"` -> `(28, 10)`, or `None` if the name is not a WRN.
-
-    Example:
-
-    >>> parse_wrn_name("wrn_28_10")
-    (28, 10)
-    """
-    match = _NAME.match(architecture)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2))
-
-
-def check_wrn(depth, width):
-    """`(depth, width)` as ints if they make a Wide ResNet, else ValueError.
-
-    Example:
-
-    >>> check_wrn(28, 10)
-    (28, 10)
-    >>> check_wrn(27, 10)
-    Traceback (most recent call last):
-    ...
-    ValueError: `depth` must be an integer with (depth - 4) % 6 == 0, depth >= 10 (16, 22, 28, ...
-    """
-    if not checks.is_integer(depth) or depth < 10 or (depth - 4) % 6:
-        checks.fail("depth", depth, f"an integer with {DEPTH_RULE} (16, 22, 28, 40, ...)")
-    return int(depth), checks.integer("width", width, minimum=1)
 
 
 def wide_block(x, filters, strides, dropout_rate, weight_decay, name):

@@ -514,7 +514,7 @@ def test_config_without_read_permission(workdir, capsys, monkeypatch):
     # would give an ordinary user is raised by `open` itself.
     import builtins
 
-    from rdml_keras.experiments import config as config_module
+    from rdml_keras.experiments.config import loading as config_module
 
     path = pathlib.Path(config_file(workdir, BASE))
 

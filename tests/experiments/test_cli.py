@@ -8,6 +8,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -427,3 +428,46 @@ def test_summarize_orders_methods(tmp_path):
 def test_summarize_unknown_dir(tmp_path, capsys):
     assert main(["summarize", str(tmp_path / "missing")]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+# What a command loaded, printed to stderr by the child after the command ran
+# (the command's own output stays on stdout).
+_LOADED = (
+    "import json, runpy, sys\n"
+    "sys.argv = ['rdml_keras', *json.loads(sys.argv[1])]\n"
+    "try:\n"
+    "    runpy.run_module('rdml_keras', run_name='__main__')\n"
+    "except SystemExit as e:\n"
+    "    code = e.code\n"
+    "heavy = ('keras', 'tensorflow', 'jax', 'torch')\n"
+    "print('LOADED', json.dumps([m for m in heavy if m in sys.modules]), code, file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "argv, status",
+    [
+        (["--help"], 0),
+        (["schema"], 0),
+        (["schema", "--markdown"], 0),
+        (["train", "--config", QUICKSTART, "--set", "epochs=0"], 2),
+        (["sweep", "--config", QUICKSTART, "--set", "peers=[nope, mlp]", "--out", "x"], 2),
+    ],
+    ids=["help", "schema", "schema-markdown", "bad-config", "bad-sweep-config"],
+)
+def test_help_schema_and_a_bad_config_import_no_keras_tensorflow_or_jax(argv, status, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, json.dumps(argv)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = [row for row in done.stderr.splitlines() if row.startswith("LOADED ")]
+    assert line, done.stderr
+    loaded, code = line[-1].removeprefix("LOADED ").rsplit(" ", 1)
+    assert json.loads(loaded) == [], f"{argv} imported {loaded}"
+    assert int(code) == status, done.stderr
+    assert not (tmp_path / "x").exists()

@@ -1,8 +1,10 @@
 """Config loading, validation messages, overrides, shipped YAMLs, lr schedules."""
 
 import importlib.util
-import math
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -380,63 +382,6 @@ def test_schema_rows_cover_every_key():
     assert all(row[2] for row in schema_rows())
 
 
-# ---------------------------------------------------------------- lr schedules
-
-
-def lr_at(schedule, step):
-    return float(schedule(step)) if callable(schedule) else float(schedule)
-
-
-def test_multistep_switches_at_epoch_boundaries():
-    from rdml_keras.experiments.config import OptimizerConfig
-    from rdml_keras.experiments.runner import learning_rate_schedule
-
-    cfg = OptimizerConfig(schedule="multistep", milestones=(60, 120, 180), gamma=0.2)
-    schedule = learning_rate_schedule(cfg, epochs=200, steps=10)
-    assert lr_at(schedule, 0) == pytest.approx(0.1)
-    assert lr_at(schedule, 599) == pytest.approx(0.1)  # last step of epoch 60
-    assert lr_at(schedule, 600) == pytest.approx(0.02)  # first step of epoch 61
-    assert lr_at(schedule, 1800) == pytest.approx(0.1 * 0.2**3)
-
-
-def test_step_schedule_and_warmup():
-    from rdml_keras.experiments.config import OptimizerConfig
-    from rdml_keras.experiments.runner import learning_rate_schedule
-
-    cfg = OptimizerConfig(schedule="step", step_epochs=2, gamma=0.5, warmup_epochs=1)
-    schedule = learning_rate_schedule(cfg, epochs=6, steps=4)
-    assert lr_at(schedule, 0) == pytest.approx(0.025)  # warm-up from ~0
-    assert lr_at(schedule, 4) == pytest.approx(0.1)
-    assert lr_at(schedule, 8) == pytest.approx(0.05)
-    assert lr_at(schedule, 16) == pytest.approx(0.025)
-
-
-def test_cosine_with_warmup():
-    from rdml_keras.experiments.config import OptimizerConfig
-    from rdml_keras.experiments.runner import learning_rate_schedule
-
-    cfg = OptimizerConfig(schedule="cosine", learning_rate=0.4, warmup_epochs=1)
-    schedule = learning_rate_schedule(cfg, epochs=5, steps=10)
-    assert lr_at(schedule, 0) == pytest.approx(0.04)  # warm-up from lr / steps
-    assert lr_at(schedule, 10) == pytest.approx(0.4)
-    assert lr_at(schedule, 30) == pytest.approx(0.2, abs=1e-6)
-    assert lr_at(schedule, 50) == pytest.approx(0.0, abs=1e-6)
-    assert not math.isnan(lr_at(schedule, 5))
-
-
-def test_optimizers_and_weight_decay_placement():
-    from rdml_keras.experiments.config import OptimizerConfig
-    from rdml_keras.experiments.runner import build_optimizer
-
-    sgd = build_optimizer(OptimizerConfig(), epochs=1, steps=1)
-    assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
-    assert not sgd.weight_decay  # SGD's decay is the peers' L2 term
-    adamw = build_optimizer(
-        OptimizerConfig(name="adamw", learning_rate=1e-3, weight_decay=0.05), epochs=1, steps=1
-    )
-    assert adamw.weight_decay == pytest.approx(0.05)
-
-
 # ---------------------------------------------------------------- the schema
 
 
@@ -485,3 +430,28 @@ def test_schema_command_prints_the_json_schema(capsys):
 
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema()
+
+
+def test_importing_the_config_loads_no_keras_tensorflow_or_jax():
+    code = (
+        "import sys, rdml_keras.experiments.config\n"
+        "print([m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_config_spells_the_divergences_and_update_orders_of_the_library():
+    # The config holds these names itself so that it imports no Keras.
+    from rdml_keras import learner
+    from rdml_keras import losses
+    from rdml_keras.experiments import config
+
+    assert config.DIVERGENCES == losses.DIVERGENCES
+    assert config.UPDATE_ORDERS == learner.UPDATE_ORDERS

@@ -24,6 +24,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from commands import FAULT_ENV
 from commands import QUICKSTART
 from commands import ROOT
 from commands import child_env
@@ -148,7 +149,7 @@ def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
             out,
             *_multiprocess(port, 1),
             log=tmp_path / "p1.log",
-            **{checkpoint.FAULT_ENV: "checkpoint_partial:2"},
+            **{FAULT_ENV: "checkpoint_partial:2"},
         ),
     ]
     _finish(first[1], status=-signal.SIGKILL)

@@ -22,6 +22,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from commands import FAULT_ENV
 from commands import QUICKSTART
 from commands import ROOT
 from commands import child_env
@@ -228,7 +229,7 @@ def test_sigkill_mid_epoch_resumes_to_the_same_weights(reference, tmp_path):
 def test_kill_during_checkpoint_write_resumes_from_the_previous_one(reference, tmp_path, stage):
     reference_run, _ = reference
     out, logs = tmp_path / "run", tmp_path / "logs"
-    status, _, stderr = finish(start(out, logs, **{checkpoint.FAULT_ENV: f"checkpoint_{stage}:2"}))
+    status, _, stderr = finish(start(out, logs, **{FAULT_ENV: f"checkpoint_{stage}:2"}))
     assert status == -signal.SIGKILL, stderr[-3000:]
     backup = out / run_files.BACKUP_DIR
     # The hook really cut the write short: no complete epoch-2 checkpoint.
@@ -501,7 +502,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
 
     # The exported peers are exactly the epoch-1 checkpoint's, and predict
     # finite logits, better than chance.
-    from rdml_keras.data import load_arrays
+    from rdml_keras.experiments.data import load_arrays
 
     config = load_config(QUICKSTART, [a for a in args if "=" in a])
     learner = runner.build_learner(config, (8, 8, 1), 10)

@@ -25,9 +25,11 @@ import tempfile
 import time
 
 import pytest
+from commands import FAULT_ENV
 from commands import QUICKSTART
 from commands import ROOT
 from commands import assert_refused
+from commands import child_env
 from commands import free_port
 
 from rdml_keras.experiments import report
@@ -149,7 +151,7 @@ def _worker(out, storage, log, *extra, env=None, grid=GRID):
         cwd=ROOT,
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        env=child_env(**(env or {})),
     )
 
 
@@ -298,7 +300,7 @@ def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
     grid = ["--grid", "divergence.alpha=0,1", "--seeds", "0"]
     logs = [tmp_path / "killed.log", tmp_path / "survivor.log"]
     # The first worker SIGKILLs itself in the middle of epoch 2's checkpoint
-    # write (rdml_keras.experiments.checkpoint.FAULT_ENV): epoch 1's checkpoint is complete.
+    # write (tests/fault_injection): epoch 1's checkpoint is complete.
     killed = _worker(
         out,
         storage,
@@ -306,7 +308,7 @@ def test_killed_worker_trial_is_resumed_by_the_other(tmp_path, storage):
         "--set",
         "epochs=3",
         grid=grid,
-        env={"RDML_FAULT_INJECT": "checkpoint_replaced:2"},
+        env={FAULT_ENV: "checkpoint_replaced:2"},
     )
     # The survivor starts once the first worker holds a trial (so that one is
     # certain to be the first worker's).

@@ -305,3 +305,23 @@ def test_strided_branch_is_aligned_with_option_a_shortcut():
     x = np.random.default_rng(0).normal(size=(1, 8, 8, 16)).astype("float32")
     y = keras.ops.convert_to_numpy(probe(x))
     np.testing.assert_allclose(y[0, :, :, 0], x[0, ::2, ::2, 0], rtol=1e-6)
+
+
+def _stem_filters(model):
+    return model.get_layer("stem_conv").filters
+
+
+def test_mobilenet_width_multiplier_scales_the_channels():
+    # 32 stem filters x 0.5 = 16, a multiple of 8 (MobileNetV2's rounding).
+    half = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
+    assert _stem_filters(half) == 16
+    assert _stem_filters(build_peer("mobilenetv2", (32, 32, 3), 10)) == 32
+
+
+def test_mobilenet_alpha_is_a_deprecated_alias_of_width_multiplier():
+    with pytest.warns(DeprecationWarning, match="width_multiplier"):
+        old = build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5)
+    new = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
+    assert old.count_params() == new.count_params()
+    with pytest.raises(ValueError, match="alpha"), pytest.warns(DeprecationWarning):
+        build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5, width_multiplier=0.75)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rdml_keras.data import load_arrays  # noqa: E402
-from rdml_keras.data import load_dataset  # noqa: E402
-from rdml_keras.data.specs import SPECS  # noqa: E402
+from rdml_keras.datasets.specs import SPECS  # noqa: E402
+from rdml_keras.experiments.data import load_arrays  # noqa: E402
+from rdml_keras.experiments.data import load_dataset  # noqa: E402
 
 
 def _fail_load(*args, **kwargs):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdml_keras.data import load_dataset
-from rdml_keras.data.augment import Augmenter
-from rdml_keras.data.augment import KeyedSeedGenerator
-from rdml_keras.data.pipeline import build_train
-from rdml_keras.data.specs import SPECS
+from rdml_keras.datasets.specs import SPECS
+from rdml_keras.experiments.data import load_dataset
+from rdml_keras.experiments.data.augment import Augmenter
+from rdml_keras.experiments.data.augment import KeyedSeedGenerator
+from rdml_keras.experiments.data.pipeline import build_train
 
 
 def _images(n, size, channels, seed=0):
@@ -214,9 +214,9 @@ def test_standard_is_reproducible_on_jax_and_keras_layers_are_refused():
     would need a Keras random layer there are refused, not silently unseeded."""
     script = textwrap.dedent("""
         import numpy as np
-        from rdml_keras.data.augment import Augmenter
-        from rdml_keras.data.pipeline import build_train
-        from rdml_keras.data.specs import SPECS
+        from rdml_keras.experiments.data.augment import Augmenter
+        from rdml_keras.experiments.data.pipeline import build_train
+        from rdml_keras.datasets.specs import SPECS
 
         spec = SPECS["cifar10"]
         images = np.random.default_rng(0).integers(1, 256, (16, 32, 32, 3), np.uint8)

@@ -2,11 +2,11 @@
 
 import pytest
 
-import rdml_keras.data as data
-from rdml_keras.data import AUGMENTATIONS
-from rdml_keras.data import DATASETS
-from rdml_keras.data import load_arrays
-from rdml_keras.data import load_dataset
+import rdml_keras.experiments.data as data
+from rdml_keras.experiments.data import AUGMENTATIONS
+from rdml_keras.experiments.data import DATASETS
+from rdml_keras.experiments.data import load_arrays
+from rdml_keras.experiments.data import load_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from rdml_keras.data.augment import Augmenter
-from rdml_keras.data.specs import SUBSET_SEED
-from rdml_keras.data.specs import DatasetSpec
+from rdml_keras.datasets.specs import SUBSET_SEED
+from rdml_keras.datasets.specs import DatasetSpec
 from rdml_keras.datasets.split import stratified_split
+from rdml_keras.experiments.data.augment import Augmenter
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Offsets the batch-level (MixUp/CutMix) seed stream from the per-example one.
@@ -79,7 +79,7 @@ def build_train(
     augmenter mixes labels (MixUp/CutMix).
 
     Example:
-        >>> from rdml_keras.data.specs import SPECS
+        >>> from rdml_keras.datasets.specs import SPECS
         >>> ds = build_train(np.zeros((8, 8, 8, 1), np.uint8), np.arange(8) % 2,
         ...                  spec=SPECS["digits"], augmenter=Augmenter("none", SPECS["digits"]),
         ...                  batch_size=4, seed=0, mean=(0.0,), std=(1.0,))
@@ -123,7 +123,7 @@ def build_test(x, y, *, spec, batch_size, mean, std, one_hot=False) -> tf.data.D
     """Normalised test batches in a fixed order: no shuffle, no augmentation.
 
     Example:
-        >>> from rdml_keras.data.specs import SPECS
+        >>> from rdml_keras.datasets.specs import SPECS
         >>> ds = build_test(np.zeros((5, 8, 8, 1), np.uint8), np.zeros(5, np.int32),
         ...                 spec=SPECS["digits"], batch_size=2, mean=(0.0,), std=(1.0,))
         >>> int(ds.cardinality())

@@ -35,7 +35,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from rdml_keras.data.specs import DatasetSpec
+from rdml_keras.datasets.specs import DatasetSpec
 
 BATCH_MIXERS = ("mixup", "cutmix")
 # Modes that run Keras random layers inside the tf.data pipeline.
@@ -127,7 +127,7 @@ class Augmenter:
     """Builds the per-example and per-batch augmentation functions for one dataset.
 
     Example:
-        >>> from rdml_keras.data.specs import SPECS
+        >>> from rdml_keras.datasets.specs import SPECS
         >>> aug = Augmenter("standard", SPECS["cifar10"])
         >>> image = aug.augment_example(tf.zeros([32, 32, 3]), tf.constant([0, 1], tf.int64))
         >>> image.shape, aug.flips, aug.one_hot_labels

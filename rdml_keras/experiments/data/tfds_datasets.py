@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from rdml_keras.data.specs import get_spec
+from rdml_keras.datasets.specs import get_spec
 
 
 def _default_data_dir() -> str:

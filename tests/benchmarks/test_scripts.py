@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
@@ -109,7 +109,8 @@ def test_accuracy_quick(tmp_path):
 
 
 def test_accuracy_tables_cli_runs(tmp_path):
-    """`--from-runs` (used by cifar100.sh) pairs CLI results.json files by seed."""
+    """`--from-runs` (used by cifar100.sh) pairs CLI results.json files by seed,
+    in the table of `summarize --paired`."""
     for method, kind, alpha, shift in [
         ("independent", "none", None, 0.0),
         ("dml", "kl", None, 0.01),
@@ -138,10 +139,12 @@ def test_accuracy_tables_cli_runs(tmp_path):
         "--from-runs",
         *(str(tmp_path / m) for m in ("rdml_a2", "independent", "dml")),
     )
-    assert "cifar100: resnet32 + resnet32" in text
     header, rows = _table(text)
-    assert [row[0] for row in rows] == ["independent", "DML", "RDML α=2"]
+    assert [(row[0], row[1]) for row in rows] == [("independent", "0"), ("DML", "1"), ("RDML", "2")]
+    # Peer accuracy 70% + shift + 0.1% x seed: mean over seeds 0, 1 and its sample std.
+    assert rows[0][header.index("peer 1 (%)")] == "70.05 ± 0.07"
     assert rows[1][header.index("Δ vs independent (pp)")] == "+1.00 ± 0.00 (2/2)"
+    assert rows[2][header.index("Δ vs independent (pp)")] == "+2.00 ± 0.00 (2/2)"
     assert rows[2][header.index("Δ vs DML (pp)")] == "+1.00 ± 0.00 (2/2)"
 
 

@@ -1,0 +1,203 @@
+"""The value types of the config schema: pydantic constraints plus the words
+an error message uses (`Allowed`), and the allowed names of each key.
+
+>>> DIVERGENCE_KINDS
+('renyi', 'kl', 'dkl', 'ikl', 'none')
+"""
+
+import re
+from typing import Annotated
+from typing import Literal
+
+from pydantic import AfterValidator
+from pydantic import BeforeValidator
+from pydantic import Field
+
+from rdml_keras import architectures
+from rdml_keras.checks import validate_coordinator
+from rdml_keras.datasets.specs import AUGMENTATIONS
+from rdml_keras.datasets.specs import DATASETS
+from rdml_keras.experiments.config.errors import Allowed
+
+# The names `rdml_keras.losses.DIVERGENCES` and `rdml_keras.learner.UPDATE_ORDERS`
+# accept, spelled here so that validating a config imports no Keras
+# (tests/experiments/test_config.py checks that they agree).
+DIVERGENCES = ("renyi", "kl", "dkl", "ikl")
+UPDATE_ORDERS = ("simultaneous", "sequential")
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
+ALPHA_SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
+# One device; every device of this machine; several processes (JAX).
+DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
+# `dataset.name: npz` trains on your own arrays (`dataset.path`, see
+# rdml_keras.experiments.data.validation for what the file must hold).
+NPZ_DATASET = "npz"
+# Peer names become Keras model names and file names: keep them portable.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _int(minimum: int):
+    return Annotated[int, Field(strict=True, ge=minimum), Allowed(f"an integer >= {minimum}")]
+
+
+def _yaml_number(value):
+    # YAML 1.1 reads `5e-4` (no dot) as a string; accept it as the number it
+    # obviously is rather than surprise people copying from papers.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _float(*, ge=None, gt=None, lt=None):
+    bounds = [
+        f"{symbol} {bound:g}"
+        for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
+        if bound is not None
+    ]
+    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    # Constraints first: the YAML-string conversion wraps the checked float.
+    return Annotated[
+        float,
+        Field(strict=True, ge=ge, gt=gt, lt=lt, allow_inf_nan=False),
+        BeforeValidator(_yaml_number),
+        Allowed(allowed),
+    ]
+
+
+def _choice(choices):
+    return Annotated[Literal[tuple(choices)], Allowed("one of " + ", ".join(choices))]
+
+
+def _optional(kind, say_null=True):
+    inner = next(m for m in kind.__metadata__ if isinstance(m, Allowed))
+    return Annotated[kind | None, Allowed(f"null or {inner}") if say_null else inner]
+
+
+def _check(predicate, message="not allowed"):
+    def check(value):
+        if not predicate(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+Bool = Annotated[bool, Field(strict=True), Allowed("true or false")]
+Text = Annotated[str, Field(strict=True, min_length=1), Allowed("a non-empty string")]
+
+
+def _path(suffix, what):
+    """A path string ending in `suffix`. Whether the file exists is checked
+    when the run loads it (a saved run config stays valid if the file
+    moves), still before anything is written."""
+    return Annotated[
+        str,
+        Field(strict=True),
+        _check(lambda v: v.strip() != "" and v.endswith(suffix)),
+        Allowed(f"a path to {what} ending in {suffix}"),
+    ]
+
+
+# What the data package and the zoo accept: their own lists, named once there.
+DATASET_NAMES = (*DATASETS, NPZ_DATASET)
+
+
+def _canonical_architecture(value):
+    # The zoo accepts `WRN-28-10`; store the canonical spelling, which also
+    # names the exported files.
+    canonical = value.strip().lower().replace("-", "_")
+    if not architectures.is_valid_architecture(canonical):
+        raise ValueError("unknown architecture")
+    return canonical
+
+
+class _Choices(Allowed):
+    """`Allowed` with a short form for README's key table (the string itself)
+    and the full list of names for error messages (`str()`)."""
+
+    def __new__(cls, short, names, extra=""):
+        self = super().__new__(cls, short)
+        self.words = "one of " + ", ".join(names) + extra
+        return self
+
+    def __str__(self):
+        return self.words
+
+
+DatasetName = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"enum": list(DATASET_NAMES)}),
+    _check(lambda v: v in DATASET_NAMES),
+    _Choices(
+        "a name in rdml_keras.datasets.specs.DATASETS, or npz (your own arrays)", DATASET_NAMES
+    ),
+]
+Augmentation = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"enum": list(AUGMENTATIONS)}),
+    _check(lambda v: v in AUGMENTATIONS),
+    _Choices("a name in rdml_keras.datasets.specs.AUGMENTATIONS", AUGMENTATIONS),
+]
+Architecture = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_canonical_architecture),
+    _Choices(
+        "a name in rdml_keras.architectures.ARCHITECTURES or wrn_<depth>_<width>",
+        architectures.ARCHITECTURES,
+        " or wrn_<depth>_<width> with depth = 6n+4 >= 10",
+    ),
+]
+PeerName = Annotated[
+    str,
+    Field(strict=True, pattern=_NAME_RE.pattern),
+    Allowed("1-64 letters, digits, '_', '.' or '-'"),
+]
+
+
+def _valid_coordinator(value):
+    validate_coordinator(value)  # ValueError when not host:port
+    return value
+
+
+Coordinator = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_valid_coordinator),
+    Allowed("'host:port' (process 0's host and a free port 1..65535)"),
+]
+JitCompile = Annotated[
+    Annotated[bool, Field(strict=True)] | Literal["auto"],
+    Allowed('true, false or "auto" (XLA on GPU only)'),
+]
+
+
+def _as_list(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]  # `--set optimizer.milestones=60` is one milestone
+    return value
+
+
+def _increasing(values):
+    return all(b > a for a, b in zip(values, values[1:]))
+
+
+def _int_list(minimum, *, increasing, min_length=0):
+    what = "increasing " if increasing else "distinct "
+    allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers >= {minimum}"
+    rule = _increasing if increasing else (lambda v: len(set(v)) == len(v))
+    item = Annotated[int, Field(strict=True, ge=minimum)]
+    written = Annotated[list[item], Field(min_length=min_length)] | item
+    return Annotated[
+        tuple[item, ...],
+        Field(min_length=min_length),
+        _check(rule),
+        BeforeValidator(_as_list, json_schema_input_type=written),
+        Allowed(allowed),
+    ]
