@@ -36,8 +36,31 @@ def renyi_divergence(target_logits, learner_logits, alpha, temperature=1.0, xp=n
     """Per-example D_α(softmax(target / T) ‖ softmax(learner / T)) · T²."""
     log_p = log_softmax(target_logits / temperature, xp)
     log_q = log_softmax(learner_logits / temperature, xp)
-    if alpha == 1.0:
+    if abs(alpha - 1.0) < 1e-9:  # KL; the general form would divide ~0 by ~0
         value = xp.sum(xp.exp(log_p) * (log_p - log_q), axis=-1)
     else:
         value = logsumexp(alpha * log_p + (1 - alpha) * log_q, xp) / (alpha - 1)
     return value * temperature**2
+
+
+def _softmax(logits):
+    return np.exp(log_softmax(logits))
+
+
+def official_dkl_loss(
+    student, teacher, temperature, alpha, beta, class_prior=None, gi=False, t2=100.0
+):
+    """`dkl_loss` of jiequancui/DKL (DKLv1/KD-dkl/mdistiller/distillers/IKL_KD.py),
+    transcribed line by line from PyTorch to NumPy (float64). Note its `alpha`
+    weighs the soft CE and its `beta` the weighted MSE."""
+    num_classes = student.shape[1]
+    delta_n = teacher.reshape(-1, num_classes, 1) - teacher.reshape(-1, 1, num_classes)
+    delta_a = student.reshape(-1, num_classes, 1) - student.reshape(-1, 1, num_classes)
+    if gi:
+        p_n = class_prior.reshape(-1, num_classes, 1) @ class_prior.reshape(-1, 1, num_classes)
+    else:
+        s_n = _softmax(teacher / t2)
+        p_n = s_n.reshape(-1, num_classes, 1) @ s_n.reshape(-1, 1, num_classes)
+    loss_mse = 0.25 * (np.power(delta_n - delta_a, 2) * p_n).sum() / student.shape[0]
+    loss_sce = -(_softmax(teacher / temperature) * log_softmax(student / temperature)).sum(1).mean()
+    return beta * loss_mse + alpha * loss_sce

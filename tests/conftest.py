@@ -6,6 +6,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+# benchmarks/reference.py, the one written-out Rényi the tests check against.
+sys.path.append(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+
 import pytest  # noqa: E402
 from backend_mirror import CHILD_ENV  # noqa: E402
 from backend_mirror import BackendMirror  # noqa: E402

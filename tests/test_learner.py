@@ -8,12 +8,12 @@ the objective written out from its definition, one optimizer per peer.
 import keras
 import numpy as np
 import pytest
+import reference
 from autodiff import BACKEND
 from autodiff import model_gradients
 from autodiff import to_numpy
 from keras import ops
 from scipy.special import log_softmax
-from scipy.special import logsumexp
 from scipy.special import softmax
 
 from rdml_keras import MutualLearner
@@ -56,25 +56,16 @@ def clone_cohort(peers):
 
 
 def renyi_numpy(target_logits, logits, alpha):
-    """D_α(p‖q) = logsumexp(α log p + (1−α) log q)/(α−1), batch mean, float64."""
-    log_p = log_softmax(np.float64(target_logits), axis=-1)
-    log_q = log_softmax(np.float64(logits), axis=-1)
-    if alpha == 1.0:
-        per_example = np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)
-    else:
-        per_example = logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
-    return float(np.mean(per_example))
+    """D_α(p‖q), batch mean, float64 (benchmarks/reference.py)."""
+    return float(
+        np.mean(reference.renyi_divergence(np.float64(target_logits), np.float64(logits), alpha))
+    )
 
 
 def renyi_ops(target_logits, logits, alpha):
     """The same definition in `keras.ops`, differentiable on any backend."""
-    log_p = ops.log_softmax(ops.convert_to_tensor(target_logits), axis=-1)
-    log_q = ops.log_softmax(logits, axis=-1)
-    if alpha == 1.0:
-        per_example = ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
-    else:
-        per_example = ops.logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
-    return ops.mean(per_example)
+    target_logits = ops.convert_to_tensor(target_logits)
+    return ops.mean(reference.renyi_divergence(target_logits, logits, alpha, xp=ops))
 
 
 def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimizer, batch=BATCH):

@@ -7,13 +7,12 @@ new shape hypothesis draws, about 80 s of the JAX run when measured here.
 
 import keras
 import numpy as np
+import reference as written_out
 from autodiff import gradient
 from autodiff import to_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from scipy.special import log_softmax
-from scipy.special import logsumexp
 
 from rdml_keras import losses
 
@@ -35,13 +34,7 @@ temperatures = st.floats(0.25, 8.0, allow_nan=False)
 
 
 def reference(target, learner, alpha, temperature=1.0):
-    log_p = log_softmax(np.float64(target) / temperature, axis=-1)
-    log_q = log_softmax(np.float64(learner) / temperature, axis=-1)
-    if abs(alpha - 1.0) < 1e-9:
-        value = np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)
-    else:
-        value = logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
-    return value * temperature**2
+    return written_out.renyi_divergence(np.float64(target), np.float64(learner), alpha, temperature)
 
 
 def renyi(target, learner, alpha, temperature=1.0):
