@@ -10,6 +10,8 @@ Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
 `keras.losses.KLDivergence(y_true, y_pred)`.
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -302,6 +304,23 @@ class KLDivergence(keras.losses.Loss):
         return config
 
 
+def _deprecated_alpha(old):
+    """The weighted-MSE weight under its old attribute name, for one release.
+
+    It is `alpha` now, as the constructor argument and the config name it.
+    """
+
+    def getter(self):
+        warnings.warn(
+            f"`{type(self).__name__}.{old}` is deprecated; use `.alpha`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.alpha
+
+    return property(getter)
+
+
 @keras.saving.register_keras_serializable(package="rdml_keras")
 class DecoupledKL(keras.losses.Loss):
     """Decoupled KL (DKL): weighted MSE on logit differences + soft CE.
@@ -328,16 +347,18 @@ class DecoupledKL(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.dkl_alpha = _validate_weight("alpha", alpha)
+        self.alpha = _validate_weight("alpha", alpha)
         self.beta = _validate_weight("beta", beta)
         self.temperature = validate_temperature(temperature)
 
+    dkl_alpha = _deprecated_alpha("dkl_alpha")
+
     def call(self, y_true, y_pred):
-        return decoupled_kl(y_true, y_pred, self.dkl_alpha, self.beta, self.temperature)
+        return decoupled_kl(y_true, y_pred, self.alpha, self.beta, self.temperature)
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.dkl_alpha, beta=self.beta, temperature=self.temperature)
+        config.update(alpha=self.alpha, beta=self.beta, temperature=self.temperature)
         return config
 
 
@@ -482,7 +503,7 @@ class ImprovedKL(CohortDivergence):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.num_classes = checks.integer("num_classes", num_classes, minimum=2)
-        self.ikl_alpha = _validate_weight("alpha", alpha)
+        self.alpha = _validate_weight("alpha", alpha)
         self.beta = _validate_weight("beta", beta)
         self.temperature = validate_temperature(temperature)
         self.weighting = checks.one_of("weighting", weighting, IKL_WEIGHTINGS)
@@ -491,6 +512,8 @@ class ImprovedKL(CohortDivergence):
         self.momentum = float(checks.number("momentum", momentum, minimum=0, below=1))
         self.num_targets = 0
         self.build_cohort(1)
+
+    ikl_alpha = _deprecated_alpha("ikl_alpha")
 
     # -- state ------------------------------------------------------------
 
@@ -569,15 +592,13 @@ class ImprovedKL(CohortDivergence):
             weights = ops.take(self.class_means.value[target], labels, axis=0)
         else:
             weights = self._weight_probabilities(target_logits)
-        return improved_kl(
-            target_logits, logits, weights, self.ikl_alpha, self.beta, self.temperature
-        )
+        return improved_kl(target_logits, logits, weights, self.alpha, self.beta, self.temperature)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             num_classes=self.num_classes,
-            alpha=self.ikl_alpha,
+            alpha=self.alpha,
             beta=self.beta,
             temperature=self.temperature,
             weighting=self.weighting,

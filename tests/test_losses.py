@@ -417,3 +417,16 @@ def test_renyi_is_accurate_at_small_alpha(learner_logit, alpha, temperature):
     got = losses.renyi_divergence(target, learner, alpha, temperature)
     want = reference_renyi(target, learner, alpha, temperature)
     np.testing.assert_allclose(got, want, rtol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "loss, old",
+    [
+        (losses.DecoupledKL(alpha=0.25), "dkl_alpha"),
+        (losses.ImprovedKL(num_classes=3, alpha=0.25), "ikl_alpha"),
+    ],
+)
+def test_the_weighted_mse_weight_is_alpha_and_the_old_name_warns(loss, old):
+    assert loss.alpha == 0.25 and loss.get_config()["alpha"] == 0.25
+    with pytest.warns(DeprecationWarning, match=f"{old}.*use `.alpha`"):
+        assert getattr(loss, old) == 0.25
