@@ -9,7 +9,7 @@
 #   SEEDS=0,1,2,3,4 OUT=/data/runs benchmarks/cifar100.sh --set dataset.data_dir=/data/tfds
 #   DRY_RUN=1 benchmarks/cifar100.sh                         # print the commands only
 #
-# Every configs/cifar100/<cohort>_<method>.yaml follows DESIGN §4 (SGD Nesterov
+# Every configs/cifar100/<cohort>_<method>.yaml follows design page §4 (SGD Nesterov
 # 0.9, lr 0.1, batch 64, weight decay 5e-4, 200 epochs, lr ×0.1 at epochs
 # 60/120/180 for every method alike, pad-4 crop + flip). Extra arguments
 # are passed to every `python -m rdml_keras train` (e.g. `--set epochs=1` for a

@@ -253,18 +253,30 @@ def test_config_key_table_is_the_schema():
 def test_design_citations_name_sections_of_the_design_page():
     sections = set(re.findall(r"^#+ §\S+ .*\{ #s(\S+) \}$", (DOCS / "design.md").read_text(), re.M))
     assert {"1", "1.1", "1.2", "1.3", "1.4", "1.5", "2", "3", "3a", "4", "5", "6"} <= sections
-    cited = re.compile(r"(?:DESIGN(?:\.md)?|design page),?\s*§\s*([0-9]+[a-z]?(?:\.[0-9]+)?)")
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
+    cited = re.compile(r"design page,?\s*§\s*([0-9]+[a-z]?(?:\.[0-9]+)?)")
+    texts = _tracked_texts()
     missing = {
         (name, section)
-        for name in files
-        if name.endswith((".py", ".md", ".sh", ".yaml", ".ipynb", ".txt"))
-        for section in cited.findall((ROOT / name).read_text(errors="replace"))
+        for name, text in texts.items()
+        for section in cited.findall(text)
         if section not in sections
     }
     assert not missing, f"citations of design sections the page lacks: {sorted(missing)}"
+    # The design lives in the project: nothing cites a design file outside it.
+    outside = re.compile("DESIGN" + r"(?:\.md)?\s*§|" + "DESIGN" + r"\.md")
+    assert not [name for name, text in texts.items() if outside.search(text)]
+
+
+def _tracked_texts():
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {
+        name: (ROOT / name).read_text(errors="replace")
+        for name in files
+        if name.endswith((".py", ".md", ".sh", ".yaml", ".ipynb", ".txt"))
+        and (ROOT / name).exists()
+    }
 
 
 # ----------------------------------------------------------------------------

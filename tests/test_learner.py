@@ -69,7 +69,7 @@ def renyi_ops(target_logits, logits, alpha):
 
 
 def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimizer, batch=BATCH):
-    """The per-peer updates of DESIGN §1.1/§1.4, one optimizer per peer."""
+    """The per-peer updates of design page §1.1/§1.4, one optimizer per peer."""
     optimizers = [make_optimizer() for _ in peers]
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     K = len(peers)

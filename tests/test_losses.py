@@ -116,7 +116,7 @@ def test_alpha_may_be_a_variable():
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_renyi_gradient_is_q_minus_r(logits, alpha):
-    """∂D_α/∂z_q = q − r with r = softmax(α log p + (1−α) log q) (DESIGN §1.2)."""
+    """∂D_α/∂z_q = q − r with r = softmax(α log p + (1−α) log q) (design page §1.2)."""
     target, learner = logits
     got = gradient_wrt_learner(lambda t, l: losses.renyi_divergence(t, l, alpha), target, learner)
     log_p = log_softmax(np.float64(target), axis=-1)

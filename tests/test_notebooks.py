@@ -258,7 +258,7 @@ def test_cifar100_notebook_on_bundled_data(tmp_path):
     assert_plot(nb, out / "cifar100_rdml.png")
 
     # The runs went through the same code path as `python -m rdml_keras train --seeds 0`.
-    # One schedule for every method of the comparison (DESIGN §4).
+    # One schedule for every method of the comparison (design page §4).
     for method, kind, gamma in [("independent", "none", 0.1), ("rdml", "renyi", 0.1)]:
         run = out / method / "seed0"
         config = json.loads((run / "results.json").read_text())["config"]

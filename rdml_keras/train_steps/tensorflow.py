@@ -21,7 +21,7 @@ class TensorFlowTrainStep:
 
     def _simultaneous_step(self, x, y, sample_weight):
         # Σ_k L_k with one tape: each L_k depends on peer k's weights only, so
-        # its gradient w.r.t. peer k's weights is exactly ∇L_k (DESIGN §1.1).
+        # its gradient w.r.t. peer k's weights is exactly ∇L_k (design page §1.1).
         with tf.GradientTape() as tape:
             logits = self(x, training=True)
             loss = self.compute_loss(x, y, logits, sample_weight, training=True)

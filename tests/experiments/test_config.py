@@ -75,7 +75,7 @@ def test_paper_grid_follows_dml_schedule(path):
     assert (config.epochs, config.batch_size) == (200, 64)
     assert config.dataset.augment == "standard"
     method = path.stem.split("_")[-1] if "rdml" not in path.stem else "rdml"
-    # One schedule per comparison (DESIGN §4): every method decays by 0.1.
+    # One schedule per comparison (design page §4): every method decays by 0.1.
     expected = {"independent": ("none", 0.1), "dml": ("kl", 0.1), "rdml": ("renyi", 0.1)}
     assert (config.divergence.kind, opt.gamma) == expected[method]
     if method == "rdml":
