@@ -12,6 +12,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,13 @@ _CLASSES = {
 _REGISTERING = ("rdml_keras.learner", "rdml_keras.models", "rdml_keras.distillation")
 
 __all__ = sorted((*_CLASSES, *_SUBMODULES))
+
+if TYPE_CHECKING:  # for type checkers and the API reference; imported lazily below
+    from rdml_keras.learner import MutualLearner  # noqa: F401
+    from rdml_keras.losses import DecoupledKL  # noqa: F401
+    from rdml_keras.losses import ImprovedKL  # noqa: F401
+    from rdml_keras.losses import KLDivergence  # noqa: F401
+    from rdml_keras.losses import RenyiDivergence  # noqa: F401
 
 
 def __getattr__(name):

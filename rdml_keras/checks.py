@@ -121,8 +121,8 @@ def validate_coordinator(coordinator_address):
 def validate_processes(num_processes, process_id):
     """Check a process count and a process id; returns them as ints.
 
-    Raises ValueError naming the bad value: `num_processes` must be an integer
-    >= 1 and `process_id` an integer in `[0, num_processes)`.
+    Raises ValueError naming the bad value: `num_processes` must be an
+    integer of at least 1 and `process_id` an integer in `[0, num_processes)`.
 
     Example:
 
