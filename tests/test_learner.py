@@ -517,3 +517,30 @@ def test_a_cohort_divergence_gets_labels_target_and_training_explicitly():
     np.testing.assert_array_equal(to_numpy(divergence.updates), [2, 2])
     learner.evaluate(x, y, verbose=0)
     np.testing.assert_array_equal(to_numpy(divergence.updates), [2, 2])
+
+
+def test_functional_peers_with_the_same_layer_names_train_as_if_alone():
+    """Peers built by one function share variable paths ("hidden/kernel"):
+    each must still get its own gradient, step after step (on PyTorch, Keras
+    registers parameters by path)."""
+    x, y = make_data()
+
+    def peer(seed):
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input((FEATURES,))
+        hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(CLASSES, name="logits")(hidden))
+
+    peers = [peer(0), peer(1)]
+    assert peers[0].weights[0].path == peers[1].weights[0].path
+    alone = clone_cohort(peers)
+    learner = MutualLearner(peers, divergence=None)
+    learner.compile(optimizer=keras.optimizers.Adam(0.05))
+    learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    for model in alone:
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.05),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    assert_same_weights(learner.peers, alone)

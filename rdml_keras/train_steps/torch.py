@@ -16,6 +16,18 @@ import torch
 class TorchTrainStep:
     """A `keras.Model` mixin: the sequential order on PyTorch."""
 
+    def zero_grad(self, set_to_none=True):
+        """Clear the gradient of every peer variable before a step.
+
+        Keras's torch trainer calls `torch.nn.Module.zero_grad`, which walks the
+        parameters Keras registered by variable path. Two functional peers
+        built with the same layer names (`"embedding"`, `"logits"`) share
+        paths, one registration hides the other, and the hidden peer's
+        gradients would pile up from step to step. Keras 3.15.1.
+        """
+        for variable in self.trainable_variables:
+            variable.value.grad = None
+
     def train_step(self, data):
         if self.update != "sequential":
             return super().train_step(data)
