@@ -18,6 +18,8 @@ from rdml_keras import checks
 
 # The fixed names; `rdml_keras.models` maps each to its builder.
 FAMILIES = (
+    "char_cnn",
+    "fasttext",
     "mlp",
     "mobilenetv2",
     "resnet20",
@@ -26,8 +28,12 @@ FAMILIES = (
     "resnet56",
     "resnet110",
     "small_cnn",
+    "text_cnn",
     "vgg16_bn",
 )
+
+TEXT_ARCHITECTURES = ("char_cnn", "fasttext", "text_cnn")
+"""The peers that take token ids `(sequence_length,)` and need `vocabulary_size`."""
 
 # Common WRN presets, listed so they show up in ARCHITECTURES; any other
 # `wrn_{depth}_{width}` that `check_wrn` accepts is parsed as well.

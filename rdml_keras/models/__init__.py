@@ -1,9 +1,12 @@
 """Peer architectures for mutual learning, built by name.
 
-Every builder returns a functional `keras.Model` from channels-last images to
-float32 logits (the last Dense is float32 under any mixed-precision policy)
-with a name that is unique in the Keras session (`resnet32`, `resnet32_1`,
-...), so two peers of the same architecture can sit in one learner.
+Every builder returns a functional `keras.Model` from its inputs to float32
+logits: channels-last images, or for the text peers (`fasttext`, `text_cnn`,
+`char_cnn`, in `rdml_keras.models.text`) integer token ids of shape
+`(sequence_length,)`. The last Dense is float32 under any mixed-precision
+policy, and each model has a name that is unique in the Keras session
+(`resnet32`, `resnet32_1`, ...), so two peers of the same architecture can
+sit in one learner.
 
 Example:
 
@@ -16,6 +19,7 @@ Example:
 import functools
 
 from rdml_keras.architectures import ARCHITECTURES
+from rdml_keras.architectures import TEXT_ARCHITECTURES
 from rdml_keras.architectures import is_valid_architecture
 from rdml_keras.architectures import resolve
 from rdml_keras.models.mobilenet import mobilenet_v2
@@ -23,11 +27,18 @@ from rdml_keras.models.resnet import ZeroPadShortcut
 from rdml_keras.models.resnet import cifar_resnet
 from rdml_keras.models.small import mlp
 from rdml_keras.models.small import small_cnn
+from rdml_keras.models.text import char_cnn
+from rdml_keras.models.text import fasttext
+from rdml_keras.models.text import text_cnn
+from rdml_keras.models.text import with_vectorizer
 from rdml_keras.models.vgg import vgg16_bn
 from rdml_keras.models.wide_resnet import wide_resnet
+from rdml_keras.models.word_vectors import load_word_vectors
 
 # The builder of each fixed name of `rdml_keras.architectures.FAMILIES`.
 _BUILDERS = {
+    "char_cnn": char_cnn,
+    "fasttext": fasttext,
     "mlp": mlp,
     "mobilenetv2": mobilenet_v2,
     "resnet20": functools.partial(cifar_resnet, 20),
@@ -36,6 +47,7 @@ _BUILDERS = {
     "resnet56": functools.partial(cifar_resnet, 56),
     "resnet110": functools.partial(cifar_resnet, 110),
     "small_cnn": small_cnn,
+    "text_cnn": text_cnn,
     "vgg16_bn": vgg16_bn,
 }
 
@@ -63,7 +75,8 @@ def build_peer(
             any Wide ResNet with `(depth - 4) % 6 == 0`. Case and `-`/`_`
             are not significant (`"WRN-28-10"` works).
         input_shape: `(height, width, channels)` of one example, channels
-            last (any shape for `"mlp"`).
+            last (any shape for `"mlp"`); `(sequence_length,)` of the token
+            ids for the text peers (`TEXT_ARCHITECTURES`).
         num_classes: number of classes (>= 2); the model outputs that many
             float32 logits.
         name: model name; by default the architecture name, suffixed `_1`,
@@ -74,7 +87,9 @@ def build_peer(
             The penalty lands in `model.losses`. Leave it at 0 when the
             optimizer decays weights itself (AdamW, `SGD(weight_decay=...)`).
         **kwargs: passed to the family builder, e.g. `dropout_rate` for Wide
-            ResNets, `width_multiplier` for MobileNetV2, `hidden_units` for the MLP.
+            ResNets, `width_multiplier` for MobileNetV2, `hidden_units` for the MLP;
+            the text peers need `vocabulary_size` and take `embedding_dim`,
+            `embeddings` (see `load_word_vectors`), etc.
 
     Returns:
         A functional `keras.Model` from inputs to logits of shape
@@ -91,6 +106,8 @@ def build_peer(
     (None, 100)
     >>> build_peer("wrn_16_4", (32, 32, 3), 10, dropout_rate=0.3).name
     'wrn_16_4'
+    >>> build_peer("fasttext", (256,), 8, vocabulary_size=20000).output_shape
+    (None, 8)
     """
     builder = _builder(architecture)
     return builder(
@@ -104,13 +121,19 @@ def build_peer(
 
 __all__ = [
     "ARCHITECTURES",
+    "TEXT_ARCHITECTURES",
     "ZeroPadShortcut",
     "build_peer",
+    "char_cnn",
     "cifar_resnet",
+    "fasttext",
     "is_valid_architecture",
+    "load_word_vectors",
     "mlp",
     "mobilenet_v2",
     "small_cnn",
+    "text_cnn",
     "vgg16_bn",
     "wide_resnet",
+    "with_vectorizer",
 ]
