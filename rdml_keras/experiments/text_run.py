@@ -12,6 +12,7 @@ Classify new documents with the string model (TensorFlow):
 
 ```python
 import keras, numpy as np
+import rdml_keras.models  # registers the text layers the file holds
 model = keras.saving.load_model("runs/quickstart_r8/peers/peer0_fasttext_0_strings.keras")
 logits = model.predict(np.array(["oil prices rose sharply"], dtype=object))
 ```
