@@ -6,8 +6,9 @@ tf.data pipelines.
   most frequent tokens of the **training split only** (`adapt` never sees a
   test document), padding (id 0) and out-of-vocabulary (id 1) included.
 - **characters** (char_cnn): lower-cased, one id per character of Zhang, Zhao
-  & LeCun's (2015) fixed alphabet of 69 characters (their 70 less the
-  newline, which the datasets here never hold); every other character,
+  & LeCun's (2015) fixed alphabet, 68 characters: their list of 70 less the
+  newline (no document here holds one) and the second "-" (it lists "-"
+  twice); every other character,
   the space included, is the out-of-vocabulary id 1. Unlike the RDML
   reference, texts are not reversed: the exported string model
   (`peers/*_strings.keras`) is then just the vectoriser and the peer.
