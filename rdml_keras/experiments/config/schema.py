@@ -111,7 +111,8 @@ class DatasetConfig(_Section):
     )
     path: _optional(_path(".npz", "an .npz file")) = Field(
         None,
-        description="name npz only: file with x_train, y_train, x_test, y_test "
+        description="name npz: file with x_train, y_train, x_test, y_test (images, or "
+        "strings for text peers); name newsgroups20: the file tools/text_data.py builds "
         "(relative to the working directory)",
     )
     num_classes: _optional(_int(2)) = Field(
@@ -307,14 +308,11 @@ class OptimizerConfig(_Section):
         description="sgd (weight_decay as L2 on the peers), adam (the same L2) or adamw "
         "(decoupled weight_decay)",
     )
-    global_clipnorm: _optional(_float(gt=0.0)) = Field(
-        None, description="clip each peer's gradients to this global norm (Keras global_clipnorm)"
-    )
     learning_rate: _float(gt=0.0) = Field(0.1, description="peak learning rate")
     momentum: _float(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
     nesterov: Bool = Field(True, description="Nesterov momentum (sgd only)")
     weight_decay: _float(ge=0.0) = Field(
-        5e-4, description="L2 coefficient (sgd) / decoupled decay (adamw)"
+        5e-4, description="L2 coefficient (sgd, adam) / decoupled decay (adamw)"
     )
     schedule: _choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
     step_epochs: _optional(_int(1)) = Field(
@@ -326,6 +324,9 @@ class OptimizerConfig(_Section):
     gamma: _float(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
     warmup_epochs: _int(0) = Field(
         0, description="linear warm-up to learning_rate over N epochs (any schedule)"
+    )
+    global_clipnorm: _optional(_float(gt=0.0)) = Field(
+        None, description="clip each peer's gradients to this global norm (Keras global_clipnorm)"
     )
 
     def check(self):
