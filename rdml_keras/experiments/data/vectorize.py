@@ -21,7 +21,7 @@ Example:
     >>> import numpy as np
     >>> v = make_vectorizer("words", np.array(["oil prices rose", "oil fell"]),
     ...                     vocabulary_size=10, sequence_length=4)
-    >>> v.get_vocabulary()[:3]
+    >>> [str(token) for token in v.get_vocabulary()[:3]]
     ['', '[UNK]', 'oil']
 """
 
