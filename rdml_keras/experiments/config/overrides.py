@@ -14,9 +14,9 @@ import yaml
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.schema import _SECTIONS
-from rdml_keras.experiments.config.text import TextConfig
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
+from rdml_keras.experiments.config.text import TextConfig
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
