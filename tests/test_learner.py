@@ -462,7 +462,8 @@ def test_ikl_trains_with_true_labels_and_evaluate_leaves_its_statistic():
     BACKEND == "torch",
     strict=True,
     reason="open: on PyTorch the first text peer's update differs from the hand-written one "
-    "(the second peer's matches), even with divergence_weight=0; TensorFlow and JAX agree",
+    "and from Keras's own fit of that peer alone, even with divergence=None (the second "
+    "peer's matches); TensorFlow and JAX agree",
 )
 def test_a_text_cohort_fit_equals_one_optimizer_per_peer():
     # A heterogeneous text cohort on int token ids (0 = padding): fastText
