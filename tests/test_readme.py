@@ -4,6 +4,7 @@ import ast
 import pathlib
 import re
 
+import keras
 import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -23,6 +24,12 @@ def test_ten_line_example_runs_and_learns(capsys):
     assert {"peer0_accuracy", "peer1_div", "alpha"} <= set(results)
 
 
+@pytest.mark.xfail(
+    keras.backend.backend() == "torch",
+    strict=True,
+    reason="open: on PyTorch the learner's first text peer does not train (see "
+    "tests/test_learner.py::test_a_text_cohort_fit_equals_one_optimizer_per_peer)",
+)
 def test_ten_lines_of_text_run_and_learn(capsys):
     text = README.read_text()
     section = text.split("### Ten lines of text", 1)[1]
