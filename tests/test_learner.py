@@ -461,9 +461,9 @@ def test_ikl_trains_with_true_labels_and_evaluate_leaves_its_statistic():
 @pytest.mark.xfail(
     BACKEND == "torch",
     strict=True,
-    reason="open: on PyTorch the first text peer's update differs from the hand-written one "
-    "and from Keras's own fit of that peer alone, even with divergence=None (the second "
-    "peer's matches); TensorFlow and JAX agree",
+    reason="open: on PyTorch a learner whose peers share layer names (the text peers' "
+    "`embedding`, `logits`, ...) updates the first peer wrongly, even with divergence=None; "
+    "peers with distinct layer names agree; TensorFlow and JAX agree",
 )
 def test_a_text_cohort_fit_equals_one_optimizer_per_peer():
     # A heterogeneous text cohort on int token ids (0 = padding): fastText

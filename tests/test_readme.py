@@ -27,8 +27,8 @@ def test_ten_line_example_runs_and_learns(capsys):
 @pytest.mark.xfail(
     keras.backend.backend() == "torch",
     strict=True,
-    reason="open: on PyTorch the learner's first text peer does not train (see "
-    "tests/test_learner.py::test_a_text_cohort_fit_equals_one_optimizer_per_peer)",
+    reason="open: on PyTorch the learner's first text peer does not train: its peers share "
+    "layer names (see tests/test_learner.py::test_a_text_cohort_fit_equals_one_optimizer_per_peer)",
 )
 def test_ten_lines_of_text_run_and_learn(capsys):
     text = README.read_text()
