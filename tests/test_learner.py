@@ -544,3 +544,41 @@ def test_functional_peers_with_the_same_layer_names_train_as_if_alone():
         )
         model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
     assert_same_weights(learner.peers, alone)
+
+
+def test_a_text_cohort_fit_equals_one_optimizer_per_peer():
+    # A heterogeneous text cohort on int token ids (0 = padding): fastText
+    # with TextCNN, dropout off so that both runs see the same function.
+    from rdml_keras.models import build_peer
+
+    rng = np.random.default_rng(3)
+    length, vocabulary = 12, 30
+    x = rng.integers(0, vocabulary, size=(EXAMPLES, length)).astype("int32")
+    x[:, 8:] = 0  # padded tails
+    y = rng.integers(0, CLASSES, size=EXAMPLES).astype("int32")
+    keras.utils.set_random_seed(5)
+    peers = [
+        build_peer("fasttext", (length,), CLASSES, vocabulary_size=vocabulary, embedding_dim=8),
+        build_peer(
+            "text_cnn",
+            (length,),
+            CLASSES,
+            vocabulary_size=vocabulary,
+            embedding_dim=8,
+            kernel_sizes=(2, 3),
+            filters=4,
+            dropout_rate=0.0,
+        ),
+    ]
+    reference = clone_cohort(peers)
+    initial = [p.get_weights()[0].copy() for p in peers]
+    make_optimizer = lambda: keras.optimizers.Adam(learning_rate=0.05)
+
+    learner = MutualLearner(peers, divergence="renyi", alpha=1.5, divergence_weight=0.7)
+    learner.compile(optimizer=make_optimizer())
+    learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    hand_written_mutual_learning(reference, x, y, 1.5, 0.7, "simultaneous", make_optimizer)
+
+    for peer, before in zip(peers, initial):  # the embeddings moved
+        assert np.abs(peer.get_weights()[0] - before).max() > 1e-2
+    assert_same_weights(learner.peers, reference)

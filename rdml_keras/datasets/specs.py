@@ -171,3 +171,63 @@ def validate(
             "shuffle_buffer", shuffle_buffer, "None (the whole training set) or an integer >= 1"
         )
     return spec
+
+
+# --------------------------------------------------------------------------
+# Text datasets: documents as strings and integer labels.
+
+# Any other tensorflow_datasets dataset with a text feature and a label is
+# named `tfds:<name>` (with `dataset.text_feature` / `dataset.label_feature`).
+TFDS_TEXT_PREFIX = "tfds:"
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSpec:
+    """What the text pipeline needs to know about a text dataset.
+
+    `source` is "bundled" (ships with the package), "file" (built once by
+    `tools/text_data.py`, loaded from `dataset.path`) or "tfds".
+
+    Example:
+        >>> TEXT_SPECS["ag_news_subset"].text_feature
+        'description'
+    """
+
+    name: str
+    source: str
+    num_classes: int | None  # None: read from the tfds label feature
+    train_examples: int | None
+    text_feature: str = "text"
+    label_feature: str = "label"
+
+
+TEXT_SPECS: dict[str, TextSpec] = {
+    spec.name: spec
+    for spec in (
+        TextSpec("reuters_r8", "bundled", 8, 5485),
+        TextSpec("newsgroups20", "file", 20, 11293),
+        # The RDML paper's default; tfds also has `title`, the reference reads
+        # the description.
+        TextSpec("ag_news_subset", "tfds", 4, 120000, text_feature="description"),
+        TextSpec("imdb_reviews", "tfds", 2, 25000),
+    )
+}
+
+TEXT_DATASETS: tuple[str, ...] = tuple(TEXT_SPECS)
+
+
+def text_spec(name) -> TextSpec | None:
+    """The `TextSpec` of a text dataset name (`tfds:<name>` included), else None.
+
+    Example:
+        >>> text_spec("tfds:yelp_polarity_reviews").source, text_spec("digits")
+        ('tfds', None)
+    """
+    if not isinstance(name, str):
+        return None
+    if name in TEXT_SPECS:
+        return TEXT_SPECS[name]
+    tfds_name = name[len(TFDS_TEXT_PREFIX) :] if name.startswith(TFDS_TEXT_PREFIX) else ""
+    if tfds_name.strip():
+        return TextSpec(tfds_name, "tfds", None, None)
+    return None

@@ -4,7 +4,8 @@
     data        tf.data pipelines, augmentation, tfds, your own arrays and peers
     config      the declared schema of a config file (pydantic), --set, errors
     run_files   the run directory's files, written atomically, and its lock
-    run_data    a config's data: bundled, tfds or your own .npz arrays
+    run_data    a config's data: bundled, tfds or your own .npz arrays, images or text
+    text_run    a text run's peer options, vocabulary.txt and string-input peers
     optimizers  the optimizer and its learning-rate schedule, with warm-up
     placement   where a run trains: one device, all local devices, N processes
     callbacks   NaN guard, epoch history, per-peer histograms

@@ -95,19 +95,27 @@ def learning_rate_schedule(optimizer_config, epochs: int, steps: int):
 
 
 def build_optimizer(optimizer_config, epochs: int, steps: int):
-    """SGD (L2 weight decay lives in the peers) or AdamW (decoupled decay).
+    """SGD or Adam (L2 weight decay lives in the peers), or AdamW (decoupled
+    decay); `global_clipnorm` is Keras's own (the learner clips each peer's
+    gradients by that peer's global norm).
 
     >>> from rdml_keras.experiments.config import OptimizerConfig
     >>> build_optimizer(OptimizerConfig(), epochs=1, steps=1).nesterov
     True
+    >>> build_optimizer(OptimizerConfig(name="adam", global_clipnorm=5.0), 1, 1).global_clipnorm
+    5.0
     """
     schedule = learning_rate_schedule(optimizer_config, epochs, steps)
+    clip = {"global_clipnorm": optimizer_config.global_clipnorm}
     if optimizer_config.name == "adamw":
         return keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=optimizer_config.weight_decay
+            learning_rate=schedule, weight_decay=optimizer_config.weight_decay, **clip
         )
+    if optimizer_config.name == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule, **clip)
     return keras.optimizers.SGD(
         learning_rate=schedule,
         momentum=optimizer_config.momentum,
         nesterov=optimizer_config.nesterov,
+        **clip,
     )

@@ -1,5 +1,6 @@
 """A run's data: the `DatasetBundle` of a config, from a bundled set, tfds or
-your own .npz arrays (checked first), with loading failures as RunError.
+your own .npz arrays (checked first), images or text (vectorised in the
+pipeline), with loading failures as RunError.
 
 Example:
 
@@ -17,10 +18,14 @@ from rdml_keras.datasets.specs import DatasetSpec
 from rdml_keras.experiments import data
 from rdml_keras.experiments.config import NPZ_DATASET
 from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.config.text import is_text_config
 from rdml_keras.experiments.data import bundle_from_arrays
 from rdml_keras.experiments.data import validation
 from rdml_keras.experiments.data.pipeline import channel_stats
 from rdml_keras.experiments.data.pipeline import stratified_subset
+from rdml_keras.experiments.data.text import load_text_arrays
+from rdml_keras.experiments.data.vectorize import make_vectorizer
+from rdml_keras.experiments.data.vectorize import text_pipelines
 from rdml_keras.experiments.run_files import RunError
 
 
@@ -35,6 +40,8 @@ def steps_per_epoch(bundle, batch_size: int) -> int:
 def load_data(config: ExperimentConfig):
     """The config's `DatasetBundle`; loading failures become RunError."""
     ds = config.dataset
+    if is_text_config(config):
+        return load_text_data(config)
     if ds.name == NPZ_DATASET:
         return load_npz_data(config)
     try:
@@ -98,3 +105,35 @@ def load_npz_data(config: ExperimentConfig):
         )
     except ValueError as e:  # a Keras-layer augmentation on a backend that cannot seed it
         raise RunError(f"dataset.augment: {e}") from None
+
+
+def load_text_data(config: ExperimentConfig):
+    """A text dataset's `DatasetBundle`: documents checked, the vectoriser
+    adapted on the training split (its `train_size` subset) only, batches of
+    `(token_ids, labels)`. Problems become RunError."""
+    ds, text = config.dataset, config.text
+    where = f"dataset.path {ds.path}" if ds.name == NPZ_DATASET else f"dataset.name {ds.name}"
+    try:
+        arrays = load_text_arrays(ds)
+    except validation.DataError as e:
+        raise RunError(f"{where}: {e}") from None
+    except (OSError, ImportError, RuntimeError, ValueError) as e:
+        raise RunError(f"{where}: cannot load it: {type(e).__name__}: {e}") from e
+    vectorizer = make_vectorizer(
+        text.tokens,
+        arrays.x_train,
+        vocabulary_size=text.vocabulary_size,
+        sequence_length=text.sequence_length,
+        ngrams=text.ngrams,
+    )
+    train, test = text_pipelines(arrays, vectorizer, batch_size=config.batch_size, seed=config.seed)
+    return data.DatasetBundle(
+        train=train,
+        test=test,
+        num_classes=arrays.num_classes,
+        input_shape=(text.sequence_length,),
+        name=ds.name,
+        train_examples=len(arrays.y_train),
+        test_examples=len(arrays.y_test),
+        vectorizer=vectorizer,
+    )

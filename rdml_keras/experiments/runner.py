@@ -12,6 +12,8 @@ A run directory holds
     history.json       one entry per finished epoch (survives resumes)
     peers/peer{k}_{name}.keras   each trained peer, standalone
     results.json       written last, atomically: its presence means "finished"
+    vocabulary.txt     text runs: the vectoriser's tokens; peers/*_strings.keras take
+                       raw strings (rdml_keras.experiments.text_run)
 
 Every file is written to a temporary name and renamed into place, so a process
 killed at any instant (SIGKILL included) leaves complete files only. Re-running
@@ -45,6 +47,7 @@ import tensorflow as tf
 
 import rdml_keras
 from rdml_keras import schedules
+from rdml_keras.experiments import text_run
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import NonFiniteGuard
 from rdml_keras.experiments.callbacks import PeerHistograms
@@ -100,15 +103,16 @@ def _load_peer_file(path, k: int):
     return model
 
 
-def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None):
+def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None, options=None):
     """Peers (built from the config unless given) inside a MutualLearner.
 
-    Every peer must take `input_shape` images and output `num_classes` logits
-    (RunError otherwise, naming the peer).
+    Every peer must take `input_shape` inputs and output `num_classes` logits
+    (RunError otherwise, naming the peer). `options`: further `build_peer`
+    arguments (a text run's vocabulary, `text_run.peer_options`).
     """
     if peers is None:
-        # SGD's weight decay is the papers' L2 term; AdamW decays by itself.
-        decay = config.optimizer.weight_decay if config.optimizer.name == "sgd" else 0.0
+        # SGD's (and Adam's) weight decay is the papers' L2 term; AdamW decays by itself.
+        decay = config.optimizer.weight_decay if config.optimizer.name != "adamw" else 0.0
         peers = []
         for k, peer in enumerate(config.peers):
             if peer.path is not None:
@@ -122,6 +126,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
                         num_classes,
                         name=peer.name,
                         weight_decay=decay,
+                        **(options or {}),
                     )
                 )
             except ValueError as e:
@@ -378,7 +383,8 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
         stack.enter_context(_Determinism(config.deterministic))
         stack.enter_context(placement.scope())
         bundle = placement.distribute(load_data(config), config.batch_size, log)
-        learner = build_learner(config, bundle.input_shape, bundle.num_classes)
+        options = text_run.peer_options(config, bundle)
+        learner = build_learner(config, bundle.input_shape, bundle.num_classes, options=options)
         steps = steps_per_epoch(bundle, config.batch_size)
         compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
         # Every file this process writes goes to `out`: the run directory on
@@ -438,6 +444,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
 
         scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
         _export_peers(learner, config, out)
+        text_run.export_text(learner, config, bundle, out, log)
         history_file = run_dir / HISTORY_FILE
         history = read_json(history_file)["epochs"] if history_file.is_file() else []
         results = make_results(

@@ -128,7 +128,7 @@ BAD_VALUES = [
     ("seeds=[1, 1]", "seeds", "[1, 1]", "distinct integers"),
     ("steps_per_execution=0", "steps_per_execution", "0", ">= 1"),
     ("histogram_freq=-1", "histogram_freq", "-1", ">= 0"),
-    ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adamw"),
+    ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adam, adamw"),
     ("optimizer.learning_rate=0", "optimizer.learning_rate", "0", "> 0"),
     ("optimizer.learning_rate=.inf", "optimizer.learning_rate", "inf", "finite"),
     ("optimizer.momentum=1.0", "optimizer.momentum", "1.0", "< 1"),

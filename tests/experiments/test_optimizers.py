@@ -61,3 +61,19 @@ def test_linear_warmup_round_trips_through_its_config():
     # Ramp (step + 1) / 5 of the target, then the piecewise constant schedule.
     for step, expected in [(0, 0.02), (3, 0.08), (5, 0.1), (10, 0.01)]:
         assert float(again(step)) == pytest.approx(expected)
+
+
+def test_adam_and_global_clipnorm_reach_the_keras_optimizer():
+    adam = build_optimizer(OptimizerConfig(name="adam", learning_rate=1e-4), epochs=1, steps=1)
+    assert type(adam) is keras.optimizers.Adam and adam.global_clipnorm is None
+    assert float(adam.learning_rate) == pytest.approx(1e-4)
+    for name in ("sgd", "adam", "adamw"):
+        clipped = build_optimizer(OptimizerConfig(name=name, global_clipnorm=2.5), 1, 1)
+        assert clipped.global_clipnorm == 2.5
+    # Keras clips by the global norm: a gradient of norm 5 is scaled to 2.5.
+    variable = keras.Variable([0.0, 0.0])
+    sgd = build_optimizer(
+        OptimizerConfig(learning_rate=1.0, momentum=0.0, nesterov=False, global_clipnorm=2.5), 1, 1
+    )
+    sgd.apply([keras.ops.convert_to_tensor([3.0, 4.0])], [variable])
+    assert keras.ops.convert_to_numpy(variable).tolist() == pytest.approx([-1.5, -2.0])

@@ -9,6 +9,7 @@ turns pydantic's ValidationError into a ConfigError in those words.
 """
 
 import difflib
+import typing
 from typing import Any
 
 import pydantic
@@ -62,8 +63,10 @@ def allowed_of(model, field_name) -> str:
 
 
 def _section_model(annotation):
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        return annotation
+    # An optional section (`text: TextConfig | None`) is a section too.
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
+            return candidate
     return None
 
 

@@ -12,6 +12,10 @@ from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.schema import to_plain
+from rdml_keras.experiments.config.text import TextConfig
+
+# The sections the key table lists key by key (`text` is optional: null for images).
+_WALKED = {**_SECTIONS, "text": TextConfig}
 
 
 def json_schema() -> dict:
@@ -44,8 +48,8 @@ def schema_rows() -> list[tuple[str, str, str, str]]:
     def walk(model, prefix):
         for name, field in model.model_fields.items():
             key = prefix + name
-            if not prefix and name in _SECTIONS:
-                walk(_SECTIONS[name], key + ".")
+            if not prefix and name in _WALKED:
+                walk(_WALKED[name], key + ".")
                 continue
             if not prefix and name == "peers":
                 rows.append(("peers", "(required)", "list of >= 2 peers", field.description))

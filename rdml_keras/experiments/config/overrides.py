@@ -16,6 +16,7 @@ from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
+from rdml_keras.experiments.config.text import TextConfig
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -107,8 +108,9 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         unknown(top_names)
     if len(parts) == 1:
         return
-    if top in _SECTIONS:
-        names = list(_SECTIONS[top].model_fields)
+    sections = {**_SECTIONS, "text": TextConfig}  # text: an optional section
+    if top in sections:
+        names = list(sections[top].model_fields)
         if len(parts) != 2 or parts[1] not in names:
             unknown([f"{top}.{n}" for n in names])
         return

@@ -22,6 +22,11 @@ from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.errors import _fail
 from rdml_keras.experiments.config.errors import allowed_of
 from rdml_keras.experiments.config.errors import config_error
+from rdml_keras.experiments.config.text import TextConfig
+from rdml_keras.experiments.config.text import check_text
+from rdml_keras.experiments.config.text import check_text_dataset
+from rdml_keras.experiments.config.text import text_dataset_takes
+from rdml_keras.experiments.config.text import with_text_defaults
 from rdml_keras.experiments.config.values import ALPHA_SCHEDULES
 from rdml_keras.experiments.config.values import DISTRIBUTION_STRATEGIES
 from rdml_keras.experiments.config.values import DIVERGENCE_KINDS
@@ -106,14 +111,22 @@ class DatasetConfig(_Section):
     )
     path: _optional(_path(".npz", "an .npz file")) = Field(
         None,
-        description="name npz only: file with x_train, y_train, x_test, y_test "
+        description="name npz: file with x_train, y_train, x_test, y_test (images, or "
+        "strings for text peers); name newsgroups20: the file tools/text_data.py builds "
         "(relative to the working directory)",
     )
     num_classes: _optional(_int(2)) = Field(
         None, description="name npz only: number of classes (default: largest label + 1)"
     )
+    text_feature: _optional(Text) = Field(
+        None, description="tfds text datasets: the text feature (default: the catalogue's, or text)"
+    )
+    label_feature: _optional(Text) = Field(
+        None, description="tfds text datasets: the label feature (default: label)"
+    )
 
     def check(self):
+        check_text_dataset(self)
         if self.name == NPZ_DATASET:
             if self.path is None:
                 raise ConfigError(
@@ -123,7 +136,7 @@ class DatasetConfig(_Section):
                 )
             return
         for key in ("path", "num_classes"):
-            if getattr(self, key) is not None:
+            if getattr(self, key) is not None and not text_dataset_takes(self.name, key):
                 _fail(
                     f"dataset.{key}",
                     getattr(self, key),
@@ -291,13 +304,15 @@ class OptimizerConfig(_Section):
     """
 
     name: _choice(OPTIMIZERS) = Field(
-        "sgd", description="sgd (weight_decay as L2 on the peers) or adamw (decoupled weight_decay)"
+        "sgd",
+        description="sgd (weight_decay as L2 on the peers), adam (the same L2) or adamw "
+        "(decoupled weight_decay)",
     )
     learning_rate: _float(gt=0.0) = Field(0.1, description="peak learning rate")
     momentum: _float(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
     nesterov: Bool = Field(True, description="Nesterov momentum (sgd only)")
     weight_decay: _float(ge=0.0) = Field(
-        5e-4, description="L2 coefficient (sgd) / decoupled decay (adamw)"
+        5e-4, description="L2 coefficient (sgd, adam) / decoupled decay (adamw)"
     )
     schedule: _choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
     step_epochs: _optional(_int(1)) = Field(
@@ -309,6 +324,9 @@ class OptimizerConfig(_Section):
     gamma: _float(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
     warmup_epochs: _int(0) = Field(
         0, description="linear warm-up to learning_rate over N epochs (any schedule)"
+    )
+    global_clipnorm: _optional(_float(gt=0.0)) = Field(
+        None, description="clip each peer's gradients to this global norm (Keras global_clipnorm)"
     )
 
     def check(self):
@@ -401,6 +419,9 @@ _SECTIONS = {
     "optimizer": OptimizerConfig,
     "distribution": DistributionConfig,
 }
+_TEXT_ALLOWED = "null or a mapping of " + ", ".join(TextConfig.model_fields)
+# Dataset keys that only some datasets take, left out of a saved config when null.
+_DATASET_OPTIONAL = ("path", "num_classes", "text_feature", "label_feature")
 _PEERS_ALLOWED = "a list of at least 2 peers (architecture names or {architecture, name} mappings)"
 
 
@@ -428,6 +449,9 @@ class ExperimentConfig(_Section):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="section")
     distribution: DistributionConfig = Field(
         default_factory=DistributionConfig, description="section"
+    )
+    text: Annotated[TextConfig | None, Allowed(_TEXT_ALLOWED)] = Field(
+        None, description="section: text datasets' vectorisation (null for images)"
     )
     name: _optional(Text) = Field(
         None, description="experiment name (default: the config file's stem)"
@@ -479,6 +503,7 @@ class ExperimentConfig(_Section):
         for k, peer in enumerate(config.peers):
             peer.check_at(f"peers.{k}")
         config = config.replace(peers=tuple(_resolve_peer_names(config.peers)))
+        config = with_text_defaults(config)
         if config.name is None and default_name:
             config = config.replace(name=default_name)
         config.check()
@@ -487,6 +512,7 @@ class ExperimentConfig(_Section):
     def check(self):
         for name in _SECTIONS:
             getattr(self, name).check()
+        check_text(self)
         processes = self.distribution.num_processes
         if processes is not None and self.batch_size % processes:
             _fail(
@@ -511,10 +537,10 @@ class ExperimentConfig(_Section):
             for peer in raw["peers"]
         ]
         raw["dataset"] = {
-            k: v
-            for k, v in raw["dataset"].items()
-            if v is not None or k not in ("path", "num_classes")
+            k: v for k, v in raw["dataset"].items() if v is not None or k not in _DATASET_OPTIONAL
         }
+        if raw["text"] is None:
+            del raw["text"]
         return raw
 
     def computation(self) -> "ExperimentConfig":

@@ -17,6 +17,8 @@ from rdml_keras import architectures
 from rdml_keras.checks import validate_coordinator
 from rdml_keras.datasets.specs import AUGMENTATIONS
 from rdml_keras.datasets.specs import DATASETS
+from rdml_keras.datasets.specs import TEXT_DATASETS
+from rdml_keras.datasets.specs import TFDS_TEXT_PREFIX
 from rdml_keras.experiments.config.errors import Allowed
 
 # The names `rdml_keras.losses.DIVERGENCES` and `rdml_keras.learner.UPDATE_ORDERS`
@@ -28,7 +30,7 @@ UPDATE_ORDERS = ("simultaneous", "sequential")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
 ALPHA_SCHEDULES = ("constant", "cosine")
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "step", "multistep", "cosine")
 # One device; every device of this machine; several processes (JAX).
 DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
@@ -105,7 +107,13 @@ def _path(suffix, what):
 
 
 # What the data package and the zoo accept: their own lists, named once there.
-DATASET_NAMES = (*DATASETS, NPZ_DATASET)
+DATASET_NAMES = (*DATASETS, *TEXT_DATASETS, NPZ_DATASET)
+# Any tfds dataset with a text feature and a label: `tfds:<name>`.
+_TFDS_TEXT_RE = re.compile(
+    r"^" + re.escape(TFDS_TEXT_PREFIX) + r"[a-z0-9_]+(/[A-Za-z0-9_.-]+)?(:[0-9.*]+)?$"
+)
+# How text becomes token ids (`text.tokens`).
+TOKENS = ("words", "characters")
 
 
 def _canonical_architecture(value):
@@ -132,10 +140,18 @@ class _Choices(Allowed):
 
 DatasetName = Annotated[
     str,
-    Field(strict=True, json_schema_extra={"enum": list(DATASET_NAMES)}),
-    _check(lambda v: v in DATASET_NAMES),
+    Field(
+        strict=True,
+        json_schema_extra={
+            "anyOf": [{"enum": list(DATASET_NAMES)}, {"pattern": _TFDS_TEXT_RE.pattern}]
+        },
+    ),
+    _check(lambda v: v in DATASET_NAMES or _TFDS_TEXT_RE.match(v) is not None),
     _Choices(
-        "a name in rdml_keras.datasets.specs.DATASETS, or npz (your own arrays)", DATASET_NAMES
+        "a name in rdml_keras.datasets.specs.DATASETS or TEXT_DATASETS, tfds:<name> (a "
+        "tensorflow-datasets text dataset), or npz (your own arrays)",
+        DATASET_NAMES,
+        ", tfds:<name> for any tensorflow-datasets dataset with a text feature and a label",
     ),
 ]
 Augmentation = Annotated[

@@ -64,6 +64,9 @@ class DatasetBundle:
     one_hot_labels: bool = False
     mean: tuple = ()
     std: tuple = ()
+    # Text datasets: the adapted `keras.layers.TextVectorization` the
+    # pipelines apply (batches are then (token_ids, labels)); None for images.
+    vectorizer: object = None
 
 
 def _raw_arrays(spec, data_dir, download, train_size):

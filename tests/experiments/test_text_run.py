@@ -1,0 +1,63 @@
+"""A text run end to end (experiments/text_run.py): the quick start config,
+cut to a few hundred documents and one epoch, trains through the command
+line into a run directory with vocabulary.txt and string-input peers that
+give the same predictions as the token-id peers; `evaluate` reloads them."""
+
+import json
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+import rdml_keras.models  # noqa: F401  (registers the text layers the files hold)
+from rdml_keras.datasets import reuters_r8
+from rdml_keras.experiments.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+QUICKSTART_R8 = str(ROOT / "configs" / "text" / "quickstart_r8.yaml")
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("text") / "run"
+    sets = [
+        "epochs=1",
+        "dataset.train_size=300",
+        "text.vocabulary_size=500",
+        "text.sequence_length=64",
+        "text.embedding_dim=8",
+        "validation_freq=0",
+    ]
+    args = ["train", "--config", QUICKSTART_R8, "--out", str(out), "--verbose", "0"]
+    for item in sets:
+        args += ["--set", item]
+    assert main(args) == 0
+    return out
+
+
+def test_the_run_keeps_the_vocabulary_and_string_peers(text_run):
+    vocabulary = (text_run / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == 500
+    assert any(" " in token for token in vocabulary)  # word bigrams (text.ngrams: 2)
+    results = json.loads((text_run / "results.json").read_text())
+    assert [p["architecture"] for p in results["peers"]] == ["fasttext", "fasttext"]
+    (_, _), (x_test, y_test) = reuters_r8.load_data()
+    texts = x_test[:64].astype(object)
+    vectorizer = keras.layers.TextVectorization(
+        vocabulary=vocabulary[2:], output_sequence_length=64, ngrams=2
+    )
+    for k, name in enumerate(["fasttext_0", "fasttext_1"]):
+        strings = keras.saving.load_model(text_run / "peers" / f"peer{k}_{name}_strings.keras")
+        peer = keras.saving.load_model(text_run / "peers" / f"peer{k}_{name}.keras")
+        # The string model is the peer behind the run's vectoriser, rebuilt here
+        # from vocabulary.txt alone.
+        expected = peer.predict(vectorizer(texts), verbose=0)
+        np.testing.assert_allclose(strings.predict(texts, verbose=0), expected, atol=1e-5)
+
+
+def test_evaluate_reloads_a_text_run(text_run, capsys):
+    assert main(["evaluate", "--run", str(text_run)]) == 0
+    results = json.loads((text_run / "results.json").read_text())
+    shown = capsys.readouterr().out
+    assert f"{100 * results['peers'][0]['test_accuracy']:.2f}" in shown
