@@ -91,6 +91,16 @@ def hand_written_mutual_learning(peers, x, y, alpha, weight, update, make_optimi
             optimizers[k].apply(grads, peer.trainable_variables)
 
 
+def fit_alone(models, x, y, make_optimizer, epochs):
+    """Each model trained on its own by plain `fit`: the `divergence=None` reference."""
+    for model in models:
+        model.compile(
+            optimizer=make_optimizer(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
+
+
 def assert_same_weights(peers_a, peers_b, atol=1e-5):
     for a, b in zip(peers_a, peers_b):
         for wa, wb in zip(a.get_weights(), b.get_weights()):
@@ -152,12 +162,7 @@ def test_no_divergence_equals_training_each_peer_alone():
     learner = MutualLearner(peers, divergence=None)
     learner.compile(optimizer=keras.optimizers.Adam(0.05), metrics=["accuracy"])
     history = learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
-    for model in alone:
-        model.compile(
-            optimizer=keras.optimizers.Adam(0.05),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    fit_alone(alone, x, y, lambda: keras.optimizers.Adam(0.05), epochs=2)
     assert_same_weights(learner.peers, alone)
     assert "peer0_div" not in history.history
     assert "alpha" not in history.history
@@ -180,12 +185,7 @@ def test_weight_decay_regularisers_are_added_per_peer():
     learner = MutualLearner(peers, divergence=None)
     learner.compile(optimizer=keras.optimizers.SGD(0.1))
     learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-    for model in alone:
-        model.compile(
-            optimizer=keras.optimizers.SGD(0.1),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    fit_alone(alone, x, y, lambda: keras.optimizers.SGD(0.1), epochs=1)
     assert_same_weights(learner.peers, alone)
 
 
@@ -537,12 +537,7 @@ def test_functional_peers_with_the_same_layer_names_train_as_if_alone():
     learner = MutualLearner(peers, divergence=None)
     learner.compile(optimizer=keras.optimizers.Adam(0.05))
     learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
-    for model in alone:
-        model.compile(
-            optimizer=keras.optimizers.Adam(0.05),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    fit_alone(alone, x, y, lambda: keras.optimizers.Adam(0.05), epochs=2)
     assert_same_weights(learner.peers, alone)
 
 
