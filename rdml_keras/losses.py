@@ -6,8 +6,7 @@ dtype of its inputs. Thin `keras.losses.Loss` classes wrap them with the usual
 Keras conventions: `y_true` is the *target* logits, `y_pred` the *learner*
 logits, and the result is summed over classes and averaged over the batch.
 
-Direction: `D(target ‖ learner)`, as in the RDML and DML papers and in
-`keras.losses.KLDivergence(y_true, y_pred)`.
+Direction: `D(target ‖ learner)`, as in the papers and `keras.losses.KLDivergence`.
 """
 
 import warnings
@@ -16,6 +15,8 @@ import keras
 from keras import ops
 
 from rdml_keras import checks
+from rdml_keras.cohort_divergence import AtEpochEnd
+from rdml_keras.cohort_divergence import CohortDivergence
 
 # Below this |α − 1| the second-order cumulant expansion is used; its error,
 # (α−1)²·κ₃/6, is far below float32 resolution there.
@@ -362,76 +363,8 @@ class DecoupledKL(keras.losses.Loss):
         return config
 
 
-class CohortDivergence(keras.losses.Loss):
-    """A divergence that needs the labels, the target peer or state of its own.
-
-    `MutualLearner` calls a plain `keras.losses.Loss` divergence as
-    `loss.call(target_logits, learner_logits)`. A `CohortDivergence` instead
-    declares what more it needs, and the learner passes it explicitly:
-
-    - `build_cohort(num_peers)`, once, when the learner is built: create any
-      per-target state (one slot per peer that can be a target).
-    - `cohort_call(target_logits, logits, labels, target)`: per-example values
-      for one (learner, target) pair; `target` is the target peer's index.
-      It reads state and writes none.
-    - `update_state(target_logits, labels, target)`: once per target peer per
-      *training* step, after the step's loss; never in evaluation.
-    - `callbacks()`: Keras callbacks that `MutualLearner.fit` adds, for state
-      that changes between epochs.
-
-    Called on its own, `loss(y_true, y_pred)` takes `y_true` as target logits
-    or `(target_logits, labels)` and evaluates target 0 without updating state.
-
-    Example:
-
-    ```python
-    class LabelSmoothedKL(CohortDivergence):
-        def cohort_call(self, target_logits, logits, labels, target):
-            ...  # per-example values, shape (batch,)
-    ```
-    """
-
-    def build_cohort(self, num_peers):
-        """Create per-target state for `num_peers` peers (default: none)."""
-
-    def cohort_call(self, target_logits, logits, labels, target):
-        raise NotImplementedError
-
-    def update_state(self, target_logits, labels, target):
-        """Update state from a training batch of target `target` (default: none)."""
-
-    def callbacks(self):
-        """Keras callbacks `MutualLearner.fit` adds (default: none)."""
-        return []
-
-    def call(self, y_true, y_pred):
-        target_logits, labels = _split_target(y_true)
-        return self.cohort_call(target_logits, y_pred, labels, 0)
-
-
-def _split_target(y_true):
-    """(target_logits, labels) from `y_true`; the arg-max stands in for labels."""
-    if isinstance(y_true, (tuple, list)):
-        target_logits, labels = y_true
-    else:
-        target_logits = y_true
-        labels = ops.argmax(target_logits, axis=-1)
-    return target_logits, ops.cast(ops.reshape(labels, (-1,)), "int32")
-
-
 IKL_WEIGHTINGS = ("class", "sample")
 IKL_STATISTICS = ("epoch", "ema")
-
-
-class _CloseEpoch(keras.callbacks.Callback):
-    """Turns the epoch's sums into `ImprovedKL`'s class means at epoch end."""
-
-    def __init__(self, divergence):
-        super().__init__()
-        self.divergence = divergence
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.divergence.close_epoch()
 
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
@@ -581,7 +514,7 @@ class ImprovedKL(CohortDivergence):
 
     def callbacks(self):
         if self.weighting == "class" and self.statistic == "epoch":
-            return [_CloseEpoch(self)]
+            return [AtEpochEnd(self.close_epoch)]
         return []
 
     # -- loss -------------------------------------------------------------
