@@ -101,6 +101,16 @@ def fit_alone(models, x, y, make_optimizer, epochs):
         model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
 
 
+def assert_trains_as_if_alone(peers, x, y, make_optimizer, epochs):
+    """A `divergence=None` cohort's peers end where plain `fit` takes each alone."""
+    alone = clone_cohort(peers)
+    learner = MutualLearner(peers, divergence=None)
+    learner.compile(optimizer=make_optimizer())
+    learner.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
+    fit_alone(alone, x, y, make_optimizer, epochs)
+    assert_same_weights(learner.peers, alone)
+
+
 def assert_same_weights(peers_a, peers_b, atol=1e-5):
     for a, b in zip(peers_a, peers_b):
         for wa, wb in zip(a.get_weights(), b.get_weights()):
@@ -181,12 +191,7 @@ def test_weight_decay_regularisers_are_added_per_peer():
         )
 
     peers = [l2_peer(0), l2_peer(1)]
-    alone = clone_cohort(peers)
-    learner = MutualLearner(peers, divergence=None)
-    learner.compile(optimizer=keras.optimizers.SGD(0.1))
-    learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-    fit_alone(alone, x, y, lambda: keras.optimizers.SGD(0.1), epochs=1)
-    assert_same_weights(learner.peers, alone)
+    assert_trains_as_if_alone(peers, x, y, lambda: keras.optimizers.SGD(0.1), epochs=1)
 
 
 # ---------------------------------------------------------------- logging
@@ -533,12 +538,7 @@ def test_functional_peers_with_the_same_layer_names_train_as_if_alone():
 
     peers = [peer(0), peer(1)]
     assert peers[0].weights[0].path == peers[1].weights[0].path
-    alone = clone_cohort(peers)
-    learner = MutualLearner(peers, divergence=None)
-    learner.compile(optimizer=keras.optimizers.Adam(0.05))
-    learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
-    fit_alone(alone, x, y, lambda: keras.optimizers.Adam(0.05), epochs=2)
-    assert_same_weights(learner.peers, alone)
+    assert_trains_as_if_alone(peers, x, y, lambda: keras.optimizers.Adam(0.05), epochs=2)
 
 
 def test_a_text_cohort_fit_equals_one_optimizer_per_peer():

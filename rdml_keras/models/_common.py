@@ -90,14 +90,19 @@ def check_image_shape(input_shape, architecture, min_size=1):
     return tuple(int(d) for d in shape)
 
 
+def as_shape(input_shape):
+    """`input_shape` as a tuple (an int is a 1-D shape), or None if it is not one."""
+    if checks.is_integer(input_shape):
+        return (input_shape,)
+    try:
+        return tuple(input_shape)
+    except TypeError:
+        return None
+
+
 def check_any_shape(input_shape, architecture):
     """Validates a non-empty shape of positive integer sizes (for the MLP)."""
-    if checks.is_integer(input_shape):
-        input_shape = (input_shape,)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = None
+    shape = as_shape(input_shape)
     if not shape or not all(_is_size(d) for d in shape):
         checks.fail(
             "input_shape",

@@ -89,12 +89,7 @@ class OneHotTokens(layers.Layer):
 
 def check_sequence_shape(input_shape, architecture, min_length=1):
     """`input_shape` as `(sequence_length,)`; an int is taken as the length."""
-    if checks.is_integer(input_shape):
-        input_shape = (input_shape,)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = None
+    shape = _common.as_shape(input_shape)
     if shape is None or len(shape) != 1 or not checks.is_integer(shape[0]) or shape[0] < 1:
         checks.fail(
             "input_shape",
