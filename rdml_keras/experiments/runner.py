@@ -108,7 +108,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
 
     Every peer must take `input_shape` inputs and output `num_classes` logits
     (RunError otherwise, naming the peer). `options`: further `build_peer`
-    arguments (a text run's vocabulary, `text_run.peer_options`).
+    arguments by architecture (a text run's vocabulary, `text_run.peer_options`).
     """
     if peers is None:
         # SGD's (and Adam's) weight decay is the papers' L2 term; AdamW decays by itself.
@@ -126,7 +126,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
                         num_classes,
                         name=peer.name,
                         weight_decay=decay,
-                        **(options or {}),
+                        **(options or {}).get(peer.architecture, {}),
                     )
                 )
             except ValueError as e:

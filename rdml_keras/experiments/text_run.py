@@ -39,28 +39,35 @@ from rdml_keras.models import with_vectorizer
 VOCABULARY_FILE = "vocabulary.txt"
 
 
-def peer_options(config, bundle) -> dict:
-    """`build_peer` keyword arguments of a text run's peers ({} for images):
-    the vocabulary size, `text.embedding_dim`, and the `text.embeddings`
-    matrix (RunError when the file cannot be read or its vectors are not
-    `text.embedding_dim` long)."""
+def peer_options(config, bundle) -> dict[str, dict]:
+    """`build_peer` keyword arguments of a text run's peers, by architecture
+    ({} for images): the vocabulary size, `text.embedding_dim`, the
+    `text.embeddings` matrix (RunError when the file cannot be read or its
+    vectors are not `text.embedding_dim` long) and `text.filters`."""
     if bundle.vectorizer is None:
         return {}
     text = config.text
     vocabulary = bundle.vectorizer.get_vocabulary()
-    options = {"vocabulary_size": len(vocabulary)}
-    if text.tokens == "characters":
-        return options
+    words = {"vocabulary_size": len(vocabulary)}
     if text.embedding_dim is not None:
-        options["embedding_dim"] = text.embedding_dim
+        words["embedding_dim"] = text.embedding_dim
     if text.embeddings is not None:
         try:
-            options["embeddings"] = load_word_vectors(
+            words["embeddings"] = load_word_vectors(
                 text.embeddings, vocabulary, text.embedding_dim
             )
         except (OSError, ValueError) as e:
             raise RunError(f"text.embeddings {text.embeddings}: {e}") from None
-    return options
+    filters = {} if text.filters is None else {"filters": text.filters}
+    return {
+        "fasttext": words,
+        "text_cnn": {**words, **filters},
+        # CharCNN's filter count is called `channels`; it reads one-hot characters.
+        "char_cnn": {
+            "vocabulary_size": len(vocabulary),
+            **({} if text.filters is None else {"channels": text.filters}),
+        },
+    }
 
 
 def string_peer_path(run_dir, k: int, name: str) -> pathlib.Path:

@@ -94,6 +94,12 @@ def test_any_tfds_text_dataset_with_feature_keys():
         ({"text": {"ngrams": 0}}, "text.ngrams", "an integer >= 1"),
         ({"text": {"embeddings": "glove.txt"}}, "text.embedding_dim", "dimension of the vectors"),
         ({"text": {"tokens": "bytes"}}, "text.tokens", "words, characters"),
+        (
+            {"peers": ["fasttext", "fasttext"], "text": {"filters": 64}},
+            "text.filters",
+            "a peer is char_cnn or text_cnn",
+        ),
+        ({"text": {"filters": 0}}, "text.filters", "an integer >= 1"),
         ({"dataset": "newsgroups20"}, "dataset.path", "tools/text_data.py"),
         ({"dataset": {"name": "reuters_r8", "text_feature": "x"}}, "dataset.text_feature", "null"),
         ({"dataset": {"name": "reuters_r8", "augment": "mixup"}}, "dataset.augment", "images"),

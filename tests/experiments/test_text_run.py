@@ -61,3 +61,31 @@ def test_evaluate_reloads_a_text_run(text_run, capsys):
     results = json.loads((text_run / "results.json").read_text())
     shown = capsys.readouterr().out
     assert f"{100 * results['peers'][0]['test_accuracy']:.2f}" in shown
+
+
+def test_text_filters_sets_the_convolutions_of_text_cnn_and_char_cnn_only(tmp_path):
+    """`text.filters` reaches text_cnn's `filters` and char_cnn's `channels`;
+    a fastText peer beside them is built as before."""
+    from rdml_keras.experiments.config import load_config
+    from rdml_keras.experiments.runner import build_learner
+    from rdml_keras.experiments.runner import load_data
+    from rdml_keras.experiments.text_run import peer_options
+
+    sets = ["dataset.train_size=100", "text.vocabulary_size=300", "text.sequence_length=130"]
+    for peers, filters, expected, more in [
+        ("[fasttext, text_cnn]", 12, {"conv3": 12, "conv4": 12, "conv5": 12}, []),
+        ("[char_cnn, char_cnn]", 7, {"conv1": 7, "conv6": 7}, ["text.embedding_dim=null"]),
+    ]:
+        cfg = load_config(
+            QUICKSTART_R8,
+            sets + more + [f"peers={peers}", f"text.filters={filters}", "text.ngrams=1"],
+        )
+        bundle = load_data(cfg)
+        learner = build_learner(
+            cfg, bundle.input_shape, bundle.num_classes, options=peer_options(cfg, bundle)
+        )
+        built = learner.peers[-1]
+        for layer, count in expected.items():
+            assert built.get_layer(layer).filters == count, (peers, layer)
+        if peers.startswith("[fasttext"):
+            assert learner.peers[0].get_layer("hidden").units == 10

@@ -28,6 +28,9 @@ from rdml_keras.experiments.config.values import _optional
 CHARACTER_PEERS = ("char_cnn",)
 """Text peers that read characters; the other text peers read words."""
 
+CONVOLUTIONAL_PEERS = ("char_cnn", "text_cnn")
+"""Text peers that take `text.filters`."""
+
 
 class TextConfig(pydantic.BaseModel):
     """How a text dataset's documents become token ids: a Keras
@@ -55,6 +58,11 @@ class TextConfig(pydantic.BaseModel):
     ngrams: _int(1) = Field(1, description="words: also index the word n-grams up to N")
     embedding_dim: _optional(_int(1)) = Field(
         None, description="words: size of the token vectors (null: the peer's default, 300)"
+    )
+    filters: _optional(_int(1)) = Field(
+        None,
+        description="convolution filters: text_cnn's per kernel width, char_cnn's per "
+        "layer (null: the peer's default, 100 / 256)",
     )
     embeddings: _optional(Text) = Field(
         None,
@@ -161,6 +169,14 @@ def check_text(config):
                 _fail(f"text.{key}", getattr(text, key), "null when text.tokens is characters")
         if text.ngrams != 1:
             _fail("text.ngrams", text.ngrams, "1 when text.tokens is characters")
+    architectures = {p.architecture for p in config.peers}
+    if text.filters is not None and not architectures & set(CONVOLUTIONAL_PEERS):
+        _fail(
+            "text.filters",
+            text.filters,
+            f"null unless a peer is {' or '.join(CONVOLUTIONAL_PEERS)} (the other text "
+            "peers have no convolutions)",
+        )
     if text.embeddings is not None and text.embedding_dim is None:
         _fail(
             "text.embedding_dim",
