@@ -58,3 +58,25 @@ def assert_refused(status, err, out, expected):
     assert err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err
     assert not pathlib.Path(out).exists()
+
+
+def listing(folder):
+    """Every path under `folder`, relative and sorted: compare before and after."""
+    return sorted(str(p.relative_to(folder)) for p in pathlib.Path(folder).rglob("*"))
+
+
+def train_refused(workdir, capsys, args, *expected):
+    """`train ARGS` in this process, from `workdir`: exit 2, one `error: ...`
+    line holding every `expected` part, no traceback, nothing written."""
+    from rdml_keras.experiments.cli import main
+
+    before = listing(workdir)
+    status = main(["train", *args, "--out", str(pathlib.Path(workdir) / "run"), "--verbose", "0"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("error: "), err
+    for part in expected:
+        assert part in err, err
+    assert "Traceback" not in err
+    assert listing(workdir) == before  # no run directory, no runs/, nothing
+    return err

@@ -53,9 +53,7 @@ def peer_options(config, bundle) -> dict[str, dict]:
         words["embedding_dim"] = text.embedding_dim
     if text.embeddings is not None:
         try:
-            words["embeddings"] = load_word_vectors(
-                text.embeddings, vocabulary, text.embedding_dim
-            )
+            words["embeddings"] = load_word_vectors(text.embeddings, vocabulary, text.embedding_dim)
         except (OSError, ValueError) as e:
             raise RunError(f"text.embeddings {text.embeddings}: {e}") from None
     filters = {} if text.filters is None else {"filters": text.filters}

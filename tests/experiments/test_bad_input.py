@@ -19,6 +19,8 @@ import pytest
 import yaml
 from commands import QUICKSTART
 from commands import ROOT
+from commands import listing
+from commands import train_refused
 
 from rdml_keras.experiments.cli import main
 
@@ -30,22 +32,9 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def listing(folder):
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
 def refused(workdir, capsys, args, *expected):
     """Run `train` with `args`; assert exit 2, the message, nothing written."""
-    before = listing(workdir)
-    status = main(["train", *args, "--out", str(workdir / "run"), "--verbose", "0"])
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert err.startswith("error: "), err
-    for part in expected:
-        assert part in err, err
-    assert "Traceback" not in err
-    assert listing(workdir) == before  # no run directory, no runs/, nothing
-    return err
+    return train_refused(workdir, capsys, args, *expected)
 
 
 def config_file(workdir, raw, name="exp.yaml"):

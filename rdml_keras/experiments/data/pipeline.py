@@ -24,7 +24,10 @@ def stratified_subset(x, y, train_size: int | None):
     """Keep `train_size` examples with the class proportions of `y` (fixed seed).
 
     The subset depends only on `train_size`, never on the training seed, so runs
-    with different seeds train on the same examples.
+    with different seeds train on the same examples. A size so small that a
+    class would get no example is refused (ValueError naming the class and a
+    size from which every class is kept): training on a subset that silently
+    lacks a class would measure something else.
 
     Example:
         >>> x, y = np.zeros((100, 2)), np.repeat(np.arange(10), 10)
@@ -35,6 +38,19 @@ def stratified_subset(x, y, train_size: int | None):
     if train_size is None or train_size >= len(y):
         return x, y
     keep, _ = stratified_split(y, train_size=train_size, seed=SUBSET_SEED)
+    classes, counts = np.unique(y, return_counts=True)
+    missing = np.setdiff1d(classes, y[keep])
+    if missing.size:
+        # Every class gets at least floor(train_size * count / len(y)) examples,
+        # so from len(y) / smallest count up none is left out; below, the
+        # draw's rounding decides.
+        safe = -(-len(y) // int(counts.min()))
+        rare = missing[0]
+        raise ValueError(
+            f"a stratified subset of {train_size} has no example of class {rare.tolist()!r} "
+            f"({int(counts[classes == rare][0])} of the {len(y)} training examples); "
+            f"expected a size that keeps every class: any from {safe} up does"
+        )
     return x[keep], y[keep]
 
 

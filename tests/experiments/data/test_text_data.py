@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from rdml_keras.datasets import reuters_r8
 from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.data.text import check_text_arrays
 from rdml_keras.experiments.data.tfds_text import load_tfds_text
 from rdml_keras.experiments.data.validation import DataError
@@ -134,3 +136,21 @@ def test_tfds_text_is_read_through_the_named_features(monkeypatch, tmp_path):
         "ag_news_subset", "description", "label", data_dir=str(tmp_path)
     )
     assert x_test.tolist() == ["caf\u00e9"]  # UTF-8 decoded
+
+
+def test_a_train_size_that_would_drop_a_class_is_refused():
+    # 198 of class 0 and 2 of class 1: 10 examples give class 1 a share of 0.1,
+    # which rounds to none; from 200 / 2 = 100 up it always gets one.
+    x, y = np.arange(200), np.array([0] * 198 + [1] * 2)
+    with pytest.raises(ValueError, match=r"no example of class 1 \(2 of the 200.*from 100 up"):
+        stratified_subset(x, y, 10)
+    assert np.bincount(stratified_subset(x, y, 100)[1]).tolist() == [99, 1]
+
+
+def test_every_r8_subset_from_the_named_size_up_keeps_every_class():
+    (x, y), _ = reuters_r8.load_data()
+    assert np.bincount(y).min() == 41  # grain: 5,485 / 41 -> 134
+    with pytest.raises(ValueError, match=r"no example of class 3 \(41 of the 5485.*from 134 up"):
+        stratified_subset(x, y, 50)
+    for size in range(134, 700):
+        assert len(set(stratified_subset(x, y, size)[1].tolist())) == 8, size
