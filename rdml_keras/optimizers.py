@@ -94,6 +94,14 @@ class PerPeerOptimizer(keras.optimizers.Optimizer):
     def variables(self):
         return [v for optimizer in self.optimizers for v in optimizer.variables]
 
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Exclude variables from every peer copy's weight decay (before the
+        first training step). Exclusions set on the optimizer given to
+        `compile` are not part of its config, so the copies do not inherit
+        them: set them here, on `learner.optimizer`, after `compile`."""
+        for optimizer in self.__dict__.get("optimizers", ()):
+            optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
     # ------------------------------------------------------------------
     # Applying gradients
     # ------------------------------------------------------------------

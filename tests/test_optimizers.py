@@ -95,6 +95,29 @@ def test_one_shared_global_norm_would_couple_the_peers():
     assert gap > 1e-3
 
 
+@pytest.mark.parametrize("update", UPDATES)
+def test_weight_decay_exclusions_set_after_compile_reach_every_peer(update):
+    """AdamW without biases in its decay: the per-peer copies (no clipping
+    bites at a norm of 1e9) equal one shared AdamW with the same exclusion,
+    an element-wise optimizer that needs no copies."""
+    x, y = make_data()
+    results = []
+    for per_peer in (True, False):
+        peers = [make_peer(0, 3), make_peer(1, 32)]
+        # No divergence: the sequential order then trains each peer as alone.
+        learner = MutualLearner(
+            peers, divergence=None, update=update if per_peer else "simultaneous"
+        )
+        clip = {"global_clipnorm": 1e9} if per_peer else {}
+        learner.compile(optimizer=keras.optimizers.AdamW(0.05, weight_decay=0.5, **clip))
+        assert isinstance(learner.optimizer, PerPeerOptimizer) == per_peer
+        learner.optimizer.exclude_from_weight_decay(var_names=["bias"])
+        learner.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+        results.append([w for peer in learner.peers for w in peer.get_weights()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+
+
 def _gradients(model, x, y, loss):
     from autodiff import model_gradients
 
