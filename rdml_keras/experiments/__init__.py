@@ -1,21 +1,22 @@
 """The experiment application: YAML configs in, run directories out.
 
-    stats       mean ± std, paired differences, quartiles (also for the benchmarks)
-    data        tf.data pipelines, augmentation, tfds, your own arrays and peers
-    config      the declared schema of a config file (pydantic), --set, errors
-    run_files   the run directory's files, written atomically, and its lock
-    run_data    a config's data: bundled, tfds or your own .npz arrays, images or text
-    text_run    a text run's peer options, vocabulary.txt and string-input peers
-    optimizers  the optimizer and its learning-rate schedule, with warm-up
-    placement   where a run trains: one device, all local devices, N processes
-    callbacks   NaN guard, epoch history, per-peer histograms
-    checkpoint  per-epoch checkpoints and bit-exact resume after a kill
-    hparams     TensorBoard's HParams dashboard for a sweep
-    report      tables and the α plot over finished runs, per-seed summaries
-    runner      config -> data + peers -> MutualLearner.fit -> results.json
-    sweep_spec  a sweep's grid, search, seeds and storage, checked up front
-    sweep       the Optuna workers that run a sweep's trials, and its reports
-    cli         `python -m rdml_keras train | evaluate | summarize | sweep | schema`
+    stats        mean ± std, paired differences, quartiles (also for the benchmarks)
+    data         tf.data pipelines, augmentation, tfds, your own arrays and peers
+    config       the declared schema of a config file (pydantic), --set, errors
+    run_files    the run directory's files, written atomically, and its lock
+    run_data     a config's data: bundled, tfds or your own .npz arrays, images or text
+    text_run     a text run's peer options, vocabulary.txt and string-input peers
+    optimizers   the optimizer and its learning-rate schedule, with warm-up
+    divergences  the divergence section as the learner's divergence (dkl/ikl keys)
+    placement    where a run trains: one device, all local devices, N processes
+    callbacks    NaN guard, epoch history, per-peer histograms
+    checkpoint   per-epoch checkpoints and bit-exact resume after a kill
+    hparams      TensorBoard's HParams dashboard for a sweep
+    report       tables and the α plot over finished runs, per-seed summaries
+    runner       config -> data + peers -> MutualLearner.fit -> results.json
+    sweep_spec   a sweep's grid, search, seeds and storage, checked up front
+    sweep        the Optuna workers that run a sweep's trials, and its reports
+    cli          `python -m rdml_keras train | evaluate | summarize | sweep | schema`
 
 Data flows one way, in that order: each module imports only those above it.
 

@@ -57,6 +57,7 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
 from rdml_keras.experiments.data import validation
+from rdml_keras.experiments.divergences import build_divergence
 from rdml_keras.experiments.optimizers import build_optimizer
 from rdml_keras.experiments.placement import Placement
 from rdml_keras.experiments.report import summarize_results
@@ -146,14 +147,13 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
         except validation.DataError as e:
             raise RunError(str(e)) from None
     div = config.divergence
-    kind = None if div.kind == "none" else div.kind
     alpha = None
-    if kind == "renyi":
+    if div.kind == "renyi":
         alpha = div.alpha if div.schedule == "constant" else div.alpha_max
     try:
         learner = MutualLearner(
             peers,
-            divergence=kind,
+            divergence=build_divergence(div, num_classes),
             divergence_weight=div.weight,
             update=div.update,
             alpha=alpha,

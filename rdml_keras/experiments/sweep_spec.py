@@ -32,7 +32,7 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
-from rdml_keras.experiments.config.schema import to_plain
+from rdml_keras.experiments.config.section import to_plain
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_MD = "summary.md"

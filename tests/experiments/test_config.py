@@ -238,6 +238,39 @@ def test_override_suggests_close_key(tmp_path):
             "constant when divergence.kind is 'kl'",
         ),
         (
+            {**BASE, "divergence": {"kind": "kl", "mse_weight": 2}},
+            "divergence.mse_weight",
+            "null when divergence.kind is 'kl' (mse_weight is for dkl and ikl)",
+        ),
+        (
+            {**BASE, "divergence": {"kind": "dkl", "ikl_weighting": "sample"}},
+            "divergence.ikl_weighting",
+            "null when divergence.kind is 'dkl' (ikl_weighting is for ikl)",
+        ),
+        (
+            {**BASE, "divergence": {"kind": "ikl", "ikl_weighting": "batch"}},
+            "divergence.ikl_weighting",
+            "null or one of class, sample",
+        ),
+        (
+            {
+                **BASE,
+                "divergence": {"kind": "ikl", "ikl_weighting": "sample", "ikl_statistic": "ema"},
+            },
+            "divergence.ikl_statistic",
+            "null when divergence.ikl_weighting is sample",
+        ),
+        (
+            {**BASE, "divergence": {"kind": "ikl", "ikl_momentum": 0.5}},
+            "divergence.ikl_momentum",
+            "null unless divergence.ikl_statistic is ema",
+        ),
+        (
+            {**BASE, "divergence": {"kind": "ikl", "ikl_statistic": "ema", "ikl_momentum": 1}},
+            "divergence.ikl_momentum",
+            "< 1",
+        ),
+        (
             {**BASE, "optimizer": {"schedule": "multistep"}},
             "optimizer.milestones",
             "non-empty list",
@@ -454,4 +487,6 @@ def test_the_config_spells_the_divergences_and_update_orders_of_the_library():
     from rdml_keras.experiments import config
 
     assert config.DIVERGENCES == losses.DIVERGENCES
+    assert config.IKL_WEIGHTINGS == losses.IKL_WEIGHTINGS
+    assert config.IKL_STATISTICS == losses.IKL_STATISTICS
     assert config.UPDATE_ORDERS == learner.UPDATE_ORDERS

@@ -40,6 +40,8 @@ from rdml_keras.experiments.config.values import ALPHA_SCHEDULES
 from rdml_keras.experiments.config.values import DISTRIBUTION_STRATEGIES
 from rdml_keras.experiments.config.values import DIVERGENCE_KINDS
 from rdml_keras.experiments.config.values import DIVERGENCES
+from rdml_keras.experiments.config.values import IKL_STATISTICS
+from rdml_keras.experiments.config.values import IKL_WEIGHTINGS
 from rdml_keras.experiments.config.values import LR_SCHEDULES
 from rdml_keras.experiments.config.values import NPZ_DATASET
 from rdml_keras.experiments.config.values import OPTIMIZERS
@@ -51,6 +53,8 @@ __all__ = [
     "DISTRIBUTION_STRATEGIES",
     "DIVERGENCE_KINDS",
     "DIVERGENCES",
+    "IKL_STATISTICS",
+    "IKL_WEIGHTINGS",
     "LR_SCHEDULES",
     "NPZ_DATASET",
     "OPTIMIZERS",

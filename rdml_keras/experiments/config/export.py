@@ -11,7 +11,7 @@ from rdml_keras.experiments.config.errors import allowed_of
 from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
-from rdml_keras.experiments.config.schema import to_plain
+from rdml_keras.experiments.config.section import to_plain
 from rdml_keras.experiments.config.text import TextConfig
 
 # The sections the key table lists key by key (`text` is optional: null for images).

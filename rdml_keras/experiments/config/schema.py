@@ -15,26 +15,24 @@ from typing import Any
 
 import pydantic
 import yaml
-from pydantic import ConfigDict
 from pydantic import Field
 
+from rdml_keras.experiments.config.divergence import DivergenceConfig
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.errors import _fail
 from rdml_keras.experiments.config.errors import allowed_of
 from rdml_keras.experiments.config.errors import config_error
+from rdml_keras.experiments.config.section import _Section
 from rdml_keras.experiments.config.text import TextConfig
 from rdml_keras.experiments.config.text import check_text
 from rdml_keras.experiments.config.text import check_text_dataset
 from rdml_keras.experiments.config.text import text_dataset_takes
 from rdml_keras.experiments.config.text import with_text_defaults
-from rdml_keras.experiments.config.values import ALPHA_SCHEDULES
 from rdml_keras.experiments.config.values import DISTRIBUTION_STRATEGIES
-from rdml_keras.experiments.config.values import DIVERGENCE_KINDS
 from rdml_keras.experiments.config.values import LR_SCHEDULES
 from rdml_keras.experiments.config.values import NPZ_DATASET
 from rdml_keras.experiments.config.values import OPTIMIZERS
 from rdml_keras.experiments.config.values import PRECISIONS
-from rdml_keras.experiments.config.values import UPDATE_ORDERS
 from rdml_keras.experiments.config.values import Allowed
 from rdml_keras.experiments.config.values import Architecture
 from rdml_keras.experiments.config.values import Augmentation
@@ -51,44 +49,6 @@ from rdml_keras.experiments.config.values import _int
 from rdml_keras.experiments.config.values import _int_list
 from rdml_keras.experiments.config.values import _optional
 from rdml_keras.experiments.config.values import _path
-
-
-class _Section(pydantic.BaseModel):
-    """Shared behaviour of the config models: frozen, unknown keys refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def check(self):
-        """Rules between keys; raise ConfigError naming the key."""
-
-    def to_dict(self) -> dict:
-        """Plain dict (lists, not tuples) that `from_dict` reads back.
-
-        >>> DatasetConfig(name="digits").to_dict()["augment"]
-        'standard'
-        """
-        return to_plain(self.model_dump())
-
-    def replace(self, **changes):
-        """A copy with `changes` applied (like `dataclasses.replace`).
-
-        >>> OptimizerConfig().replace(gamma=0.2).gamma
-        0.2
-        """
-        return self.model_copy(update=changes)
-
-
-def to_plain(value):
-    """Dicts, lists and scalars only (tuples become lists), as YAML and JSON write.
-
-    >>> to_plain({"a": (1, (2, 3))})
-    {'a': [1, [2, 3]]}
-    """
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    return value
 
 
 class DatasetConfig(_Section):
@@ -205,95 +165,6 @@ class PeerConfig(_Section):
 Peer = Annotated[
     PeerConfig, BeforeValidator(_peer_mapping, json_schema_input_type=str | PeerConfig)
 ]
-
-
-class DivergenceConfig(_Section):
-    """The mimicry term: which divergence, its order α and its schedules.
-
-    >>> DivergenceConfig(kind="kl", alpha=None).kind
-    'kl'
-    """
-
-    kind: _choice(DIVERGENCE_KINDS) = Field(
-        "renyi",
-        description="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
-        "none = independent training",
-    )
-    alpha: _optional(_float(ge=0.0)) = Field(
-        None, description="Rényi order α (kind renyi, schedule constant; required there)"
-    )
-    temperature: _float(gt=0.0) = Field(
-        1.0, description="softmax temperature T (divergence scaled by T²)"
-    )
-    weight: _float(ge=0.0) = Field(1.0, description="λ, weight of the mimicry term")
-    update: _choice(UPDATE_ORDERS) = Field(
-        "simultaneous", description="simultaneous (one backward pass) or sequential (DML Alg. 1)"
-    )
-    schedule: _choice(ALPHA_SCHEDULES) = Field(
-        "constant", description="α schedule (cosine: alpha_max → alpha_min over the epochs)"
-    )
-    alpha_min: _optional(_float(ge=0.0)) = Field(None, description="final α of the cosine schedule")
-    alpha_max: _optional(_float(ge=0.0)) = Field(
-        None, description="initial α of the cosine schedule"
-    )
-    weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ from 0")
-
-    def check(self):
-        if self.kind != "renyi":
-            for key in ("alpha", "alpha_min", "alpha_max"):
-                if getattr(self, key) is not None:
-                    _fail(
-                        f"divergence.{key}",
-                        getattr(self, key),
-                        f"null when divergence.kind is {self.kind!r} (α is for renyi)",
-                    )
-            if self.schedule != "constant":
-                _fail(
-                    "divergence.schedule",
-                    self.schedule,
-                    f"constant when divergence.kind is {self.kind!r}",
-                )
-            return
-        if self.schedule == "constant":
-            if self.alpha is None:
-                raise ConfigError(
-                    "divergence.alpha: missing; expected a finite number >= 0 "
-                    "when divergence.kind is renyi (1 = KL/DML, 0 = independent)",
-                    path="divergence.alpha",
-                )
-            for key in ("alpha_min", "alpha_max"):
-                if getattr(self, key) is not None:
-                    _fail(
-                        f"divergence.{key}",
-                        getattr(self, key),
-                        "null unless divergence.schedule is cosine",
-                    )
-            return
-        if self.alpha is not None:
-            _fail(
-                "divergence.alpha",
-                self.alpha,
-                "null when divergence.schedule is cosine (set alpha_max and alpha_min)",
-            )
-        for key in ("alpha_max", "alpha_min"):
-            if getattr(self, key) is None:
-                raise ConfigError(
-                    f"divergence.{key}: missing; expected a finite number >= 0 "
-                    "when divergence.schedule is cosine",
-                    path=f"divergence.{key}",
-                )
-
-    def describe_alpha(self) -> str:
-        """α as a short label for tables: `2`, `cos 2→0.5`, or `-`.
-
-        >>> DivergenceConfig(alpha=2.0).describe_alpha()
-        '2'
-        """
-        if self.kind != "renyi":
-            return "-"
-        if self.schedule == "cosine":
-            return f"cos {self.alpha_max:g}→{self.alpha_min:g}"
-        return f"{self.alpha:g}"
 
 
 class OptimizerConfig(_Section):

@@ -25,6 +25,9 @@ from rdml_keras.experiments.config.errors import Allowed
 # accept, spelled here so that validating a config imports no Keras
 # (tests/experiments/test_config.py checks that they agree).
 DIVERGENCES = ("renyi", "kl", "dkl", "ikl")
+# `rdml_keras.losses.IKL_WEIGHTINGS` and `IKL_STATISTICS`, likewise.
+IKL_WEIGHTINGS = ("class", "sample")
+IKL_STATISTICS = ("epoch", "ema")
 UPDATE_ORDERS = ("simultaneous", "sequential")
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
