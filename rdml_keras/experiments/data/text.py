@@ -37,7 +37,7 @@ from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.data.tfds_text import load_tfds_text
 from rdml_keras.experiments.data.validation import ARRAY_KEYS
 from rdml_keras.experiments.data.validation import DataError
-from rdml_keras.experiments.data.validation import check_labels
+from rdml_keras.experiments.data.validation import check_split_labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,20 +73,10 @@ def check_texts(x, name: str) -> np.ndarray:
 def check_text_arrays(x_train, y_train, x_test, y_test, num_classes=None) -> TextArrays:
     """Check both splits; `num_classes` defaults to the largest label + 1."""
     x_train, x_test = check_texts(x_train, "x_train"), check_texts(x_test, "x_test")
-    y_train = check_labels(y_train, "y_train", len(x_train), "x_train")
-    y_test = check_labels(y_test, "y_test", len(x_test), "x_test")
-    if num_classes is None:
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-        if num_classes < 2:
-            raise DataError("all labels are 0: classification needs at least 2 classes")
-    for name, y in (("y_train", y_train), ("y_test", y_test)):
-        bad = np.flatnonzero(y >= num_classes)
-        if bad.size:
-            raise DataError(
-                f"{name}: label {int(y[bad[0]])} (at index {int(bad[0])}) is outside "
-                f"[0, {num_classes}) (the dataset's {num_classes} classes)"
-            )
-    return TextArrays(x_train, y_train, x_test, y_test, int(num_classes))
+    y_train, y_test, num_classes = check_split_labels(
+        y_train, y_test, len(x_train), len(x_test), num_classes, examples="documents"
+    )
+    return TextArrays(x_train, y_train, x_test, y_test, num_classes)
 
 
 def _read_npz(path) -> dict:

@@ -117,21 +117,10 @@ def check_arrays(raw: dict, num_classes: int | None = None) -> Arrays:
             f"x_train is {x_train.dtype} but x_test is {x_test.dtype}; use one "
             "dtype so both splits are scaled the same way"
         )
-    y_train = check_labels(raw["y_train"], "y_train", len(x_train), "x_train")
-    y_test = check_labels(raw["y_test"], "y_test", len(x_test), "x_test")
-    largest = int(max(y_train.max(), y_test.max()))
-    if num_classes is None:
-        num_classes = largest + 1
-        if num_classes < 2:
-            raise DataError(f"all labels are {largest}: classification needs at least 2 classes")
-    for name, y in (("y_train", y_train), ("y_test", y_test)):
-        bad = np.flatnonzero(y >= num_classes)
-        if bad.size:
-            raise DataError(
-                f"{name}: label {int(y[bad[0]])} (at index {int(bad[0])}) is "
-                f"outside [0, {num_classes}); dataset.num_classes is {num_classes}"
-            )
-    return Arrays(x_train, y_train, x_test, y_test, int(num_classes))
+    y_train, y_test, num_classes = check_split_labels(
+        raw["y_train"], raw["y_test"], len(x_train), len(x_test), num_classes
+    )
+    return Arrays(x_train, y_train, x_test, y_test, num_classes)
 
 
 def check_images(x, name: str) -> np.ndarray:
@@ -160,8 +149,30 @@ def check_images(x, name: str) -> np.ndarray:
     return x
 
 
-def check_labels(y, name: str, count: int, images: str) -> np.ndarray:
-    """(N,) integer class indices >= 0 matching the images' N."""
+def check_split_labels(y_train, y_test, n_train, n_test, num_classes=None, examples="images"):
+    """Both splits' labels checked (`check_labels`) and below `num_classes`,
+    which defaults to the largest label + 1 (at least 2 classes).
+
+    Returns `(y_train, y_test, num_classes)`."""
+    y_train = check_labels(y_train, "y_train", n_train, "x_train", examples)
+    y_test = check_labels(y_test, "y_test", n_test, "x_test", examples)
+    largest = int(max(y_train.max(), y_test.max()))
+    if num_classes is None:
+        num_classes = largest + 1
+        if num_classes < 2:
+            raise DataError(f"all labels are {largest}: classification needs at least 2 classes")
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        bad = np.flatnonzero(y >= num_classes)
+        if bad.size:
+            raise DataError(
+                f"{name}: label {int(y[bad[0]])} (at index {int(bad[0])}) is "
+                f"outside [0, {num_classes}); dataset.num_classes is {num_classes}"
+            )
+    return y_train, y_test, int(num_classes)
+
+
+def check_labels(y, name: str, count: int, where: str, examples="images") -> np.ndarray:
+    """(N,) integer class indices >= 0 matching the N examples in `where`."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -176,7 +187,7 @@ def check_labels(y, name: str, count: int, images: str) -> np.ndarray:
         )
         raise DataError(f"{name}: dtype {y.dtype}; expected integer class indices{hint}")
     if len(y) != count:
-        raise DataError(f"{name}: {len(y)} labels for {count} images in {images}")
+        raise DataError(f"{name}: {len(y)} labels for {count} {examples} in {where}")
     if len(y) == 0:
         raise DataError(f"{name}: empty (0 labels)")
     negative = np.flatnonzero(y < 0)
