@@ -535,3 +535,48 @@ def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
         with pytest.raises(ImportError, match=r"pip install 'rdml-keras\[plots\]'"):
             report.alpha_plot(records, tmp_path / "alpha.png")
         assert not (tmp_path / "alpha.png").exists()
+
+
+def _documented_sweeps(page):
+    """The `python -m rdml_keras sweep` commands of `page`'s bash blocks, with
+    the blocks' shell variables and line continuations resolved."""
+    import re
+    import shlex
+
+    text = page.read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
+    block = "\n".join(blocks).replace("\\\n", " ")
+    variables = dict(re.findall(r"^(\w+)='([^']*)'$", block, flags=re.M))
+    commands = []
+    for line in block.splitlines():
+        if line.startswith("python -m rdml_keras sweep"):
+            for name, value in variables.items():
+                line = line.replace(f'"${name}"', shlex.quote(value))
+            commands.append(shlex.split(line)[4:])
+    return commands
+
+
+def test_the_text_results_page_sweeps_validate_and_make_240_runs(tmp_path, monkeypatch):
+    """docs/results-text.md's four sweeps, as written there (run from the
+    repository root), build specs of 90 + 60 + 30 + 60 runs and write nothing;
+    README's is the first of them."""
+    from rdml_keras.experiments.cli import build_parser
+
+    monkeypatch.chdir(ROOT)
+    commands = _documented_sweeps(ROOT / "docs" / "results-text.md")
+    readme = _documented_sweeps(ROOT / "README.md")
+    assert len(readme) == 1 and sorted(readme[0]) == sorted(commands[0])
+    counts = []
+    for argv in commands:
+        args = build_parser().parse_args(["sweep", *argv])
+        out = tmp_path / pathlib.Path(args.out).name
+        spec = sweep.build_spec(
+            config_path=args.config,
+            overrides=args.overrides,
+            grids=args.grid,
+            seeds=args.seeds,
+            out=out,
+        )
+        counts.append(len(spec.grid_points()))
+        assert not out.exists()
+    assert counts == [90, 60, 30, 60]
