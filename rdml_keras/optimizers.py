@@ -99,7 +99,7 @@ class PerPeerOptimizer(keras.optimizers.Optimizer):
         first training step). Exclusions set on the optimizer given to
         `compile` are not part of its config, so the copies do not inherit
         them: set them here, on `learner.optimizer`, after `compile`."""
-        for optimizer in self.__dict__.get("optimizers", ()):
+        for optimizer in self.optimizers:
             optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
 
     # ------------------------------------------------------------------

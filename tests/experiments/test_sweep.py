@@ -17,6 +17,8 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -540,9 +542,6 @@ def test_paired_table_rows_per_alpha_and_paired_deltas(tmp_path):
 def _documented_sweeps(page):
     """The `python -m rdml_keras sweep` commands of `page`'s bash blocks, with
     the blocks' shell variables and line continuations resolved."""
-    import re
-    import shlex
-
     text = page.read_text(encoding="utf-8")
     blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
     block = "\n".join(blocks).replace("\\\n", " ")

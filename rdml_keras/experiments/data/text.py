@@ -25,8 +25,6 @@ rdml_keras.experiments.data.validation.DataError: x_train: document 1 is empty .
 from __future__ import annotations
 
 import dataclasses
-import os
-import zipfile
 
 import numpy as np
 
@@ -38,6 +36,7 @@ from rdml_keras.experiments.data.tfds_text import load_tfds_text
 from rdml_keras.experiments.data.validation import ARRAY_KEYS
 from rdml_keras.experiments.data.validation import DataError
 from rdml_keras.experiments.data.validation import check_split_labels
+from rdml_keras.experiments.data.validation import read_npz
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,32 +78,13 @@ def check_text_arrays(x_train, y_train, x_test, y_test, num_classes=None) -> Tex
     return TextArrays(x_train, y_train, x_test, y_test, num_classes)
 
 
-def _read_npz(path) -> dict:
-    if not os.path.isfile(path):
-        raise DataError("no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in ARRAY_KEYS if key not in npz.files]
-            if missing:
-                raise DataError(
-                    f"missing array(s) {', '.join(missing)}; expected {', '.join(ARRAY_KEYS)}"
-                )
-            return {key: npz[key] for key in ARRAY_KEYS}
-    except DataError:
-        raise
-    except ValueError as e:  # object arrays need pickle: refused
-        raise DataError(f"cannot be read without pickle ({e}); save string arrays") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"not a readable .npz file ({type(e).__name__}: {e})") from None
-
-
 def load_text_arrays(dataset) -> TextArrays:
     """The documents of a config's `dataset` section, checked, with its
     `train_size` subset (stratified, the same examples for every seed)."""
     spec = text_spec(dataset.name)
     num_classes = dataset.num_classes
     if spec is None:  # npz: your own texts
-        raw = _read_npz(dataset.path)
+        raw = read_npz(dataset.path, "save string arrays")
         parts = [raw[key] for key in ARRAY_KEYS]
     elif spec.source == "bundled":
         (x_train, y_train), (x_test, y_test) = reuters_r8.load_data()

@@ -74,6 +74,13 @@ def load_npz(path, num_classes: int | None = None) -> Arrays:
     Raises DataError for a missing or unreadable file, a missing array, or
     anything `check_arrays` rejects.
     """
+    return check_arrays(read_npz(path, "save plain numeric arrays"), num_classes=num_classes)
+
+
+def read_npz(path, pickle_hint: str) -> dict:
+    """The arrays x_train, y_train, x_test, y_test of an `.npz` file, read
+    without pickle (DataError for a missing or unreadable file, a missing
+    array, or an object array; `pickle_hint` says what to save instead)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError("no such file")
@@ -93,13 +100,13 @@ def load_npz(path, num_classes: int | None = None) -> Arrays:
                     raw[key] = npz[key]
                 except ValueError as e:  # object arrays need pickle: refused
                     raise DataError(
-                        f"{key}: cannot be read without pickle ({e}); save plain numeric arrays"
+                        f"{key}: cannot be read without pickle ({e}); {pickle_hint}"
                     ) from None
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"not a readable .npz file ({type(e).__name__}: {e})") from None
-    return check_arrays(raw, num_classes=num_classes)
+    return raw
 
 
 def check_arrays(raw: dict, num_classes: int | None = None) -> Arrays:
