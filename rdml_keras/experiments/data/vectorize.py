@@ -66,17 +66,20 @@ def _strings(x):
 
 def text_pipelines(arrays, vectorizer, *, batch_size, seed):
     """(train, test) `tf.data` pipelines of `(token_ids, labels)`: the train
-    split reshuffled every epoch (fixed by `seed`), the test split in order."""
+    split reshuffled every epoch (fixed by `seed`), the test split in order.
+
+    Each document is vectorised once, in the first epoch, and its token ids
+    cached: the vectoriser is deterministic, so later epochs only reshuffle."""
 
     def vectorize(texts, labels):
         return vectorizer(texts), labels
 
     def pipeline(x, y, shuffle):
         ds = tf.data.Dataset.from_tensor_slices((_strings(x), np.asarray(y, np.int32)))
+        ds = ds.batch(1024).map(vectorize, num_parallel_calls=AUTOTUNE).unbatch().cache()
         if shuffle:
             ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size).map(vectorize, num_parallel_calls=AUTOTUNE)
-        return ds.prefetch(AUTOTUNE)
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
 
     train = pipeline(arrays.x_train, arrays.y_train, True)
     return train, pipeline(arrays.x_test, arrays.y_test, False)
