@@ -77,6 +77,8 @@ def text_pipelines(arrays, vectorizer, *, batch_size, seed):
     def pipeline(x, y, shuffle):
         ds = tf.data.Dataset.from_tensor_slices((_strings(x), np.asarray(y, np.int32)))
         ds = ds.batch(1024).map(vectorize, num_parallel_calls=AUTOTUNE).unbatch().cache()
+        # unbatch() forgets the length; Keras needs it to size each epoch.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(y)))
         if shuffle:
             ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(AUTOTUNE)

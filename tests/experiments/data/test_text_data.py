@@ -3,6 +3,8 @@ pipeline on the training split only (data/vectorize.py), tfds text sets read
 through their builder's features (data/tfds_text.py). No network: tfds is
 stopped at its loading boundary."""
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -15,6 +17,7 @@ from rdml_keras.experiments.data.tfds_text import load_tfds_text
 from rdml_keras.experiments.data.validation import DataError
 from rdml_keras.experiments.data.vectorize import ZHANG_ALPHABET
 from rdml_keras.experiments.data.vectorize import make_vectorizer
+from rdml_keras.experiments.data.vectorize import text_pipelines
 from rdml_keras.experiments.run_data import load_data
 
 
@@ -154,3 +157,18 @@ def test_every_r8_subset_from_the_named_size_up_keeps_every_class():
         stratified_subset(x, y, 50)
     for size in range(134, 700):
         assert len(set(stratified_subset(x, y, size)[1].tolist())) == 8, size
+
+
+def test_text_pipelines_keep_their_length_and_every_document_once_an_epoch():
+    """The token ids are cached after a first pass in chunks: each epoch still
+    holds every document once (reshuffled) and Keras still knows its length."""
+    x = np.array([f"word{i} shared" for i in range(50)])
+    y = np.arange(50) % 3
+    vectorizer = make_vectorizer("words", x, vocabulary_size=100, sequence_length=3)
+    arrays = types.SimpleNamespace(x_train=x, y_train=y, x_test=x[:7], y_test=y[:7])
+    train, test = text_pipelines(arrays, vectorizer, batch_size=8, seed=0)
+    assert int(train.cardinality()) == 7 and int(test.cardinality()) == 1
+    expected = sorted(map(tuple, np.asarray(vectorizer(x))))
+    epochs = [[tuple(row) for ids, _ in train for row in np.asarray(ids)] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == expected
+    assert epochs[0] != epochs[1]  # reshuffled each epoch
