@@ -164,9 +164,9 @@ def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
     differences. The weighted-MSE term sends gradient only to the target
     logits, so for a stop-gradient target DKL trains exactly like KL.
 
-    Note the official code names the weights the other way round: its
-    `BETA` multiplies the weighted MSE (our `alpha`) and its `ALPHA` the soft
-    cross-entropy (our `beta`).
+    The official code (jiequancui/DKL, `dkl_loss`) names the weights the other
+    way round and leaves its soft cross-entropy unscaled by T²: its `BETA` is
+    our `alpha` and its `ALPHA / T²` our `beta` (its `T2` then equals T).
 
     Example:
 
@@ -328,7 +328,8 @@ class DecoupledKL(keras.losses.Loss):
 
     Args:
         alpha: weight of the weighted-MSE term (the official code's `BETA`).
-        beta: weight of the soft cross-entropy term (the official `ALPHA`).
+        beta: weight of the soft cross-entropy term (the official `ALPHA / T²`:
+            its soft cross-entropy is not scaled by T², this one is).
         temperature: softmax temperature T > 0; the loss is scaled by T².
 
     Example:
