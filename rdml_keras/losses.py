@@ -245,7 +245,7 @@ class RenyiDivergence(keras.losses.Loss):
 
     def __init__(
         self,
-        alpha=1.0,
+        alpha=checks.DEFAULT_ALPHA,
         temperature=1.0,
         reduction="sum_over_batch_size",
         name="renyi_divergence",
@@ -590,7 +590,8 @@ def get(identifier, alpha=None, temperature=1.0, num_classes=None):
         )
     name = identifier.lower()
     if name == "renyi":
-        return RenyiDivergence(alpha=1.0 if alpha is None else alpha, temperature=temperature)
+        alpha = checks.DEFAULT_ALPHA if alpha is None else alpha
+        return RenyiDivergence(alpha=alpha, temperature=temperature)
     if name == "ikl":
         if num_classes is None:
             raise ValueError(
