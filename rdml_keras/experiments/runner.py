@@ -8,7 +8,8 @@ A run directory holds
     config.yaml        the resolved config (written first; marks a run directory)
     logs/              TensorBoard: per-peer and ensemble scalars, α, learning rate
     backup/            `RunCheckpoint` state: latest.weights.h5 + training_metadata.json
-                       and the previous epoch's pair (*.bkp); kept at the end
+                       and the previous epoch's pair (*.bkp); deleted once the run has
+                       finished (as Keras's BackupAndRestore deletes its own)
     history.json       one entry per finished epoch (survives resumes)
     peers/peer{k}_{name}.keras   each trained peer, standalone
     results.json       written last, atomically: its presence means "finished"
@@ -40,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import tempfile
 
 import keras
@@ -206,8 +208,8 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
         # Before the checkpoint: if the process dies between the two, the
         # epoch is redone and its history entry replaced, never lost.
         EpochHistory(run_dir / HISTORY_FILE),
-        # Atomic, checksummed, double; kept after training: the finished run
-        # carries a loadable checkpoint of the whole cohort and optimizer.
+        # Atomic, checksummed, double; the resume state of an unfinished run
+        # (`train` deletes it once results.json is written).
         RunCheckpoint(
             run_dir / BACKUP_DIR,
             log=log,
@@ -454,6 +456,9 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
             seconds=sum(e.get("seconds") or 0.0 for e in history),
         )
         write_json(out / RESULTS_FILE, results)
+        # Finished: the resume state goes (results and peers stay). Killed
+        # before or during this, the run is finished all the same.
+        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return results
 
 
