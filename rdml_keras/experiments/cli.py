@@ -27,11 +27,15 @@ Training twice into the same --out never clobbers a run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
+import re
 import sys
+import tempfile
 
+from rdml_keras import experiments
 from rdml_keras.experiments import run_files
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import json_schema
@@ -87,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         choices=["auto", "0", "1", "2"],
         default="auto",
-        help="Keras fit verbosity (2: one line per epoch, for log files)",
+        help="auto: one compact line per epoch (loss, accuracies, α; plain text when "
+        "stdout is not a terminal), every metric in history.json and TensorBoard; "
+        "0, 1, 2: Keras fit's own verbosity",
     )
 
     evaluate = sub.add_parser("evaluate", help="re-evaluate a run's exported peers")
@@ -246,6 +252,58 @@ def _error(message: str):
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
+# TensorFlow's C++ start-up lines that report no problem: absl's notice, its
+# INFO/WARNING lines (oneDNN, CPU features, "no CUDA drivers") and, on a machine
+# without a GPU, the failed cuInit. TensorFlow 2.21 writes them before its log
+# level (TF_CPP_MIN_LOG_LEVEL) applies, so no setting silences them.
+_TF_START_UP_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} |E\d{4} .*failed call to cuInit|To enable the following instructions:)"
+)
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow and find its devices with its C++ start-up lines left out
+    of stderr (every other line passes), unless the user set TF_CPP_MIN_LOG_LEVEL.
+
+    >>> import_tensorflow_quietly().__name__
+    'tensorflow'
+    """
+    if "tensorflow" in sys.modules or experiments.USER_TF_LOG_LEVEL is not None:
+        import tensorflow as tf
+
+        return tf
+    with _native_stderr_filtered(_TF_START_UP_LINE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # where CUDA reports a missing GPU
+    return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered(pattern):
+    """Collect what is written to file descriptor 2 (C++ libraries write there,
+    not to `sys.stderr`), then pass on the lines `pattern` does not match."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as collected:
+            os.dup2(collected.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                collected.seek(0)
+                text = collected.read().decode("utf-8", errors="replace")
+                kept = [line for line in text.splitlines(True) if not pattern.match(line)]
+                if kept:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+    finally:
+        os.close(saved)
+
+
 def _train(args) -> int:
     # Everything the user typed is validated before any directory exists.
     config = load_config(args.config, args.overrides)
@@ -254,6 +312,7 @@ def _train(args) -> int:
         seeds = list(config.seeds)
     out = pathlib.Path(args.out or os.path.join("runs", config.name or "run"))
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    import_tensorflow_quietly()
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.report import results_table
 
@@ -284,6 +343,7 @@ def _schema(args) -> int:
 
 
 def _evaluate(args) -> int:
+    import_tensorflow_quietly()
     from rdml_keras.experiments import report
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.report import results_table
@@ -345,6 +405,7 @@ def _sweep(args) -> int:
         grace_period=args.grace_period,
         max_retry=args.max_retry,
     )
+    import_tensorflow_quietly()
     from rdml_keras.experiments import sweep
 
     paths = sweep.Worker(

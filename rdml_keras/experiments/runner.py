@@ -42,6 +42,7 @@ import contextlib
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -51,6 +52,7 @@ import rdml_keras
 from rdml_keras import schedules
 from rdml_keras.experiments import text_run
 from rdml_keras.experiments.callbacks import EpochHistory
+from rdml_keras.experiments.callbacks import EpochLog
 from rdml_keras.experiments.callbacks import NonFiniteGuard
 from rdml_keras.experiments.callbacks import PeerHistograms
 from rdml_keras.experiments.checkpoint import CheckpointError
@@ -355,6 +357,9 @@ def _salvage(learner, config, run_dir: pathlib.Path, checkpoint: RunCheckpoint) 
 def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), log=print) -> dict:
     """Train one run into `out_dir` and return its results dict.
 
+    `verbose`: "auto" prints one compact line per epoch (`EpochLog`: kept up
+    to date in a terminal, plain text in a log file); 0, 1, 2 are `fit`'s own.
+
     Resumes an unfinished run of the same config from its newest complete
     checkpoint; refuses (RunError) a finished one, another config, or a
     directory another `train` process holds. Nothing is written until data,
@@ -400,6 +405,14 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
         )
         fit_callbacks = build_callbacks(config, out, learner, log, run_dir) + list(callbacks)
         checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
+        fit_verbose = verbose
+        if verbose == "auto":  # a compact line per epoch instead of Keras's progress bar
+            fit_verbose = 0
+            if log is not None:
+                live = sys.stdout.isatty()
+                fit_callbacks.append(
+                    EpochLog(len(config.peers), live=live, print_fn=None if live else log)
+                )
 
         if writer:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -435,7 +448,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
                     steps_per_epoch=fit_steps,
                     initial_epoch=initial_epoch,
                     callbacks=fit_callbacks,
-                    verbose=verbose,
+                    verbose=fit_verbose,
                     shuffle=False,
                     **validation_args,
                 )
