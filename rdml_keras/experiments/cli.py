@@ -7,6 +7,9 @@
     python -m rdml_keras sweep --config configs/quickstart.yaml \
         --grid divergence.alpha=0,0.5,1,2 --seeds 0,1,2 --out runs/alpha
     python -m rdml_keras schema > rdml_config.schema.json   # for editors
+    python -m rdml_keras configs                             # the shipped configs, by name
+    python -m rdml_keras write-config quickstart my.yaml     # one of them, to edit
+    python -m rdml_keras train --config quickstart           # a shipped config by name
 
 Exit status: 0 success, 1 the run failed (non-finite loss, or a file could not
 be written), 2 bad input (config, --set, dataset, peers, run directory,
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
 import pathlib
@@ -42,6 +46,7 @@ from rdml_keras.experiments.config import json_schema
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
 from rdml_keras.experiments.config import schema_markdown
+from rdml_keras.experiments.config import shipped
 from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import RunError
 
@@ -72,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "complete checkpoint; a finished run, another config or a "
         "directory in use is refused (exit 2) and left untouched.",
     )
-    train.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    train.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="YAML config, or the name of a shipped config (see `configs`), e.g. quickstart",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -123,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out/alpha.png (with matplotlib installed) and a TensorBoard HParams dashboard "
         "(tensorboard --logdir OUT).",
     )
-    sweep.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    sweep.add_argument(
+        "--config", required=True, metavar="FILE", help="YAML config, or a shipped config's name"
+    )
     sweep.add_argument(
         "--grid",
         action="append",
@@ -209,6 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the table of config keys (README.md's) instead",
     )
+    sub.add_parser(
+        "configs",
+        help="list the configs that ship with the package",
+        description="List the shipped configs by name (the quick starts, the paper grids, the "
+        "sweeps); `train --config NAME` and `sweep --config NAME` take them by name, "
+        "`write-config NAME` copies one to a file to edit.",
+    )
+    write = sub.add_parser(
+        "write-config",
+        help="write a shipped config to a file, to edit",
+        description="Write the shipped config NAME (see `configs`) to FILE, to edit and "
+        "train with `train --config FILE`. An existing FILE is left alone unless --force.",
+    )
+    write.add_argument("name", metavar="NAME", help="a shipped config, e.g. quickstart")
+    write.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="where to write it (default: ./<the name's last part>.yaml)",
+    )
+    write.add_argument("--force", action="store_true", help="overwrite an existing FILE")
     return parser
 
 
@@ -230,6 +263,8 @@ def main(argv=None) -> int:
         "summarize": _summarize,
         "sweep": _sweep,
         "schema": _schema,
+        "configs": _configs,
+        "write-config": _write_config,
     }
     try:
         return commands[args.command](args)
@@ -338,6 +373,38 @@ def _schema(args) -> int:
         schema_markdown()
         if args.markdown
         else json.dumps(json_schema(), indent=2, ensure_ascii=False)
+    )
+    return EXIT_OK
+
+
+def _configs(args) -> int:
+    names = shipped.names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {shipped.describe(name)}".rstrip())
+    return EXIT_OK
+
+
+def _write_config(args) -> int:
+    name = shipped.shipped_name(args.name)
+    if name is None:
+        close = difflib.get_close_matches(args.name, shipped.names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"write-config: no shipped config named {args.name!r}{hint} "
+            "(`python -m rdml_keras configs` lists them)"
+        )
+    path = pathlib.Path(args.file or f"{name.rsplit('/', 1)[-1]}{shipped.SUFFIX}")
+    if path.is_dir():
+        raise RunError(f"write-config: {path} is a directory; name a file")
+    if path.exists() and not args.force:
+        raise RunError(f"write-config: {path} exists; left as it is (--force overwrites it)")
+    if not path.parent.is_dir():
+        raise RunError(f"write-config: {path.parent} is not a directory")
+    run_files.write_atomic(path, shipped.read(name))
+    print(
+        f"wrote {path} (shipped config {name}); train with: "
+        f"python -m rdml_keras train --config {path}"
     )
     return EXIT_OK
 

@@ -85,7 +85,7 @@ def test_paper_grid_follows_dml_schedule(path):
 
 
 def test_grid_files_match_generator():
-    spec = importlib.util.spec_from_file_location("make_grid", CONFIGS / "make_grid.py")
+    spec = importlib.util.spec_from_file_location("make_grid", ROOT / "tools" / "make_grid.py")
     make_grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_grid)
     for path in SHIPPED:
