@@ -102,13 +102,24 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().send_error(code, *args, **kwargs)
 
 
+def require_browser(chromium=CHROMIUM, chromedriver=CHROMEDRIVER):
+    """Fail (never skip) when Chromium or its driver is missing."""
+    missing = [p for p in (chromium, chromedriver) if not pathlib.Path(p).exists()]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not found: apt-get install -y chromium chromium-driver "
+            "(README's test command does it: tools/install_test_deps.sh)"
+        )
+
+
+def test_a_missing_browser_fails_the_tests_loudly(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="chromium-driver"):
+        require_browser(CHROMIUM, str(tmp_path / "chromedriver"))
+
+
 @pytest.fixture(scope="module")
 def browser(site):
-    if not (pathlib.Path(CHROMIUM).exists() and pathlib.Path(CHROMEDRIVER).exists()):
-        pytest.fail(
-            f"{CHROMIUM} and {CHROMEDRIVER} are needed: "
-            "apt-get install -y chromium chromium-driver (as .ci/run does)"
-        )
+    require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
