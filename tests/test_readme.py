@@ -50,6 +50,8 @@ def readme_test_command() -> str:
 
 def test_ci_runs_readmes_test_command_verbatim():
     command = readme_test_command()
+    # The docs' home page shows the same commands as README.
+    assert command in (ROOT / "docs" / "index.md").read_text().splitlines()
     assert command.endswith("&& pytest -q"), command
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in lines, f".ci/run does not run README's test command {command!r}"
