@@ -445,8 +445,20 @@ _LOADED = (
         (["schema", "--markdown"], 0),
         (["train", "--config", QUICKSTART, "--set", "epochs=0"], 2),
         (["sweep", "--config", QUICKSTART, "--set", "peers=[nope, mlp]", "--out", "x"], 2),
+        (["configs"], 0),
+        (["write-config", "quickstart"], 0),
+        (["train", "--config", "quickstart", "--set", "epochs=0"], 2),
     ],
-    ids=["help", "schema", "schema-markdown", "bad-config", "bad-sweep-config"],
+    ids=[
+        "help",
+        "schema",
+        "schema-markdown",
+        "bad-config",
+        "bad-sweep-config",
+        "configs",
+        "write-config",
+        "bad-config-by-name",
+    ],
 )
 def test_help_schema_and_a_bad_config_import_no_keras_tensorflow_or_jax(argv, status, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
