@@ -17,6 +17,11 @@ ValueError: `alpha` must be a finite number >= 0; received alpha=-1.
 import math
 import numbers
 
+DEFAULT_ALPHA = 1.0
+"""The Rényi order α when none is given: 1, i.e. KL (vanilla DML). One value for
+`RenyiDivergence`, `MutualLearner(divergence="renyi")` and the YAML config's
+`divergence: {kind: renyi}` (kept here, Keras-free, so the config can read it)."""
+
 
 def fail(name, value, allowed, hint=""):
     """Raise the package's ValueError for argument `name`."""

@@ -164,9 +164,9 @@ def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
     differences. The weighted-MSE term sends gradient only to the target
     logits, so for a stop-gradient target DKL trains exactly like KL.
 
-    Note the official code names the weights the other way round: its
-    `BETA` multiplies the weighted MSE (our `alpha`) and its `ALPHA` the soft
-    cross-entropy (our `beta`).
+    The official code (jiequancui/DKL, `dkl_loss`) names the weights the other
+    way round and leaves its soft cross-entropy unscaled by T²: its `BETA` is
+    our `alpha` and its `ALPHA / T²` our `beta` (its `T2` then equals T).
 
     Example:
 
@@ -245,7 +245,7 @@ class RenyiDivergence(keras.losses.Loss):
 
     def __init__(
         self,
-        alpha=1.0,
+        alpha=checks.DEFAULT_ALPHA,
         temperature=1.0,
         reduction="sum_over_batch_size",
         name="renyi_divergence",
@@ -328,7 +328,8 @@ class DecoupledKL(keras.losses.Loss):
 
     Args:
         alpha: weight of the weighted-MSE term (the official code's `BETA`).
-        beta: weight of the soft cross-entropy term (the official `ALPHA`).
+        beta: weight of the soft cross-entropy term (the official `ALPHA / T²`:
+            its soft cross-entropy is not scaled by T², this one is).
         temperature: softmax temperature T > 0; the loss is scaled by T².
 
     Example:
@@ -589,7 +590,8 @@ def get(identifier, alpha=None, temperature=1.0, num_classes=None):
         )
     name = identifier.lower()
     if name == "renyi":
-        return RenyiDivergence(alpha=1.0 if alpha is None else alpha, temperature=temperature)
+        alpha = checks.DEFAULT_ALPHA if alpha is None else alpha
+        return RenyiDivergence(alpha=alpha, temperature=temperature)
     if name == "ikl":
         if num_classes is None:
             raise ValueError(

@@ -102,13 +102,24 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().send_error(code, *args, **kwargs)
 
 
+def require_browser(chromium=CHROMIUM, chromedriver=CHROMEDRIVER):
+    """Fail (never skip) when Chromium or its driver is missing."""
+    missing = [p for p in (chromium, chromedriver) if not pathlib.Path(p).exists()]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not found: apt-get install -y chromium chromium-driver "
+            "(README's test command does it: tools/install_test_deps.sh)"
+        )
+
+
+def test_a_missing_browser_fails_the_tests_loudly(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="chromium-driver"):
+        require_browser(CHROMIUM, str(tmp_path / "chromedriver"))
+
+
 @pytest.fixture(scope="module")
 def browser(site):
-    if not (pathlib.Path(CHROMIUM).exists() and pathlib.Path(CHROMEDRIVER).exists()):
-        pytest.fail(
-            f"{CHROMIUM} and {CHROMEDRIVER} are needed: "
-            "apt-get install -y chromium chromium-driver (as .ci/run does)"
-        )
+    require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -244,6 +255,67 @@ def test_config_key_table_is_the_schema():
     assert stale.returncode == 0, (
         "docs/guides/config-keys.md is stale: run `python tools/paste_config_keys.py`"
     )
+
+
+# ----------------------------------------------------------------------------
+# Tables that state what the code does agree with it; no placeholders
+
+# The backends tables' row names, as `keras.backend.backend()` spells them.
+_BACKEND_ROWS = {"TensorFlow": "tensorflow", "JAX": "jax", "PyTorch": "torch"}
+_BACKEND_TABLES = [
+    ("README.md", 'update="sequential"'),
+    ("docs/getting-started.md", "update orders"),
+    ("docs/guides/mutual-learner.md", 'update="sequential"'),
+]
+
+
+def _table_rows(text, header_word):
+    """The body rows (cells) of the first Markdown table whose header has `header_word`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|") and header_word in line)
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+@pytest.mark.parametrize("page,header_word", _BACKEND_TABLES)
+def test_backends_tables_state_the_update_orders_each_backend_runs(page, header_word):
+    """Every backend in SEQUENTIAL_BACKENDS (whose sequential step the learner tests run)
+    is listed with both orders, any other with the simultaneous one only."""
+    from rdml_keras.learner import UPDATE_ORDERS
+    from rdml_keras.train_steps import SEQUENTIAL_BACKENDS
+
+    rows = _table_rows((ROOT / page).read_text(), header_word)
+    seen = set()
+    for row in rows:
+        name = next(v for k, v in _BACKEND_ROWS.items() if row["backend"].startswith(k))
+        seen.add(name)
+        runs = set(UPDATE_ORDERS) if name in SEQUENTIAL_BACKENDS else {"simultaneous"}
+        if "update orders" in row:  # one column listing them
+            listed = set(re.findall(r"`(\w+)`", row["update orders"]))
+        else:  # a yes/no column per order
+            listed = {o for o in UPDATE_ORDERS if row[f'`update="{o}"`'].startswith("yes")}
+        assert listed == runs, (page, row["backend"], listed)
+    assert seen == set(_BACKEND_ROWS.values()), (page, seen)
+
+
+_PLACEHOLDERS = re.compile(r"YOUR-ORG|REPO_URL|<-- EDIT|\bTODO\b|\bFIXME\b|\bXXX\b")
+
+
+def test_docs_and_notebooks_hold_no_placeholders():
+    """A reader never has to fill anything in: no `YOUR-ORG`, `REPO_URL`, `<-- EDIT`."""
+    files = [ROOT / "README.md", *DOCS.rglob("*.md"), *(ROOT / "colab").iterdir()]
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group()}"
+        for path in files
+        if path.suffix in (".md", ".ipynb")
+        for match in _PLACEHOLDERS.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
 
 
 # ----------------------------------------------------------------------------

@@ -203,6 +203,31 @@ def test_decoupled_kl_trains_like_kl(logits):
     np.testing.assert_allclose(dkl, kl, atol=1e-6)
 
 
+def test_decoupled_kl_maps_the_official_weights_as_documented(logits):
+    """The official `dkl_loss` (jiequancui/DKL at c5e8ad2e24ec53f3682a68db99de372fc80f59ca,
+    DKLv1/KD-dkl/mdistiller/distillers/IKL_KD.py, transcribed in benchmarks/reference.py)
+    with its CIFAR weights ALPHA 1, BETA 8 at T = 4, and T2 = T (the weights DKL uses), is
+    DKL with the weighted-MSE weight BETA and the soft-CE weight ALPHA / T², as the
+    docstrings of `decoupled_kl` and `DecoupledKL` say."""
+    target, learner = logits
+    official_alpha, official_beta, t = 1.0, 8.0, 4.0
+    want = reference.official_dkl_loss(
+        np.float64(learner), np.float64(target), t, official_alpha, official_beta, t2=t
+    )
+    weights = {"alpha": official_beta, "beta": official_alpha / t**2}
+    got = losses.decoupled_kl(target, learner, temperature=t, **weights)
+    np.testing.assert_allclose(np.mean(to_numpy(got)), want, rtol=2e-5)
+    loss = losses.DecoupledKL(temperature=t, **weights)
+    np.testing.assert_allclose(float(loss(target, learner)), want, rtol=2e-5)
+    # Without the / T² (what the docstrings used to say) the soft CE is 16 times too big.
+    unscaled = losses.decoupled_kl(
+        target, learner, temperature=t, alpha=official_beta, beta=official_alpha
+    )
+    assert not np.isclose(np.mean(to_numpy(unscaled)), want, rtol=0.1)
+    for doc in (losses.decoupled_kl.__doc__, losses.DecoupledKL.__doc__):
+        assert "`BETA`" in doc and "`ALPHA / T²`" in doc
+
+
 def test_improved_kl_matches_pairwise_formula_and_reaches_learner(logits):
     target, learner = logits
     rng = np.random.default_rng(3)

@@ -33,5 +33,6 @@ results = train(load_config("configs/quickstart.yaml", ["epochs=1"]), "runs/quic
 import os
 
 # Quiet TensorFlow's C++ start-up chatter (before any module here imports it)
-# unless the user asked for it.
+# unless the user asked for it (the CLI then also shows its start-up lines).
+USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,12 +1,14 @@
 """Callbacks that watch a run: `NonFiniteGuard` stops it at the first
 non-finite loss or weight (`NonFiniteLossError`); `EpochHistory` keeps
-`history.json`; `PeerHistograms` writes every peer's weights to TensorBoard.
+`history.json`; `EpochLog` prints a compact line per epoch; `PeerHistograms`
+writes every peer's weights to TensorBoard.
 """
 
 from __future__ import annotations
 
 import math
 import pathlib
+import sys
 import time
 
 import keras
@@ -153,6 +155,90 @@ class EpochHistory(keras.callbacks.Callback):
         entry["seconds"] = time.perf_counter() - (self._start or time.perf_counter())
         self.entries = [e for e in self.entries if e["epoch"] <= epoch] + [entry]
         write_json(self.path, {"epochs": self.entries})
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One compact line per epoch, for `fit(..., verbose=0)`: the loss, each
+    peer's and the ensemble's accuracy and α, and the validation accuracies when
+    the epoch has them. Every metric still reaches `history.json`, TensorBoard
+    and `fit`'s History; only the printed line is short:
+
+    ```text
+    epoch 2/5  14s  loss 0.5302  acc 0.8650 0.8710 ens 0.8800  α 2  val acc 0.9510 0.9490 ens 0.9560
+    ```
+
+    `live=False` (a log file, a pipe) prints that line at each epoch's end, plain
+    text: no carriage returns, backspaces or ANSI codes. `live=True` (a terminal)
+    also keeps it up to date during the epoch, on one line (`\r`).
+
+    >>> EpochLog(num_peers=2).line(0, 5, {"loss": 0.5, "peer0_accuracy": 0.8,
+    ...     "peer1_accuracy": 0.9, "ensemble_accuracy": 0.85, "peer0_ce": 0.4})
+    'epoch 1/5  loss 0.5000  acc 0.8000 0.9000 ens 0.8500'
+    """
+
+    def __init__(self, num_peers, live=False, print_fn=None, stream=None):
+        super().__init__()
+        self.num_peers = checks.integer("num_peers", num_peers, minimum=1)
+        self.live = bool(live)
+        self.stream = stream
+        self.print_fn = print_fn
+        self._start = None
+        self._shown = 0.0  # when the live line was last redrawn
+        self._width = 0  # its length, to blank it out
+
+    def line(self, epoch, epochs, logs, seconds=None, step=None) -> str:
+        """The text for epoch `epoch` (0-based) of `epochs` from its `logs`."""
+        head = f"epoch {epoch + 1}/{epochs}"
+        if step is not None:
+            head += f" step {step}/{self.params.get('steps') or '?'}"
+        parts = [head]
+        if seconds is not None:
+            parts.append(f"{seconds:.0f}s")
+        if "loss" in logs:
+            parts.append(f"loss {float(logs['loss']):.4f}")
+        for prefix, label in (("", "acc"), ("val_", "val acc")):
+            accuracy = self._accuracies(logs, prefix)
+            if accuracy:
+                parts.append(f"{label} {accuracy}")
+            if not prefix and "alpha" in logs:
+                parts.append(f"α {float(logs['alpha']):.4g}")
+        return "  ".join(parts)
+
+    def _accuracies(self, logs, prefix):
+        peers = [logs.get(f"{prefix}peer{k}_accuracy") for k in range(self.num_peers)]
+        text = " ".join(f"{float(v):.4f}" for v in peers if v is not None)
+        ensemble = logs.get(f"{prefix}ensemble_accuracy")
+        if ensemble is not None:
+            text += f" ens {float(ensemble):.4f}"
+        return text.strip()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.live or time.perf_counter() - self._shown < 0.5:
+            return
+        self._shown = time.perf_counter()
+        text = self.line(self._epoch, self.params["epochs"], logs or {}, step=batch + 1)
+        self._write("\r" + text.ljust(self._width))
+        self._width = len(text)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - (self._start or time.perf_counter())
+        text = self.line(epoch, self.params["epochs"], logs or {}, seconds=seconds)
+        if self.live:
+            self._write("\r" + text.ljust(self._width) + "\n")
+            self._width = 0
+        elif self.print_fn is not None:
+            self.print_fn(text)
+        else:
+            self._write(text + "\n")
+
+    def _write(self, text):
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
 
 
 def _current_learning_rate(optimizer):

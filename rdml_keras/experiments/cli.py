@@ -7,6 +7,9 @@
     python -m rdml_keras sweep --config configs/quickstart.yaml \
         --grid divergence.alpha=0,0.5,1,2 --seeds 0,1,2 --out runs/alpha
     python -m rdml_keras schema > rdml_config.schema.json   # for editors
+    python -m rdml_keras configs                             # the shipped configs, by name
+    python -m rdml_keras write-config quickstart my.yaml     # one of them, to edit
+    python -m rdml_keras train --config quickstart           # a shipped config by name
 
 Exit status: 0 success, 1 the run failed (non-finite loss, or a file could not
 be written), 2 bad input (config, --set, dataset, peers, run directory,
@@ -27,17 +30,23 @@ Training twice into the same --out never clobbers a run:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
 import os
 import pathlib
+import re
 import sys
+import tempfile
 
+from rdml_keras import experiments
 from rdml_keras.experiments import run_files
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import json_schema
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
 from rdml_keras.experiments.config import schema_markdown
+from rdml_keras.experiments.config import shipped
 from rdml_keras.experiments.run_files import NonFiniteLossError
 from rdml_keras.experiments.run_files import RunError
 
@@ -68,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "complete checkpoint; a finished run, another config or a "
         "directory in use is refused (exit 2) and left untouched.",
     )
-    train.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    train.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="YAML config, or the name of a shipped config (see `configs`), e.g. quickstart",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -87,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         choices=["auto", "0", "1", "2"],
         default="auto",
-        help="Keras fit verbosity (2: one line per epoch, for log files)",
+        help="auto: one compact line per epoch (loss, accuracies, α; plain text when "
+        "stdout is not a terminal), every metric in history.json and TensorBoard; "
+        "0, 1, 2: Keras fit's own verbosity",
     )
 
     evaluate = sub.add_parser("evaluate", help="re-evaluate a run's exported peers")
@@ -117,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out/alpha.png (with matplotlib installed) and a TensorBoard HParams dashboard "
         "(tensorboard --logdir OUT).",
     )
-    sweep.add_argument("--config", required=True, metavar="FILE", help="YAML config")
+    sweep.add_argument(
+        "--config", required=True, metavar="FILE", help="YAML config, or a shipped config's name"
+    )
     sweep.add_argument(
         "--grid",
         action="append",
@@ -203,6 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the table of config keys (README.md's) instead",
     )
+    sub.add_parser(
+        "configs",
+        help="list the configs that ship with the package",
+        description="List the shipped configs by name (the quick starts, the paper grids, the "
+        "sweeps); `train --config NAME` and `sweep --config NAME` take them by name, "
+        "`write-config NAME` copies one to a file to edit.",
+    )
+    write = sub.add_parser(
+        "write-config",
+        help="write a shipped config to a file, to edit",
+        description="Write the shipped config NAME (see `configs`) to FILE, to edit and "
+        "train with `train --config FILE`. An existing FILE is left alone unless --force.",
+    )
+    write.add_argument("name", metavar="NAME", help="a shipped config, e.g. quickstart")
+    write.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="where to write it (default: ./<the name's last part>.yaml)",
+    )
+    write.add_argument("--force", action="store_true", help="overwrite an existing FILE")
     return parser
 
 
@@ -224,6 +263,8 @@ def main(argv=None) -> int:
         "summarize": _summarize,
         "sweep": _sweep,
         "schema": _schema,
+        "configs": _configs,
+        "write-config": _write_config,
     }
     try:
         return commands[args.command](args)
@@ -246,6 +287,58 @@ def _error(message: str):
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
+# TensorFlow's C++ start-up lines that report no problem: absl's notice, its
+# INFO/WARNING lines (oneDNN, CPU features, "no CUDA drivers") and, on a machine
+# without a GPU, the failed cuInit. TensorFlow 2.21 writes them before its log
+# level (TF_CPP_MIN_LOG_LEVEL) applies, so no setting silences them.
+_TF_START_UP_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} |E\d{4} .*failed call to cuInit|To enable the following instructions:)"
+)
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow and find its devices with its C++ start-up lines left out
+    of stderr (every other line passes), unless the user set TF_CPP_MIN_LOG_LEVEL.
+
+    >>> import_tensorflow_quietly().__name__
+    'tensorflow'
+    """
+    if "tensorflow" in sys.modules or experiments.USER_TF_LOG_LEVEL is not None:
+        import tensorflow as tf
+
+        return tf
+    with _native_stderr_filtered(_TF_START_UP_LINE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # where CUDA reports a missing GPU
+    return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered(pattern):
+    """Collect what is written to file descriptor 2 (C++ libraries write there,
+    not to `sys.stderr`), then pass on the lines `pattern` does not match."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as collected:
+            os.dup2(collected.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                collected.seek(0)
+                text = collected.read().decode("utf-8", errors="replace")
+                kept = [line for line in text.splitlines(True) if not pattern.match(line)]
+                if kept:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+    finally:
+        os.close(saved)
+
+
 def _train(args) -> int:
     # Everything the user typed is validated before any directory exists.
     config = load_config(args.config, args.overrides)
@@ -254,6 +347,7 @@ def _train(args) -> int:
         seeds = list(config.seeds)
     out = pathlib.Path(args.out or os.path.join("runs", config.name or "run"))
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    import_tensorflow_quietly()
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.report import results_table
 
@@ -283,7 +377,40 @@ def _schema(args) -> int:
     return EXIT_OK
 
 
+def _configs(args) -> int:
+    names = shipped.names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {shipped.describe(name)}".rstrip())
+    return EXIT_OK
+
+
+def _write_config(args) -> int:
+    name = shipped.shipped_name(args.name)
+    if name is None:
+        close = difflib.get_close_matches(args.name, shipped.names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"write-config: no shipped config named {args.name!r}{hint} "
+            "(`python -m rdml_keras configs` lists them)"
+        )
+    path = pathlib.Path(args.file or f"{name.rsplit('/', 1)[-1]}{shipped.SUFFIX}")
+    if path.is_dir():
+        raise RunError(f"write-config: {path} is a directory; name a file")
+    if path.exists() and not args.force:
+        raise RunError(f"write-config: {path} exists; left as it is (--force overwrites it)")
+    if not path.parent.is_dir():
+        raise RunError(f"write-config: {path.parent} is not a directory")
+    run_files.write_atomic(path, shipped.read(name))
+    print(
+        f"wrote {path} (shipped config {name}); train with: "
+        f"python -m rdml_keras train --config {path}"
+    )
+    return EXIT_OK
+
+
 def _evaluate(args) -> int:
+    import_tensorflow_quietly()
     from rdml_keras.experiments import report
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.report import results_table
@@ -345,6 +472,7 @@ def _sweep(args) -> int:
         grace_period=args.grace_period,
         max_retry=args.max_retry,
     )
+    import_tensorflow_quietly()
     from rdml_keras.experiments import sweep
 
     paths = sweep.Worker(

@@ -8,7 +8,8 @@ A run directory holds
     config.yaml        the resolved config (written first; marks a run directory)
     logs/              TensorBoard: per-peer and ensemble scalars, α, learning rate
     backup/            `RunCheckpoint` state: latest.weights.h5 + training_metadata.json
-                       and the previous epoch's pair (*.bkp); kept at the end
+                       and the previous epoch's pair (*.bkp); deleted once the run has
+                       finished (as Keras's BackupAndRestore deletes its own)
     history.json       one entry per finished epoch (survives resumes)
     peers/peer{k}_{name}.keras   each trained peer, standalone
     results.json       written last, atomically: its presence means "finished"
@@ -40,6 +41,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
+import sys
 import tempfile
 
 import keras
@@ -49,6 +52,7 @@ import rdml_keras
 from rdml_keras import schedules
 from rdml_keras.experiments import text_run
 from rdml_keras.experiments.callbacks import EpochHistory
+from rdml_keras.experiments.callbacks import EpochLog
 from rdml_keras.experiments.callbacks import NonFiniteGuard
 from rdml_keras.experiments.callbacks import PeerHistograms
 from rdml_keras.experiments.checkpoint import CheckpointError
@@ -206,8 +210,8 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
         # Before the checkpoint: if the process dies between the two, the
         # epoch is redone and its history entry replaced, never lost.
         EpochHistory(run_dir / HISTORY_FILE),
-        # Atomic, checksummed, double; kept after training: the finished run
-        # carries a loadable checkpoint of the whole cohort and optimizer.
+        # Atomic, checksummed, double; the resume state of an unfinished run
+        # (`train` deletes it once results.json is written).
         RunCheckpoint(
             run_dir / BACKUP_DIR,
             log=log,
@@ -353,6 +357,9 @@ def _salvage(learner, config, run_dir: pathlib.Path, checkpoint: RunCheckpoint) 
 def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), log=print) -> dict:
     """Train one run into `out_dir` and return its results dict.
 
+    `verbose`: "auto" prints one compact line per epoch (`EpochLog`: kept up
+    to date in a terminal, plain text in a log file); 0, 1, 2 are `fit`'s own.
+
     Resumes an unfinished run of the same config from its newest complete
     checkpoint; refuses (RunError) a finished one, another config, or a
     directory another `train` process holds. Nothing is written until data,
@@ -398,6 +405,14 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
         )
         fit_callbacks = build_callbacks(config, out, learner, log, run_dir) + list(callbacks)
         checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
+        fit_verbose = verbose
+        if verbose == "auto":  # a compact line per epoch instead of Keras's progress bar
+            fit_verbose = 0
+            if log is not None:
+                live = sys.stdout.isatty()
+                fit_callbacks.append(
+                    EpochLog(len(config.peers), live=live, print_fn=None if live else log)
+                )
 
         if writer:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -433,7 +448,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
                     steps_per_epoch=fit_steps,
                     initial_epoch=initial_epoch,
                     callbacks=fit_callbacks,
-                    verbose=verbose,
+                    verbose=fit_verbose,
                     shuffle=False,
                     **validation_args,
                 )
@@ -454,6 +469,9 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
             seconds=sum(e.get("seconds") or 0.0 for e in history),
         )
         write_json(out / RESULTS_FILE, results)
+        # Finished: the resume state goes (results and peers stay). Killed
+        # before or during this, the run is finished all the same.
+        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return results
 
 

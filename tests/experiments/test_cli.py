@@ -86,7 +86,8 @@ def test_quickstart_run_directory(quickstart_run):
         "learning_rate",
         "val_ensemble_accuracy",
     } <= set(history[0])
-    assert (quickstart_run / "backup" / "latest.weights.h5").is_file()
+    # Finished: the resume state is gone, as Keras's BackupAndRestore deletes its own.
+    assert not (quickstart_run / "backup").exists()
     x = np.zeros((2, 28, 28, 1), "float32")
     for k, name in enumerate(["small_cnn_0", "small_cnn_1"]):
         path = quickstart_run / "peers" / f"peer{k}_{name}.keras"
@@ -263,20 +264,12 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
     results = json.loads((out / "results.json").read_text())
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert results["epochs"] == 2 and [e["epoch"] for e in history] == [1, 2]
-    assert checkpoint.completed_epochs(out) == 2
-
-    # The kept checkpoint restores the whole cohort: same test scores.
+    # Resumed, then finished: the resume state goes, the results and peers stay.
+    assert not (out / run_files.BACKUP_DIR).exists()
     config = load_config(QUICKSTART, [args[i + 1] for i, a in enumerate(args) if a == "--set"])
     assert run_files.check_run_dir(out, config, allow_finished=True) == "finished"
-    bundle = runner.load_data(config)
-    learner = runner.build_learner(config, bundle.input_shape, bundle.num_classes)
-    runner.compile_learner(learner, config, runner.steps_per_epoch(bundle, config.batch_size))
-    learner.optimizer.build(learner.trainable_variables)
-    learner.load_weights(out / "backup" / "latest.weights.h5")
-    scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
-    assert scores["ensemble_accuracy"] == pytest.approx(
-        results["ensemble"]["test_accuracy"], abs=1e-6
-    )
+    again = runner.evaluate_run(out)["ensemble"]["test_accuracy"]
+    assert again == pytest.approx(results["ensemble"]["test_accuracy"], abs=1e-6)
 
 
 def test_non_finite_loss_names_epoch_and_peer():
@@ -452,8 +445,20 @@ _LOADED = (
         (["schema", "--markdown"], 0),
         (["train", "--config", QUICKSTART, "--set", "epochs=0"], 2),
         (["sweep", "--config", QUICKSTART, "--set", "peers=[nope, mlp]", "--out", "x"], 2),
+        (["configs"], 0),
+        (["write-config", "quickstart"], 0),
+        (["train", "--config", "quickstart", "--set", "epochs=0"], 2),
     ],
-    ids=["help", "schema", "schema-markdown", "bad-config", "bad-sweep-config"],
+    ids=[
+        "help",
+        "schema",
+        "schema-markdown",
+        "bad-config",
+        "bad-sweep-config",
+        "configs",
+        "write-config",
+        "bad-config-by-name",
+    ],
 )
 def test_help_schema_and_a_bad_config_import_no_keras_tensorflow_or_jax(argv, status, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -85,7 +85,7 @@ def test_paper_grid_follows_dml_schedule(path):
 
 
 def test_grid_files_match_generator():
-    spec = importlib.util.spec_from_file_location("make_grid", CONFIGS / "make_grid.py")
+    spec = importlib.util.spec_from_file_location("make_grid", ROOT / "tools" / "make_grid.py")
     make_grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_grid)
     for path in SHIPPED:
@@ -211,8 +211,6 @@ def test_override_suggests_close_key(tmp_path):
             "divergence.alpha",
             "null when divergence.kind is 'kl'",
         ),
-        ({**BASE, "divergence": {"kind": "renyi"}}, "divergence.alpha", "missing"),
-        ({k: v for k, v in BASE.items() if k != "divergence"}, "divergence.alpha", "missing"),
         (
             {**BASE, "divergence": {"kind": "renyi", "schedule": "cosine", "alpha_max": 2}},
             "divergence.alpha_min",
@@ -295,6 +293,50 @@ def test_override_suggests_close_key(tmp_path):
 def test_cross_field_rules(tmp_path, raw, key, expected):
     message = error_of(tmp_path, [], raw)
     assert f"{key}: " in message and expected in message, message
+
+
+@pytest.mark.parametrize(
+    "divergence", [{"kind": "renyi"}, {"kind": "renyi", "alpha": None}, None], ids=str
+)
+def test_renyi_without_alpha_gets_the_library_default(divergence):
+    from rdml_keras import losses
+
+    raw = {k: v for k, v in BASE.items() if k != "divergence"}
+    if divergence is not None:
+        raw["divergence"] = divergence
+    config = ExperimentConfig.from_dict(raw)
+    library = float(losses.get("renyi").alpha.numpy())  # MutualLearner(divergence="renyi")
+    assert config.divergence.alpha == library == 1.0  # KL
+    # The resolved config (written into a run directory) states it.
+    assert config_from_yaml_text(config.to_yaml()).divergence.alpha == 1.0
+
+
+@pytest.mark.parametrize(
+    "divergence,key,offers,accepted,resolved",
+    [
+        ({"kind": "kl", "alpha": -1}, "alpha", {"null"}, None, None),
+        ({"kind": "renyi", "alpha": -1}, "alpha", {"null", "number"}, None, 1.0),
+        ({"kind": "renyi", "alpha": -1}, "alpha", {"null", "number"}, 0.5, 0.5),
+        ({"kind": "renyi", "schedule": "cosine", "alpha": -1}, "alpha", {"null"}, None, None),
+        ({"kind": "renyi", "schedule": "cosine", "alpha_max": -1}, "alpha_max", {"number"}, 3, 3),
+        ({"kind": "renyi", "alpha_min": -1}, "alpha_min", {"null"}, None, None),
+    ],
+    ids=str,
+)
+def test_bad_alpha_messages_offer_only_accepted_values(
+    tmp_path, divergence, key, offers, accepted, resolved
+):
+    """A message offers null only where null is accepted, a number only where one
+    is; a value it offers (`accepted`) then passes."""
+    cosine = {"alpha_max": 2.0, "alpha_min": 0.5} if "schedule" in divergence else {}
+    raw = {**BASE, "divergence": {**cosine, **divergence}}
+    message = error_of(tmp_path, [], raw)
+    assert f"divergence.{key}: got -1; expected " in message, message
+    allowed = message.split("; expected ", 1)[1]
+    found = {word for word, text in (("null", "null"), ("number", "number")) if text in allowed}
+    assert found == offers, message
+    fixed = ExperimentConfig.from_dict({**raw, "divergence": {**raw["divergence"], key: accepted}})
+    assert getattr(fixed.divergence, key) == resolved
 
 
 @pytest.mark.parametrize(

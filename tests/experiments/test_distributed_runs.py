@@ -171,7 +171,7 @@ def test_two_jax_processes_killed_and_relaunched_equal_one_process(tmp_path):
     assert results["epochs"] == EPOCHS
     history = json.loads((out / run_files.HISTORY_FILE).read_text())["epochs"]
     assert [entry["epoch"] for entry in history] == list(range(1, EPOCHS + 1))
-    assert checkpoint.completed_epochs(out) == EPOCHS
+    assert not (out / run_files.BACKUP_DIR).exists()  # finished: no resume state
     # Process 0 alone wrote: the same files as the one-process run, nothing else.
     assert _files(out) == _files(tmp_path / "one")
     assert not [p for p in out.rglob("*") if run_files.is_temporary(p.name)]

@@ -162,7 +162,7 @@ def assert_intact(run, epochs=3):
     assert results["epochs"] == epochs
     history = json.loads((run / run_files.HISTORY_FILE).read_text())["epochs"]
     assert [e["epoch"] for e in history] == list(range(1, epochs + 1))
-    assert checkpoint.completed_epochs(run) == epochs
+    assert not (run / run_files.BACKUP_DIR).exists()  # finished: no resume state
     leftovers = [p for p in run.rglob("*") if run_files.is_temporary(p.name)]
     assert leftovers == []
     config = runner.config_from_yaml_text((run / run_files.CONFIG_FILE).read_text())
@@ -430,7 +430,7 @@ def test_damaged_latest_falls_back_to_the_previous_checkpoint(stopped_runs, tmp_
     assert results["epochs"] == 3
     history = json.loads((run / run_files.HISTORY_FILE).read_text())["epochs"]
     assert [e["epoch"] for e in history] == [1, 2, 3]
-    assert checkpoint.completed_epochs(run) == 3
+    assert not (run / run_files.BACKUP_DIR).exists()  # finished: no resume state
 
 
 def test_checkpoint_metadata_describes_its_weights(stopped_runs, tmp_path):

@@ -67,9 +67,16 @@ def _pg_bin() -> pathlib.Path:
     if pg_ctl:
         return pathlib.Path(pg_ctl).parent
     pytest.fail(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the "
-        "Debian package `postgresql` (.ci/run does)"
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
+        "`postgresql` (README's test command does it: tools/install_test_deps.sh)"
     )
+
+
+def test_a_missing_postgresql_fails_the_tests_loudly(monkeypatch):
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="`postgresql`"):
+        _pg_bin()
 
 
 @pytest.fixture(scope="module")

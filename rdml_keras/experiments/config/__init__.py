@@ -15,7 +15,7 @@ message names the key path, the value and what is allowed:
     ...                                 "divergence": {"alpha": -1}})
     ... except ConfigError as e:
     ...     print(e)
-    divergence.alpha: got -1; expected null or a finite number >= 0
+    divergence.alpha: got -1; expected null or a finite number >= 0 (null: 1, KL)
 
 Rules between keys (α only for Rényi, milestones for multistep, ...) are
 checked after the types, by each section's `check()`.

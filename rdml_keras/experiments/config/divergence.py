@@ -7,7 +7,9 @@ Keras; `rdml_keras.experiments.divergence` turns the section into a loss.
 """
 
 from pydantic import Field
+from pydantic import model_validator
 
+from rdml_keras.checks import DEFAULT_ALPHA
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.errors import _fail
 from rdml_keras.experiments.config.section import _Section
@@ -20,6 +22,24 @@ from rdml_keras.experiments.config.values import _choice
 from rdml_keras.experiments.config.values import _float
 from rdml_keras.experiments.config.values import _int
 from rdml_keras.experiments.config.values import _optional
+
+_ALPHA_KEYS = ("alpha", "alpha_min", "alpha_max")
+
+
+def _alpha_rule(key, kind, schedule):
+    """(whether α's `key` needs a number, the words for what it accepts) for a
+    section of this `kind` and `schedule`: one rule for the checks between keys
+    and the type errors, so a message never offers a value the rule refuses."""
+    if kind != "renyi":
+        return False, f"null when divergence.kind is {kind!r} (α is for renyi)"
+    if key == "alpha":
+        if schedule == "constant":
+            return True, f"null or a finite number >= 0 (null: {DEFAULT_ALPHA:g}, KL)"
+        return False, "null when divergence.schedule is cosine (set alpha_max and alpha_min)"
+    if schedule == "cosine":
+        return True, "a finite number >= 0 when divergence.schedule is cosine"
+    return False, "null unless divergence.schedule is cosine"
+
 
 DECOUPLED_KEYS = (
     "mse_weight",
@@ -45,7 +65,9 @@ class DivergenceConfig(_Section):
         "none = independent training",
     )
     alpha: _optional(_float(ge=0.0)) = Field(
-        None, description="Rényi order α (kind renyi, schedule constant; required there)"
+        None,
+        description="Rényi order α (kind renyi, schedule constant; null there: "
+        f"{DEFAULT_ALPHA:g}, the library's default)",
     )
     temperature: _float(gt=0.0) = Field(
         1.0, description="softmax temperature T (divergence scaled by T²)"
@@ -87,51 +109,53 @@ class DivergenceConfig(_Section):
         None, description="ikl, statistic ema: momentum of the running class means (null: 0.9)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_alpha(cls, data):
+        # `{kind: renyi}` without α gets the library's default, as
+        # `MutualLearner(divergence="renyi")` does; the resolved config records it.
+        if (
+            isinstance(data, dict)
+            and data.get("kind", "renyi") == "renyi"
+            and data.get("schedule", "constant") == "constant"
+            and data.get("alpha") is None
+        ):
+            return {**data, "alpha": DEFAULT_ALPHA}
+        return data
+
+    @classmethod
+    def allowed_in_context(cls, key, section) -> str | None:
+        """What `key` accepts beside the section's other keys as written (`section`,
+        the raw mapping), for its type errors: α's keys accept a number or null
+        depending on `kind` and `schedule`. None where the key's own words apply.
+
+        >>> DivergenceConfig.allowed_in_context("alpha", {"kind": "kl"})
+        "null when divergence.kind is 'kl' (α is for renyi)"
+        """
+        if key not in _ALPHA_KEYS or not isinstance(section, dict):
+            return None
+        kind, schedule = section.get("kind", "renyi"), section.get("schedule", "constant")
+        if kind not in DIVERGENCE_KINDS or schedule not in ALPHA_SCHEDULES:
+            return None
+        return _alpha_rule(key, kind, schedule)[1]
+
     def check(self):
         self._check_decoupled()
-        if self.kind != "renyi":
-            for key in ("alpha", "alpha_min", "alpha_max"):
-                if getattr(self, key) is not None:
-                    _fail(
-                        f"divergence.{key}",
-                        getattr(self, key),
-                        f"null when divergence.kind is {self.kind!r} (α is for renyi)",
-                    )
-            if self.schedule != "constant":
-                _fail(
-                    "divergence.schedule",
-                    self.schedule,
-                    f"constant when divergence.kind is {self.kind!r}",
-                )
-            return
-        if self.schedule == "constant":
-            if self.alpha is None:
+        for key in ("alpha", "alpha_max", "alpha_min"):
+            needed, allowed = _alpha_rule(key, self.kind, self.schedule)
+            value = getattr(self, key)
+            if needed and value is None:
                 raise ConfigError(
-                    "divergence.alpha: missing; expected a finite number >= 0 "
-                    "when divergence.kind is renyi (1 = KL/DML, 0 = independent)",
-                    path="divergence.alpha",
+                    f"divergence.{key}: missing; expected {allowed}", path=f"divergence.{key}"
                 )
-            for key in ("alpha_min", "alpha_max"):
-                if getattr(self, key) is not None:
-                    _fail(
-                        f"divergence.{key}",
-                        getattr(self, key),
-                        "null unless divergence.schedule is cosine",
-                    )
-            return
-        if self.alpha is not None:
+            if not needed and value is not None:
+                _fail(f"divergence.{key}", value, allowed)
+        if self.kind != "renyi" and self.schedule != "constant":
             _fail(
-                "divergence.alpha",
-                self.alpha,
-                "null when divergence.schedule is cosine (set alpha_max and alpha_min)",
+                "divergence.schedule",
+                self.schedule,
+                f"constant when divergence.kind is {self.kind!r}",
             )
-        for key in ("alpha_max", "alpha_min"):
-            if getattr(self, key) is None:
-                raise ConfigError(
-                    f"divergence.{key}: missing; expected a finite number >= 0 "
-                    "when divergence.schedule is cosine",
-                    path=f"divergence.{key}",
-                )
 
     def _check_decoupled(self):
         """The dkl/ikl keys: null for the other kinds, and IKL's keys that

@@ -115,6 +115,10 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
     if field_name is None:
         return ConfigError(f"(top level): {problem['msg']}")
     allowed = allowed_of(model, field_name)
+    # Where what a key accepts depends on its section's other keys (α's keys).
+    in_context = getattr(model, "allowed_in_context", None)
+    if in_context is not None:
+        allowed = in_context(field_name, _value_at(raw, path.rpartition(".")[0])) or allowed
     if problem["type"] == "missing":
         return ConfigError(f"{path}: missing; expected {allowed}", path=path)
     value = _value_at(raw, path)

@@ -9,6 +9,7 @@ import os
 
 import yaml
 
+from rdml_keras.experiments.config import shipped
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.overrides import apply_overrides
 from rdml_keras.experiments.config.schema import ExperimentConfig
@@ -17,6 +18,9 @@ from rdml_keras.experiments.config.schema import ExperimentConfig
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config, apply `--set` overrides, validate everything.
 
+    `path` is a file, or where there is no such file the name of a shipped config
+    (`quickstart`, `cifar100/resnet32_dml`: `rdml_keras.experiments.config.shipped`).
+
     Raises ConfigError (never anything else for bad input) with a message of
     the form `<key>: got <value>; expected <allowed>`.
 
@@ -24,10 +28,13 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with _open(path) as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(
+            f"config file not found: {path} (nor a shipped config of that name: "
+            "`python -m rdml_keras configs` lists them)"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"config path is a directory, not a YAML file: {path}") from None
     except yaml.YAMLError as e:
@@ -48,6 +55,12 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     except ConfigError as e:
         where = "--set" if _from_override(e.path, touched) else path
         raise ConfigError(f"{where}: {e}", path=e.path) from None
+
+
+def _open(path: str):
+    """The file `path`, or the shipped config it names when there is no such file."""
+    name = None if os.path.exists(path) else shipped.shipped_name(path)
+    return shipped.open_text(name) if name else open(path, encoding="utf-8")
 
 
 def _from_override(path: str, touched: set[str]) -> bool:
