@@ -151,7 +151,9 @@ def check_images(x, name: str) -> np.ndarray:
     if 0 in x.shape[1:]:
         raise DataError(f"{name}: shape {x.shape} has a zero-sized image dimension")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        index = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).any(axis=1))[0])
+        # Parenthesised: `~a.any()` would negate the per-image "any finite".
+        bad = (~np.isfinite(x.reshape(len(x), -1))).any(axis=1)
+        index = int(np.flatnonzero(bad)[0])
         raise DataError(f"{name}: image {index} holds NaN or inf values")
     return x
 
