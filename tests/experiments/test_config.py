@@ -124,8 +124,21 @@ BAD_VALUES = [
     ("epochs=true", "epochs", "True", "an integer >= 1"),
     ("precision=float64", "precision", "'float64'", "float32, mixed_float16, mixed_bfloat16"),
     ("jit_compile=maybe", "jit_compile", "'maybe'", '"auto"'),
-    ("seed=-3", "seed", "-3", ">= 0"),
+    ("seed=-3", "seed", "-3", "an integer in [0, 2**32)"),
+    # NumPy's seeds are 32-bit: a larger one used to fail after config.yaml was written.
+    ("seed=4294967296", "seed", "4294967296", "an integer in [0, 2**32)"),
     ("seeds=[1, 1]", "seeds", "[1, 1]", "distinct integers"),
+    ("seeds=[0, 4294967296]", "seeds", "[0, 4294967296]", "integers in [0, 2**32)"),
+    # Finite in float64, inf in float32: training would see inf, then NaN.
+    ("divergence.alpha=1.0e+308", "divergence.alpha", "1e+308", "that float32 holds"),
+    ("divergence.weight=-1.0e+39", "divergence.weight", "-1e+39", ">= 0"),
+    ("divergence.temperature=1.0e+39", "divergence.temperature", "1e+39", "that float32 holds"),
+    ("optimizer.learning_rate=1.0e+300", "optimizer.learning_rate", "1e+300", "float32"),
+    # A run's name is its directory under runs/: one safe path component.
+    ("name=../../escaped", "name", "'../../escaped'", "one directory name"),
+    ("name=/tmp/x", "name", "'/tmp/x'", "no '/'"),
+    ("name=..", "name", "'..'", "not '.' or '..'"),
+    ("name=" + "n" * 129, "name", "'nnnnnnnn", "1-128 letters"),
     ("steps_per_execution=0", "steps_per_execution", "0", ">= 1"),
     ("histogram_freq=-1", "histogram_freq", "-1", ">= 0"),
     ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adam, adamw"),

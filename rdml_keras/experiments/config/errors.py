@@ -118,6 +118,8 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
     if problem["type"] == "missing":
         return ConfigError(f"{path}: missing; expected {allowed}", path=path)
     value = _value_at(raw, path)
+    if problem["type"] == "float32_range":  # values.FLOAT32_RANGE
+        allowed += " that float32 holds (magnitude <= 3.4e+38)"
     return ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
 
 

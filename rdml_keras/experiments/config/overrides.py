@@ -17,6 +17,7 @@ from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.text import TextConfig
+from rdml_keras.experiments.config.values import SEED_LIMIT
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -142,9 +143,10 @@ def parse_seeds(text: str | None):
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
         seeds = None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    if not seeds or any(not 0 <= s < SEED_LIMIT for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(
-            f"--seeds: got {text!r}; expected distinct comma-separated integers >= 0, e.g. 0,1,2",
+            f"--seeds: got {_show(text)}; expected distinct comma-separated integers in "
+            "[0, 2**32), e.g. 0,1,2",
             path="seeds",
         )
     return seeds
