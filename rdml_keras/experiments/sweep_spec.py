@@ -32,7 +32,10 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.section import to_plain
+from rdml_keras.experiments.config.yaml_text import load_yaml
+from rdml_keras.experiments.config.yaml_text import yaml_problem
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_MD = "summary.md"
@@ -278,10 +281,10 @@ def parse_grid(text: str) -> GridDim:
     values = []
     for item in items:
         try:
-            value = yaml.safe_load(item)
+            value = load_yaml(item)
         except yaml.YAMLError as e:
             raise SweepError(
-                f"--grid {text}: value {item!r} is not valid YAML ({type(e).__name__})"
+                f"--grid {_show(text)}: value {_show(item)} is not valid YAML ({yaml_problem(e)})"
             ) from None
         if len(keys) > 1:
             if not isinstance(value, list) or len(value) != len(keys):

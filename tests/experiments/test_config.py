@@ -327,6 +327,86 @@ def test_missing_file():
         load_config("nope.yaml")
 
 
+# ---------------------------------------------------------------- hostile YAML
+
+
+def config_error_in_child(path, overrides=(), timeout=30):
+    """`load_config`'s ConfigError message, from a child process killed after
+    `timeout` seconds: an unbounded document hangs in C code (a repr, a
+    copy), where no signal handler of the test could stop it."""
+    code = (
+        "import sys\n"
+        "from rdml_keras.experiments.config import ConfigError, load_config\n"
+        "try:\n"
+        "    load_config(sys.argv[1], sys.argv[2:])\n"
+        "except ConfigError as e:\n"
+        "    print(e, end='')\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), *overrides],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"load_config did not finish in {timeout} s")
+    assert proc.returncode == 0 and proc.stdout, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def alias_bomb(levels=10, width=10):
+    """A flow mapping whose last key expands to width**levels scalars."""
+    items = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, levels):
+        items.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "{" + ", ".join(items) + "}"
+
+
+def test_alias_bomb_in_a_file_is_refused_at_once(tmp_path):
+    text = yaml.safe_dump(BASE) + f"bomb: {alias_bomb()}\nepochs: *a9\n"
+    assert len(text) < 1000  # 10**10 values once expanded
+    message = config_error_in_child(write(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'exp.yaml'}: not valid YAML: ")
+    assert "expands to more than 100000 values" in message
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (alias_bomb(), "expands to more than 100000 values"),
+        ("&a [x, *a]", "an alias refers to the node that contains it"),
+        ("[" * 3000 + "]" * 3000, "nested more than 50 levels deep"),
+    ],
+    ids=["bomb", "self-reference", "deep"],
+)
+def test_hostile_set_value_is_refused_in_one_short_line(tmp_path, value, expected):
+    message = config_error_in_child(write(tmp_path, BASE), [f"epochs={value}"])
+    assert message.startswith("--set epochs: value ") and expected in message, message
+    assert "\n" not in message and len(message) < 300, message
+
+
+def test_expanded_aliases_within_the_bound_still_load(tmp_path):
+    """Anchors and aliases are ordinary YAML: a config may use them."""
+    rest = {k: v for k, v in BASE.items() if k != "peers"}
+    text = "peers: [&m mlp, *m]\n" + yaml.safe_dump(rest)
+    assert [p.architecture for p in load_config(write(tmp_path, text)).peers] == ["mlp", "mlp"]
+    bomb = yaml.safe_dump(BASE) + f"bomb: {alias_bomb(levels=4)}\n"  # 11,111 nodes expanded
+    with pytest.raises(ConfigError, match="bomb: unknown key"):
+        load_config(write(tmp_path, bomb))
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["name=" + "n" * 10**6, "epochs=" + "x" * 10**6, "epochs=[" + "1, " * 10**4 + "]"],
+    ids=["huge-name", "huge-string", "long-list"],
+)
+def test_messages_never_render_a_value_whole(tmp_path, override):
+    message = error_of(tmp_path, [override])
+    assert len(message) < 400, message[:500]
+
+
 # ---------------------------------------------------------------- overrides
 
 

@@ -9,6 +9,7 @@ turns pydantic's ValidationError into a ConfigError in those words.
 """
 
 import difflib
+import reprlib
 import typing
 from typing import Any
 
@@ -30,8 +31,23 @@ class ConfigError(ValueError):
         self.path = path
 
 
+# Bounded at every level: a value is never rendered whole (a 10 MB string,
+# or a list of a billion items that YAML aliases make from a few bytes).
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, 80, 40, 80
+for _kind in ("tuple", "list", "array", "dict", "set", "frozenset", "deque"):
+    setattr(_REPR, f"max{_kind}", 8)
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A short repr of a config value, for messages (at most 80 characters).
+
+    >>> _show("x" * 10**7)[:12], len(_show("x" * 10**7)) <= 80
+    ("'xxxxxxxxxxx", True)
+    >>> _show([list(range(10**5))] * 10**4)  # what aliases build: shared lists
+    '[[0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4...'
+    """
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -12,6 +12,7 @@ import yaml
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.overrides import apply_overrides
 from rdml_keras.experiments.config.schema import ExperimentConfig
+from rdml_keras.experiments.config.yaml_text import load_yaml
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -25,7 +26,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = load_yaml(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -63,7 +64,7 @@ def config_from_yaml_text(text: str) -> ExperimentConfig:
     'kl'
     """
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {e}") from None
     return ExperimentConfig.from_dict(raw)

@@ -18,6 +18,8 @@ from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.text import TextConfig
 from rdml_keras.experiments.config.values import SEED_LIMIT
+from rdml_keras.experiments.config.yaml_text import load_yaml
+from rdml_keras.experiments.config.yaml_text import yaml_problem
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -40,10 +42,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"--set: got {_show(text)}; expected a dotted key such as optimizer.learning_rate"
         )
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = load_yaml(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(
-            f"--set {key}: value {value_text!r} is not valid YAML ({e.__class__.__name__})",
+            f"--set {key}: value {_show(value_text)} is not valid YAML ({yaml_problem(e)})",
             path=key,
         ) from None
     return parts, value
