@@ -218,7 +218,9 @@ def _slug_value(value) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
-        return "-".join(_slug_value(v) for v in value.values())
+        # Keys too: {name: adamw, learning_rate: 0.002} and {name: adamw,
+        # weight_decay: 0.002} are two points, so two directories.
+        return ",".join(f"{k}={_slug_value(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return "-".join(_slug_value(v) for v in value)
     return str(value)
@@ -497,9 +499,27 @@ def build_spec(
             f"{grace_period}: expected integers with 1 <= interval < grace "
             "period (seconds)"
         )
+    _check_distinct_run_dirs(spec)
     _check_out(spec)
     check_storage(spec.storage, out)
     return spec
+
+
+def _check_distinct_run_dirs(spec: SweepSpec):
+    """Two grid points must never share a run directory: the second would be
+    taken as done (file names keep only letters, digits and ._-+,=)."""
+    if spec.is_search:
+        return
+    seen = {}
+    for point in spec.grid_points():
+        run_dir = spec.run_dir(point, point["seed"])
+        if run_dir in seen:
+            raise SweepError(
+                f"--grid: the points {_show(seen[run_dir])} and {_show(point)} would share "
+                f"the run directory {run_dir.name!r}; make their values differ in letters, "
+                "digits or the characters . _ - + , ="
+            )
+        seen[run_dir] = point
 
 
 def _check_out(spec: SweepSpec):
