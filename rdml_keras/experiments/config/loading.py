@@ -24,6 +24,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     >>> cfg = load_config("configs/quickstart.yaml", ["epochs=1"])  # doctest: +SKIP
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        # A FIFO or a device would block `open`, or never end.
+        raise ConfigError(
+            f"{path}: not a regular file (a pipe, socket or device); expected a YAML file"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             raw = load_yaml(f)

@@ -86,6 +86,8 @@ def read_npz(path, pickle_hint: str) -> dict:
         raise DataError("no such file")
     if os.path.isdir(path):
         raise DataError("is a directory, not an .npz file")
+    if not os.path.isfile(path):  # a FIFO would block the read
+        raise DataError("not a regular file (a pipe, socket or device); expected an .npz file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in ARRAY_KEYS if key not in npz.files]
