@@ -360,7 +360,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         needed = (
             self.weights_path.stat().st_size
             if self.weights_path.is_file()
-            else variables_bytes(self.model.variables)
+            else variables_bytes(
+                [*self.model.variables, *getattr(self.model.optimizer, "variables", [])]
+            )
         )
         require_free_space(self.weights_path, needed)
         try:

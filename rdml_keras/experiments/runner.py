@@ -322,9 +322,9 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
         if epoch:
             raise CheckpointError(
                 f"cannot resume from {checkpoint.restore_dir}: {path} is missing, but the "
-                f"checkpoint holds {epoch} finished epochs, whose logged metrics (and count "
-                "in results.json) it keeps. Nothing was changed. Put it back, or move the "
-                "run directory aside (or delete it) to train from epoch 1."
+                f"checkpoint holds {epoch} finished epochs (their logged metrics, and the "
+                "epoch count of results.json, come from that file). Nothing was changed. Put "
+                "it back, or move the run directory aside (or delete it) to train from epoch 1."
             )
         return
     try:

@@ -32,6 +32,7 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.config.errors import _clip
 from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.section import to_plain
 from rdml_keras.experiments.config.yaml_text import load_yaml
@@ -466,7 +467,7 @@ def build_spec(
             try:
                 load_config(config_path, list(overrides) + extra)
             except ConfigError as e:
-                what = ", ".join(extra)
+                what = _clip(", ".join(extra))
                 where = (
                     "--search"
                     if bound

@@ -51,6 +51,15 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _clip(text: str, limit: int = 120) -> str:
+    """`text` (as typed: a `--set` argument) cut to `limit` characters.
+
+    >>> _clip("epochs=" + "9" * 500)[-11:]
+    '99999999...'
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _fail(path: str, value: Any, allowed: str):
     raise ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from rdml_keras.experiments.config.errors import ConfigError
+from rdml_keras.experiments.config.errors import _clip
 from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
@@ -102,7 +103,8 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         hint = difflib.get_close_matches(key, allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"--set {text}: unknown key {key!r}; allowed: {', '.join(allowed)}{suggestion}",
+            f"--set {_clip(text)}: unknown key {_show(key)}; allowed: {', '.join(allowed)}"
+            f"{suggestion}",
             path=key,
         )
 
@@ -122,7 +124,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         count = len(peers) if isinstance(peers, list) else 0
         if not parts[1].isdigit() or int(parts[1]) >= count:
             raise ConfigError(
-                f"--set {text}: got peer index {parts[1]!r}; expected "
+                f"--set {_clip(text)}: got peer index {_show(parts[1])}; expected "
                 f"0..{count - 1} (the config has {count} peers; set "
                 "`peers=[...]` to change the cohort)",
                 path=key,
