@@ -100,7 +100,10 @@ def require_free_space(path, needed: int):
     folder = pathlib.Path(path).parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # a file system that cannot say: the write itself will tell
+        return
     if free < needed + _SPACE_MARGIN:
         raise disk_full(path, needed + _SPACE_MARGIN, free)
 
@@ -108,7 +111,10 @@ def require_free_space(path, needed: int):
 def disk_full(path, needed: int, free: int | None = None) -> OSError:
     """The OSError(ENOSPC) of a write of `needed` bytes to `path` that did not fit."""
     if free is None:
-        free = shutil.disk_usage(pathlib.Path(path).parent).free
+        try:
+            free = shutil.disk_usage(pathlib.Path(path).parent).free
+        except OSError:
+            free = 0
     return OSError(
         errno.ENOSPC,
         f"No space left on device: writing it needs about {_size(needed)} free, "
