@@ -309,8 +309,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         self.log(
             f"note: {weights} has no {METADATA_FILE} beside it (a checkpoint write was "
-            "interrupted, or the file was deleted), so it cannot be verified; resuming from "
-            f"{candidate.weights} (epoch {candidate.epoch}), and the epochs after it are "
+            "interrupted, or the file was deleted), so it cannot be verified; the run goes on "
+            f"from {candidate.weights} (epoch {candidate.epoch}), and the epochs after it are "
             "trained again."
         )
 

@@ -292,7 +292,9 @@ def test_deleted_checkpoint_metadata_resumes_from_the_previous_one_with_a_note(
     out = capsys.readouterr().out
     weights = run / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE
     assert f"note: {weights} has no {run_files.METADATA_FILE} beside it" in out
+    assert "cannot be verified; the run goes on from " in out
     assert "(epoch 1), and the epochs after it are trained again" in out
+    assert out.count("resuming") == 1  # the note is not a second resume (sweep logs count them)
     assert f"resuming {run} after epoch 1 of 3" in out
     assert history_epochs(run) == [1, 2, 3]
     assert json.loads((run / run_files.RESULTS_FILE).read_text())["epochs"] == 3
