@@ -361,7 +361,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.weights_path.stat().st_size
             if self.weights_path.is_file()
             else variables_bytes(
-                [*self.model.variables, *getattr(self.model.optimizer, "variables", [])]
+                [
+                    *self.model.variables,
+                    *getattr(getattr(self.model, "optimizer", None), "variables", []),
+                ]
             )
         )
         require_free_space(self.weights_path, needed)
