@@ -86,6 +86,13 @@ def _validate_peers(peers, divergence):
             raise ValueError(
                 f"`peers[{index}]` must be a keras.Model; received {type(peer).__name__}."
             )
+        if isinstance(peer, MutualLearner):  # it outputs its first peer's logits only
+            raise ValueError(
+                f"`peers[{index}]` must be one network, not a cohort; received the "
+                f"MutualLearner {peer.name!r} (of {len(peer.peers)} peers). Pass one of "
+                f"its peers instead, e.g. `learner.peers[0]`, or save one with "
+                f"`learner.peers[0].save(...)`."
+            )
     minimum = 1 if divergence is None else 2
     if len(peers) < minimum:
         raise ValueError(

@@ -406,6 +406,18 @@ def test_the_same_model_twice():
         MutualLearner([peer, peer])
 
 
+def test_a_cohort_is_not_a_peer():
+    """A MutualLearner outputs its first peer's logits: as a peer it would hide
+    the others (and its subclassed call skips the input-shape checks)."""
+    cohort = MutualLearner([make_peer(0), make_peer(1)], name="cohort")
+    with pytest.raises(
+        ValueError,
+        match=r"`peers\[1\]` must be one network, not a cohort; "
+        r"received the MutualLearner 'cohort' \(of 2 peers\)",
+    ):
+        MutualLearner([make_peer(2), cohort])
+
+
 def test_a_shared_layer():
     shared = keras.layers.Dense(CLASSES, name="shared_head")
     a = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3), shared])

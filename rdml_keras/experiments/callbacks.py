@@ -1,11 +1,13 @@
 """Callbacks that watch a run: `NonFiniteGuard` stops it at the first
 non-finite loss or weight (`NonFiniteLossError`); `EpochHistory` keeps
-`history.json`; `EpochLog` prints a compact line per epoch; `PeerHistograms`
-writes every peer's weights to TensorBoard.
+`history.json`; `EpochLog` prints a compact line per epoch;
+`DurableTensorBoard` writes the scalars, flushed at every epoch end;
+`PeerHistograms` writes every peer's weights to TensorBoard.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import pathlib
 import sys
@@ -16,6 +18,7 @@ import tensorflow as tf
 
 from rdml_keras import checks
 from rdml_keras.experiments.run_files import NonFiniteLossError
+from rdml_keras.experiments.run_files import first_line
 from rdml_keras.experiments.run_files import read_json
 from rdml_keras.experiments.run_files import write_json
 
@@ -244,6 +247,45 @@ class EpochLog(keras.callbacks.Callback):
 def _current_learning_rate(optimizer):
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class DurableTensorBoard(keras.callbacks.TensorBoard):
+    """`keras.callbacks.TensorBoard` whose epoch scalars are on disk when its
+    `on_epoch_end` returns, and whose write failures are an `OSError` naming
+    the log folder (a full disk), not a TensorFlow traceback.
+
+    Placed before the checkpoint that marks an epoch done, a process killed
+    between the two redoes the epoch and writes its scalars again; placed
+    after it, or left to the writer's queue (flushed every two minutes), the
+    epoch's scalars would be lost for good.
+
+    ```python
+    learner.fit(x, y, epochs=3, callbacks=[DurableTensorBoard("logs"), RunCheckpoint("backup")])
+    ```
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        try:
+            super().on_epoch_end(epoch, logs)
+            # Keras 3.15's callback offers no flush: flush every summary
+            # writer it holds, found by type rather than by private name.
+            for writer in _summary_writers(self):
+                writer.flush()
+        except tf.errors.OpError as e:
+            full = "No space left" in e.message
+            raise OSError(
+                errno.ENOSPC if full else errno.EIO,
+                f"cannot write TensorBoard events ({type(e).__name__}: "
+                f"{first_line(e.message)}); is the disk full?",
+                str(self.log_dir),
+            ) from None
+
+
+def _summary_writers(callback):
+    for value in vars(callback).values():
+        for item in value.values() if isinstance(value, dict) else (value,):
+            if isinstance(item, tf.summary.SummaryWriter):
+                yield item
 
 
 class PeerHistograms(keras.callbacks.Callback):

@@ -24,6 +24,9 @@ from rdml_keras.experiments.run_files import RunError
 from rdml_keras.experiments.run_files import first_line
 from rdml_keras.experiments.run_files import fsync_dir
 from rdml_keras.experiments.run_files import fsync_file
+from rdml_keras.experiments.run_files import named_os_error
+from rdml_keras.experiments.run_files import require_free_space
+from rdml_keras.experiments.run_files import variables_bytes
 from rdml_keras.experiments.run_files import write_atomic
 
 CHECKPOINT_FORMAT = "rdml_keras.checkpoint/1"
@@ -272,6 +275,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 for variable, state in zip(variables, states):
                     variable.assign(keras.ops.convert_to_tensor(state, dtype=variable.dtype))
             newer = [text for epoch, text in problems if epoch is None or epoch >= candidate.epoch]
+            self._note_unverified(candidate)
             if newer and self.log is not None:
                 self.log(
                     f"warning: {'; '.join(newer)}. Resuming from {candidate.weights} "
@@ -290,6 +294,25 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._good = None
         self.restored_epoch = self._newest = 0
         return 0
+
+    def _note_unverified(self, candidate):
+        """Say so when a newer weights file is passed over for want of its
+        metadata: a checkpoint write cut short between the two (not damage:
+        no warning), or a deleted training_metadata.json."""
+        weights = self.restore_dir / WEIGHTS_FILE
+        if (
+            self.log is None
+            or candidate.weights == weights
+            or not weights.is_file()
+            or (self.restore_dir / METADATA_FILE).is_file()
+        ):
+            return
+        self.log(
+            f"note: {weights} has no {METADATA_FILE} beside it (a checkpoint write was "
+            "interrupted, or the file was deleted), so it cannot be verified; the run goes on "
+            f"from {candidate.weights} (epoch {candidate.epoch}), and the epochs after it are "
+            "trained again."
+        )
 
     # ------------------------------------------------------------ training
 
@@ -332,8 +355,27 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def _write_partial_weights(self, epoch: int) -> pathlib.Path:
         partial = self.dir / PARTIAL_WEIGHTS_FILE
-        self.model.save_weights(str(partial), overwrite=True)
-        fsync_file(partial)
+        # h5py writing into a full disk can crash the process: make sure the
+        # file fits first (its previous version's size, else the state's).
+        needed = (
+            self.weights_path.stat().st_size
+            if self.weights_path.is_file()
+            else variables_bytes(
+                [
+                    *self.model.variables,
+                    *getattr(getattr(self.model, "optimizer", None), "variables", []),
+                ]
+            )
+        )
+        require_free_space(self.weights_path, needed)
+        try:
+            self.model.save_weights(str(partial), overwrite=True)
+            fsync_file(partial)
+        except BaseException as e:
+            partial.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise named_os_error(e, self.weights_path, needed) from None
+            raise
         return partial
 
     def _metadata(self, epoch: int, weights: pathlib.Path) -> dict:

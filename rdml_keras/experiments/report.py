@@ -97,7 +97,9 @@ class Record:
 
 def load_records(run_dirs) -> list[Record]:
     """Records of run directories, expanding `--seeds` directories to their
-    seed<s> runs; directories without results.json are skipped."""
+    seed<s> runs; directories without results.json are skipped. A damaged
+    results.json or history.json is a RunError naming it (as in
+    `summary_table`), not a run silently left out."""
     records = []
     for run_dir in run_dirs:
         run_dir = pathlib.Path(run_dir)
@@ -107,17 +109,43 @@ def load_records(run_dirs) -> list[Record]:
             else sorted(p.parent for p in run_dir.glob(f"seed*/{RESULTS_FILE}"))
         )
         for path in dirs:
-            try:
-                results = read_json(path / RESULTS_FILE)
-                history = (
-                    read_json(path / HISTORY_FILE)["epochs"]
-                    if (path / HISTORY_FILE).is_file()
-                    else []
-                )
-            except (OSError, ValueError, KeyError):
-                continue
+            results = read_results(path / RESULTS_FILE)
+            history = []
+            if (path / HISTORY_FILE).is_file():
+                history = _read_document(path / HISTORY_FILE, ("epochs",))["epochs"]
             records.append(Record(path, results, history))
     return records
+
+
+# The keys every reader of a results.json relies on.
+_RESULTS_KEYS = ("peers", "ensemble", "config")
+
+
+def read_results(path) -> dict:
+    """A results.json, checked to be one (RunError naming the file otherwise).
+
+    >>> read_results("/nonexistent/results.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rdml_keras.experiments.run_files.RunError: /nonexistent/results.json: unreadable ...
+    """
+    return _read_document(path, _RESULTS_KEYS)
+
+
+def _read_document(path, keys) -> dict:
+    try:
+        document = read_json(path)
+        if not isinstance(document, dict):
+            raise ValueError(f"a JSON {type(document).__name__}, not an object")
+        missing = [key for key in keys if key not in document]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise run_files.RunError(
+            f"{path}: unreadable ({type(e).__name__}: {run_files.first_line(e)}); "
+            "is the file damaged?"
+        ) from None
+    return document
 
 
 # --------------------------------------------------------------------------
@@ -451,7 +479,7 @@ def load_run_results(run_dir) -> list[dict]:
     """results.json of a run, or of every seed of a --seeds sweep."""
     run = pathlib.Path(run_dir)
     if (run / run_files.RESULTS_FILE).is_file():
-        return [run_files.read_json(run / run_files.RESULTS_FILE)]
+        return [read_results(run / run_files.RESULTS_FILE)]
     seeds = run_files.seeds_of_run(run)
     if seeds:
         found = [run / f"seed{s}" / run_files.RESULTS_FILE for s in seeds]
@@ -462,7 +490,7 @@ def load_run_results(run_dir) -> list[dict]:
         raise run_files.RunError(
             f"{run}: no {run_files.RESULTS_FILE} (not a finished run or --seeds sweep)"
         )
-    return [run_files.read_json(p) for p in found]
+    return [read_results(p) for p in found]
 
 
 def summary_table(run_dirs) -> str:
@@ -476,21 +504,13 @@ def summary_table(run_dirs) -> str:
     rows = []
     for run_dir in run_dirs:
         runs = load_run_results(run_dir)
-        config = runs[0]["config"]
-        order, method, alpha, _ = method_of(config["divergence"])
-        peers = [p["architecture"] for p in runs[0]["peers"]]
-        cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
-        accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
-        ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
-        rows.append(
-            {
-                "key": (config["dataset"]["name"], cohort, order),
-                "cells": [str(run_dir), config["dataset"]["name"], cohort, method, alpha],
-                "peers": [_accuracy_cell(a) for a in accuracies],
-                "ensemble": _accuracy_cell(ensemble),
-                "seeds": str(len(runs)),
-            }
-        )
+        try:
+            rows.append(_summary_row(run_dir, runs))
+        except (KeyError, TypeError, IndexError, ValueError) as e:
+            raise run_files.RunError(
+                f"{run_dir}: a {RESULTS_FILE} there lacks what a results file holds "
+                f"({type(e).__name__}: {run_files.first_line(e)}); is it damaged?"
+            ) from None
     rows.sort(key=lambda row: row["key"])
     width = max(len(row["peers"]) for row in rows)
     header = (
@@ -505,6 +525,22 @@ def summary_table(run_dirs) -> str:
             "| " + " | ".join(row["cells"] + peers + [row["ensemble"], row["seeds"]]) + " |"
         )
     return "\n".join(lines)
+
+
+def _summary_row(run_dir, runs) -> dict:
+    config = runs[0]["config"]
+    order, method, alpha, _ = method_of(config["divergence"])
+    peers = [p["architecture"] for p in runs[0]["peers"]]
+    cohort = f"{peers[0]} ×{len(peers)}" if len(set(peers)) == 1 else " + ".join(peers)
+    accuracies = [[r["peers"][k]["test_accuracy"] for r in runs] for k in range(len(peers))]
+    ensemble = [r["ensemble"]["test_accuracy"] for r in runs]
+    return {
+        "key": (config["dataset"]["name"], cohort, order),
+        "cells": [str(run_dir), config["dataset"]["name"], cohort, method, alpha],
+        "peers": [_accuracy_cell(a) for a in accuracies],
+        "ensemble": _accuracy_cell(ensemble),
+        "seeds": str(len(runs)),
+    }
 
 
 def _accuracy_cell(values) -> str:

@@ -7,11 +7,13 @@ anything is written, what a directory holds (new, resumable or finished).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import pathlib
 import re
+import shutil
 import tempfile
 
 from rdml_keras.experiments.config import ConfigError
@@ -74,6 +76,63 @@ def first_line(error) -> str:
 # Files.
 
 
+# Kept free beyond a file's own size: the file system's blocks and metadata.
+_SPACE_MARGIN = 1 << 20
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count} bytes"
+
+
+def require_free_space(path, needed: int):
+    """Raise OSError(ENOSPC) naming `path` when its disk has less than
+    `needed` bytes (plus a margin) free: checked before a write, so that a
+    full disk stops the run with one clear line instead of a torn file (or,
+    inside h5py, a crash).
+
+    >>> import tempfile
+    >>> require_free_space(tempfile.mkdtemp() + "/x.json", 10)
+    >>> require_free_space(tempfile.mkdtemp() + "/x.h5", 1 << 62)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 28] No space left on device: writing it needs about ... MB free, ... free...
+    """
+    folder = pathlib.Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # a file system that cannot say: the write itself will tell
+        return
+    if free < needed + _SPACE_MARGIN:
+        raise disk_full(path, needed + _SPACE_MARGIN, free)
+
+
+def disk_full(path, needed: int, free: int | None = None) -> OSError:
+    """The OSError(ENOSPC) of a write of `needed` bytes to `path` that did not fit."""
+    if free is None:
+        try:
+            free = shutil.disk_usage(pathlib.Path(path).parent).free
+        except OSError:
+            free = 0
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on device: writing it needs about {_size(needed)} free, "
+        f"{_size(free)} free. Free some space, then run the same command again to resume",
+        str(path),
+    )
+
+
+def named_os_error(error: OSError, path, needed: int) -> OSError:
+    """`error` with `path` as its file name (a failed write of a file object
+    names no file), and the space `needed` when the disk is full."""
+    if error.errno == errno.ENOSPC:
+        return disk_full(path, needed)
+    if error.filename is None:
+        return OSError(error.errno, error.strerror or str(error), str(path))
+    return error
+
+
 def write_atomic(path, text: str):
     """Write `text` to `path` so readers see the old file or the new one,
     never half of one (temp file in the same directory + os.replace).
@@ -84,18 +143,22 @@ def write_atomic(path, text: str):
     '{}'
     """
     path = pathlib.Path(path)
+    data = text.encode("utf-8")
+    require_free_space(path, len(data))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); give it the usual permissions.
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            raise named_os_error(e, path, len(data)) from None
         raise
 
 
@@ -181,13 +244,37 @@ def fsync_file(path):
         os.close(fd)
 
 
+def variables_bytes(variables) -> int:
+    """The bytes the values of `variables` take (what saving them writes, about)."""
+    total = 0
+    for variable in variables:
+        count = math.prod(int(d) for d in variable.shape)
+        total += count * _itemsize(variable.dtype)
+    return total
+
+
+def _itemsize(dtype) -> int:
+    digits = "".join(c for c in str(dtype) if c.isdigit())
+    return max(1, int(digits) // 8) if digits else 4
+
+
 def save_model_atomic(model, path: pathlib.Path):
     """`model.save(path)` through a temporary name: a reader (or a resumed run)
-    sees the previous `.keras` file or the new one, never half of one."""
+    sees the previous `.keras` file or the new one, never half of one. A disk
+    without room for it is an OSError naming `path`, and leaves no file."""
     tmp = path.with_name(f".tmp-{path.name}")  # keeps the .keras suffix
-    model.save(tmp)
-    fsync_file(tmp)
-    os.replace(tmp, path)
+    needed = variables_bytes(model.weights)
+    require_free_space(path, needed)
+    try:
+        model.save(tmp)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp.exists():
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise named_os_error(e, path, needed) from None
+        raise
 
 
 @contextlib.contextmanager
@@ -246,9 +333,10 @@ def check_run_dir(run_dir, config: ExperimentConfig, *, allow_finished=False) ->
         )
     try:
         saved = config_from_yaml_text(config_file.read_text(encoding="utf-8"))
-    except ConfigError as e:
+    except (ConfigError, OSError, UnicodeDecodeError) as e:
         raise RunError(
-            f"{config_file}: unreadable run config ({e}); choose another --out"
+            f"{config_file}: unreadable run config ({type(e).__name__}: {first_line(e)}); "
+            "nothing was changed. Choose another --out."
         ) from None
     # The distribution section says how a run is launched (a run may resume on
     # another number of processes), not what it computes.
@@ -285,6 +373,6 @@ def seeds_of_run(run: pathlib.Path):
     None for a single run or a directory that is not a run."""
     try:
         config = config_from_yaml_text((run / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ConfigError):
+    except (OSError, UnicodeDecodeError, ConfigError):
         return None
     return list(config.seeds) if config.seeds else None

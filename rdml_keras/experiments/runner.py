@@ -51,6 +51,7 @@ import tensorflow as tf
 import rdml_keras
 from rdml_keras import schedules
 from rdml_keras.experiments import text_run
+from rdml_keras.experiments.callbacks import DurableTensorBoard
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import EpochLog
 from rdml_keras.experiments.callbacks import NonFiniteGuard
@@ -106,6 +107,16 @@ def _load_peer_file(path, k: int):
     if not isinstance(model, keras.Model):
         raise RunError(f"{where}: holds a {type(model).__name__}, not a keras.Model")
     return model
+
+
+def _load_exported_peer(path):
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # Keras says "File not found" for a damaged zip
+        raise RunError(
+            f"{path}: cannot load this exported peer ({type(e).__name__}: {first_line(e)}); "
+            "is the file damaged?"
+        ) from None
 
 
 def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None, options=None):
@@ -207,6 +218,10 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
         )
     callbacks += [
         NonFiniteGuard([p.name for p in config.peers]),
+        # Logs every key the learner reports (peer{k}_*, ensemble_accuracy,
+        # alpha) and the optimizer's learning rate. Before the checkpoint, as
+        # history is: a process killed between the two redoes the epoch.
+        DurableTensorBoard(str(run_dir / LOGS_DIR), write_graph=False),
         # Before the checkpoint: if the process dies between the two, the
         # epoch is redone and its history entry replaced, never lost.
         EpochHistory(run_dir / HISTORY_FILE),
@@ -217,9 +232,6 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
             log=log,
             restore_from=restore_from and pathlib.Path(restore_from) / BACKUP_DIR,
         ),
-        # Logs every key the learner reports (peer{k}_*, ensemble_accuracy,
-        # alpha) and the optimizer's learning rate.
-        keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR), write_graph=False),
     ]
     if config.histogram_freq:
         callbacks.append(PeerHistograms(run_dir / LOGS_DIR / "train", config.histogram_freq))
@@ -307,9 +319,17 @@ def epoch_data(bundle, steps: int, steps_per_execution: int, initial_epoch: int,
 
 def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint):
     """history.json may be one epoch ahead of the checkpoint (it is written
-    first); more means checkpoints are missing."""
+    first); more means checkpoints are missing, fewer that history entries
+    were lost (results.json would then count too few epochs)."""
     path = run_dir / HISTORY_FILE
     if not path.is_file():
+        if epoch:
+            raise CheckpointError(
+                f"cannot resume from {checkpoint.restore_dir}: {path} is missing, but the "
+                f"checkpoint holds {epoch} finished epochs (their logged metrics, and the "
+                "epoch count of results.json, come from that file). Nothing was changed. Put "
+                "it back, or move the run directory aside (or delete it) to train from epoch 1."
+            )
         return
     try:
         entries = read_json(path)["epochs"]
@@ -320,6 +340,13 @@ def _check_history(run_dir: pathlib.Path, epoch: int, checkpoint: RunCheckpoint)
             "Nothing was changed; move the run directory aside or choose "
             "another --out."
         ) from None
+    if recorded < epoch:
+        raise CheckpointError(
+            f"cannot resume from {checkpoint.restore_dir}: {path} records {recorded} finished "
+            f"epochs but the checkpoint holds {epoch}; the entries of the others are lost. "
+            "Nothing was changed. Put the file back, or move the run directory aside (or "
+            "delete it) to train from epoch 1."
+        )
     if recorded > epoch + 1:
         found = (
             f"the newest usable checkpoint is from epoch {epoch}"
@@ -519,8 +546,8 @@ def evaluate_run(run_dir) -> dict:
         raise RunError(f"--run {run_dir}: no {CONFIG_FILE}; not an rdml_keras run directory")
     try:
         config = config_from_yaml_text(config_file.read_text(encoding="utf-8"))
-    except ConfigError as e:
-        raise RunError(f"{config_file}: {e}") from None
+    except (ConfigError, OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{config_file}: unreadable run config ({first_line(e)})") from None
     if config.seeds:
         raise RunError(
             f"--run {run_dir}: a multi-seed run; evaluate one of its "
@@ -533,7 +560,7 @@ def evaluate_run(run_dir) -> dict:
             f"--run {run_dir}: missing exported peers {', '.join(missing)} (is the run finished?)"
         )
     bundle = load_data(config)
-    peers = [keras.saving.load_model(p, compile=False) for p in paths]
+    peers = [_load_exported_peer(p) for p in paths]
     learner = build_learner(config, bundle.input_shape, bundle.num_classes, peers=peers)
     learner.compile(
         optimizer="sgd",

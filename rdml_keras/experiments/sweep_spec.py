@@ -32,7 +32,11 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
+from rdml_keras.experiments.config.errors import _clip
+from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.section import to_plain
+from rdml_keras.experiments.config.yaml_text import load_yaml
+from rdml_keras.experiments.config.yaml_text import yaml_problem
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_MD = "summary.md"
@@ -215,7 +219,9 @@ def _slug_value(value) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
-        return "-".join(_slug_value(v) for v in value.values())
+        # Keys too: {name: adamw, learning_rate: 0.002} and {name: adamw,
+        # weight_decay: 0.002} are two points, so two directories.
+        return ",".join(f"{k}={_slug_value(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return "-".join(_slug_value(v) for v in value)
     return str(value)
@@ -278,10 +284,10 @@ def parse_grid(text: str) -> GridDim:
     values = []
     for item in items:
         try:
-            value = yaml.safe_load(item)
+            value = load_yaml(item)
         except yaml.YAMLError as e:
             raise SweepError(
-                f"--grid {text}: value {item!r} is not valid YAML ({type(e).__name__})"
+                f"--grid {_show(text)}: value {_show(item)} is not valid YAML ({yaml_problem(e)})"
             ) from None
         if len(keys) > 1:
             if not isinstance(value, list) or len(value) != len(keys):
@@ -461,7 +467,7 @@ def build_spec(
             try:
                 load_config(config_path, list(overrides) + extra)
             except ConfigError as e:
-                what = ", ".join(extra)
+                what = _clip(", ".join(extra))
                 where = (
                     "--search"
                     if bound
@@ -494,9 +500,27 @@ def build_spec(
             f"{grace_period}: expected integers with 1 <= interval < grace "
             "period (seconds)"
         )
+    _check_distinct_run_dirs(spec)
     _check_out(spec)
     check_storage(spec.storage, out)
     return spec
+
+
+def _check_distinct_run_dirs(spec: SweepSpec):
+    """Two grid points must never share a run directory: the second would be
+    taken as done (file names keep only letters, digits and ._-+,=)."""
+    if spec.is_search:
+        return
+    seen = {}
+    for point in spec.grid_points():
+        run_dir = spec.run_dir(point, point["seed"])
+        if run_dir in seen:
+            raise SweepError(
+                f"--grid: the points {_show(seen[run_dir])} and {_show(point)} would share "
+                f"the run directory {run_dir.name!r}; make their values differ in letters, "
+                "digits or the characters . _ - + , ="
+            )
+        seen[run_dir] = point
 
 
 def _check_out(spec: SweepSpec):

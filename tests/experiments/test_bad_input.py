@@ -173,6 +173,13 @@ def test_labels_outside_classes_or_malformed(workdir, capsys, changes, num_class
 # ---------------------------------------------------------------- images
 
 
+def _one_pixel(x, images, value):
+    """`x` with one pixel (row 2, column 3) of each of `images` set to `value`."""
+    x = x.copy()
+    x[images, 2, 3] = value
+    return x
+
+
 @pytest.mark.parametrize(
     "changes,expected",
     [
@@ -211,6 +218,20 @@ def test_labels_outside_classes_or_malformed(workdir, capsys, changes, num_class
             },
             "x_train: image 5 holds NaN or inf values",
         ),
+        (  # one bad pixel is enough, and the first bad image is named
+            {
+                "x_train": _one_pixel(np.zeros((N_TRAIN, 8, 8), np.float32), [7, 12], np.nan),
+                "x_test": np.zeros((20, 8, 8), np.float32),
+            },
+            "x_train: image 7 holds NaN or inf values",
+        ),
+        (
+            {
+                "x_train": np.zeros((N_TRAIN, 8, 8), np.float32),
+                "x_test": _one_pixel(np.zeros((20, 8, 8), np.float32), [3], -np.inf),
+            },
+            "x_test: image 3 holds NaN or inf values",
+        ),
     ],
     ids=[
         "flat-vectors",
@@ -221,6 +242,8 @@ def test_labels_outside_classes_or_malformed(workdir, capsys, changes, num_class
         "bool",
         "dtype-differs",
         "nan-pixels",
+        "one-nan-pixel",
+        "one-inf-pixel-in-test",
     ],
 )
 def test_images_of_wrong_shape_or_dtype(workdir, capsys, changes, expected):

@@ -124,8 +124,21 @@ BAD_VALUES = [
     ("epochs=true", "epochs", "True", "an integer >= 1"),
     ("precision=float64", "precision", "'float64'", "float32, mixed_float16, mixed_bfloat16"),
     ("jit_compile=maybe", "jit_compile", "'maybe'", '"auto"'),
-    ("seed=-3", "seed", "-3", ">= 0"),
+    ("seed=-3", "seed", "-3", "an integer in [0, 2**32)"),
+    # NumPy's seeds are 32-bit: a larger one used to fail after config.yaml was written.
+    ("seed=4294967296", "seed", "4294967296", "an integer in [0, 2**32)"),
     ("seeds=[1, 1]", "seeds", "[1, 1]", "distinct integers"),
+    ("seeds=[0, 4294967296]", "seeds", "[0, 4294967296]", "integers in [0, 2**32)"),
+    # Finite in float64, inf in float32: training would see inf, then NaN.
+    ("divergence.alpha=1.0e+308", "divergence.alpha", "1e+308", "that float32 holds"),
+    ("divergence.weight=-1.0e+39", "divergence.weight", "-1e+39", ">= 0"),
+    ("divergence.temperature=1.0e+39", "divergence.temperature", "1e+39", "that float32 holds"),
+    ("optimizer.learning_rate=1.0e+300", "optimizer.learning_rate", "1e+300", "float32"),
+    # A run's name is its directory under runs/: one safe path component.
+    ("name=../../escaped", "name", "'../../escaped'", "one directory name"),
+    ("name=/tmp/x", "name", "'/tmp/x'", "no '/'"),
+    ("name=..", "name", "'..'", "not '.' or '..'"),
+    ("name=" + "n" * 129, "name", "'nnnnnnnn", "1-128 letters"),
     ("steps_per_execution=0", "steps_per_execution", "0", ">= 1"),
     ("histogram_freq=-1", "histogram_freq", "-1", ">= 0"),
     ("optimizer.name=rmsprop", "optimizer.name", "'rmsprop'", "sgd, adam, adamw"),
@@ -354,6 +367,92 @@ def test_malformed_files(tmp_path, text, expected):
 def test_missing_file():
     with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
         load_config("nope.yaml")
+
+
+# ---------------------------------------------------------------- hostile YAML
+
+
+def config_error_in_child(path, overrides=(), timeout=30):
+    """`load_config`'s ConfigError message, from a child process killed after
+    `timeout` seconds: an unbounded document hangs in C code (a repr, a
+    copy), where no signal handler of the test could stop it."""
+    code = (
+        "import sys\n"
+        "from rdml_keras.experiments.config import ConfigError, load_config\n"
+        "try:\n"
+        "    load_config(sys.argv[1], sys.argv[2:])\n"
+        "except ConfigError as e:\n"
+        "    print(e, end='')\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), *overrides],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"load_config did not finish in {timeout} s")
+    assert proc.returncode == 0 and proc.stdout, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def alias_bomb(levels=10, width=10):
+    """A flow mapping whose last key expands to width**levels scalars."""
+    items = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, levels):
+        items.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "{" + ", ".join(items) + "}"
+
+
+def test_alias_bomb_in_a_file_is_refused_at_once(tmp_path):
+    text = yaml.safe_dump(BASE) + f"bomb: {alias_bomb()}\nepochs: *a9\n"
+    assert len(text) < 1000  # 10**10 values once expanded
+    message = config_error_in_child(write(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'exp.yaml'}: not valid YAML: ")
+    assert "expands to more than 100000 values" in message
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (alias_bomb(), "expands to more than 100000 values"),
+        ("&a [x, *a]", "an alias refers to the node that contains it"),
+        ("[" * 3000 + "]" * 3000, "nested more than 50 levels deep"),
+    ],
+    ids=["bomb", "self-reference", "deep"],
+)
+def test_hostile_set_value_is_refused_in_one_short_line(tmp_path, value, expected):
+    message = config_error_in_child(write(tmp_path, BASE), [f"epochs={value}"])
+    assert message.startswith("--set epochs: value ") and expected in message, message
+    assert "\n" not in message and len(message) < 300, message
+
+
+def test_expanded_aliases_within_the_bound_still_load(tmp_path):
+    """Anchors and aliases are ordinary YAML: a config may use them."""
+    rest = {k: v for k, v in BASE.items() if k != "peers"}
+    text = "peers: [&m mlp, *m]\n" + yaml.safe_dump(rest)
+    assert [p.architecture for p in load_config(write(tmp_path, text)).peers] == ["mlp", "mlp"]
+    bomb = yaml.safe_dump(BASE) + f"bomb: {alias_bomb(levels=4)}\n"  # 11,111 nodes expanded
+    with pytest.raises(ConfigError, match="bomb: unknown key"):
+        load_config(write(tmp_path, bomb))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "name=" + "n" * 10**6,
+        "epochs=" + "x" * 10**6,
+        "epochs=[" + "1, " * 10**4 + "]",
+        "k" * 10**6 + "=1",
+        "epochs.sub=" + "x" * 10**6,
+    ],
+    ids=["huge-name", "huge-string", "long-list", "huge-key", "huge-unknown-key-value"],
+)
+def test_messages_never_render_a_value_whole(tmp_path, override):
+    message = error_of(tmp_path, [override])
+    assert len(message) < 600, message[:700]  # the value was a megabyte
 
 
 # ---------------------------------------------------------------- overrides

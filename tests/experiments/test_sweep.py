@@ -379,6 +379,14 @@ def test_same_command_names_the_same_study(tmp_path):
     assert not (tmp_path / "s").exists()  # building the spec writes nothing
 
 
+# Ten levels of ten aliases: 10**10 values from a few hundred bytes.
+ALIAS_BOMB = (
+    "{a0: &a0 [x, x, x, x, x, x, x, x, x, x], "
+    + ", ".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10))
+    + "}"
+)
+
+
 @pytest.mark.parametrize(
     "args,expected",
     [
@@ -393,6 +401,20 @@ def test_same_command_names_the_same_study(tmp_path):
         (["--grid", "divergence.alpha=1,1"], "given twice"),
         (["--grid", "divergence.alpha=1", "--grid", "divergence.alpha=2"], "given twice"),
         (["--grid", "divergence.alpha=1", "--seeds", "0,x"], "--seeds: got '0,x'"),
+        (
+            ["--grid", "divergence.alpha=1", "--seeds", "0,4294967296"],
+            "--seeds: got '0,4294967296'; expected distinct comma-separated integers in [0, 2**32)",
+        ),
+        (  # two points, one directory name: the second would be taken as done
+            ["--grid", "divergence.alpha=0.5,'0.5'"],
+            "--grid: the points {'divergence.alpha': 0.5, 'seed': 0} and {'divergence.alpha': "
+            "'0.5', 'seed': 0} would share the run directory 'divergence.alpha=0.5__seed=0'",
+        ),
+        (
+            ["--grid", "epochs=" + ALIAS_BOMB],
+            "is not valid YAML (ConstructorError: the document expands to more than 100000 "
+            "values once its aliases (*name) are expanded",
+        ),
         (["--search", "divergence.alpha=float(0.5,3)"], "--search needs --trials"),
         (["--search", "divergence.alpha=float(3,0.5)", "--trials", "2"], "expected finite LO < HI"),
         (
@@ -424,6 +446,9 @@ def test_same_command_names_the_same_study(tmp_path):
         "duplicate",
         "duplicate-key",
         "bad-seeds",
+        "seed-over-32-bits",
+        "colliding-directories",
+        "alias-bomb",
         "search-no-trials",
         "search-bounds",
         "unsupported-storage",
@@ -437,6 +462,21 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
     out = tmp_path / "sweep"
     status = main(["sweep", "--config", QUICKSTART, "--out", str(out), *args])
     assert_refused(status, capsys.readouterr().err, out, expected)
+
+
+def test_points_that_differ_in_a_key_get_their_own_directories(tmp_path):
+    """Mappings as values: the directory names keys and values, so two
+    optimizers that set different keys to one value stay apart."""
+    spec = sweep.build_spec(
+        config_path=QUICKSTART,
+        out=tmp_path / "s",
+        grids=["optimizer={name: adamw, learning_rate: 0.002},{name: adamw, weight_decay: 0.002}"],
+    )
+    names = [spec.run_dir(p, p["seed"]).name for p in spec.grid_points()]
+    assert names == [
+        "optimizer=name=adamw,learning_rate=0.002__seed=0",
+        "optimizer=name=adamw,weight_decay=0.002__seed=0",
+    ]
 
 
 def test_out_of_another_sweep_is_refused(tmp_path, capsys):

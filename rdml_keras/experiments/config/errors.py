@@ -9,6 +9,7 @@ turns pydantic's ValidationError into a ConfigError in those words.
 """
 
 import difflib
+import reprlib
 import typing
 from typing import Any
 
@@ -30,9 +31,33 @@ class ConfigError(ValueError):
         self.path = path
 
 
+# Bounded at every level: a value is never rendered whole (a 10 MB string,
+# or a list of a billion items that YAML aliases make from a few bytes).
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, 80, 40, 80
+for _kind in ("tuple", "list", "array", "dict", "set", "frozenset", "deque"):
+    setattr(_REPR, f"max{_kind}", 8)
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A short repr of a config value, for messages (at most 80 characters).
+
+    >>> _show("x" * 10**7)[:12], len(_show("x" * 10**7)) <= 80
+    ("'xxxxxxxxxxx", True)
+    >>> _show([list(range(10**5))] * 10**4)  # what aliases build: shared lists
+    '[[0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4...'
+    """
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    """`text` (as typed: a `--set` argument) cut to `limit` characters.
+
+    >>> _clip("epochs=" + "9" * 500)[-11:]
+    '99999999...'
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fail(path: str, value: Any, allowed: str):
@@ -122,6 +147,8 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
     if problem["type"] == "missing":
         return ConfigError(f"{path}: missing; expected {allowed}", path=path)
     value = _value_at(raw, path)
+    if problem["type"] == "float32_range":  # values.FLOAT32_RANGE
+        allowed += " that float32 holds (magnitude <= 3.4e+38)"
     return ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
 
 

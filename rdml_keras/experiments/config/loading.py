@@ -13,6 +13,7 @@ from rdml_keras.experiments.config import shipped
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.overrides import apply_overrides
 from rdml_keras.experiments.config.schema import ExperimentConfig
+from rdml_keras.experiments.config.yaml_text import load_yaml
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -27,9 +28,14 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     >>> cfg = load_config("configs/quickstart.yaml", ["epochs=1"])  # doctest: +SKIP
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        # A FIFO or a device would block `open`, or never end.
+        raise ConfigError(
+            f"{path}: not a regular file (a pipe, socket or device); expected a YAML file"
+        )
     try:
         with _open(path) as f:
-            raw = yaml.safe_load(f)
+            raw = load_yaml(f)
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path} (nor a shipped config of that name: "
@@ -76,7 +82,7 @@ def config_from_yaml_text(text: str) -> ExperimentConfig:
     'kl'
     """
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {e}") from None
     return ExperimentConfig.from_dict(raw)

@@ -12,11 +12,15 @@ from typing import Any
 import yaml
 
 from rdml_keras.experiments.config.errors import ConfigError
+from rdml_keras.experiments.config.errors import _clip
 from rdml_keras.experiments.config.errors import _show
 from rdml_keras.experiments.config.schema import _SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.text import TextConfig
+from rdml_keras.experiments.config.values import SEED_LIMIT
+from rdml_keras.experiments.config.yaml_text import load_yaml
+from rdml_keras.experiments.config.yaml_text import yaml_problem
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -39,10 +43,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"--set: got {_show(text)}; expected a dotted key such as optimizer.learning_rate"
         )
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = load_yaml(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(
-            f"--set {key}: value {value_text!r} is not valid YAML ({e.__class__.__name__})",
+            f"--set {key}: value {_show(value_text)} is not valid YAML ({yaml_problem(e)})",
             path=key,
         ) from None
     return parts, value
@@ -99,7 +103,8 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         hint = difflib.get_close_matches(key, allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"--set {text}: unknown key {key!r}; allowed: {', '.join(allowed)}{suggestion}",
+            f"--set {_clip(text)}: unknown key {_show(key)}; allowed: {', '.join(allowed)}"
+            f"{suggestion}",
             path=key,
         )
 
@@ -119,7 +124,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         count = len(peers) if isinstance(peers, list) else 0
         if not parts[1].isdigit() or int(parts[1]) >= count:
             raise ConfigError(
-                f"--set {text}: got peer index {parts[1]!r}; expected "
+                f"--set {_clip(text)}: got peer index {_show(parts[1])}; expected "
                 f"0..{count - 1} (the config has {count} peers; set "
                 "`peers=[...]` to change the cohort)",
                 path=key,
@@ -142,9 +147,10 @@ def parse_seeds(text: str | None):
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
         seeds = None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    if not seeds or any(not 0 <= s < SEED_LIMIT for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(
-            f"--seeds: got {text!r}; expected distinct comma-separated integers >= 0, e.g. 0,1,2",
+            f"--seeds: got {_show(text)}; expected distinct comma-separated integers in "
+            "[0, 2**32), e.g. 0,1,2",
             path="seeds",
         )
     return seeds

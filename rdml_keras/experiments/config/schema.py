@@ -33,6 +33,7 @@ from rdml_keras.experiments.config.values import LR_SCHEDULES
 from rdml_keras.experiments.config.values import NPZ_DATASET
 from rdml_keras.experiments.config.values import OPTIMIZERS
 from rdml_keras.experiments.config.values import PRECISIONS
+from rdml_keras.experiments.config.values import SEED_LIMIT
 from rdml_keras.experiments.config.values import Allowed
 from rdml_keras.experiments.config.values import Architecture
 from rdml_keras.experiments.config.values import Augmentation
@@ -42,6 +43,8 @@ from rdml_keras.experiments.config.values import Coordinator
 from rdml_keras.experiments.config.values import DatasetName
 from rdml_keras.experiments.config.values import JitCompile
 from rdml_keras.experiments.config.values import PeerName
+from rdml_keras.experiments.config.values import RunName
+from rdml_keras.experiments.config.values import Seed
 from rdml_keras.experiments.config.values import Text
 from rdml_keras.experiments.config.values import _choice
 from rdml_keras.experiments.config.values import _float
@@ -49,6 +52,7 @@ from rdml_keras.experiments.config.values import _int
 from rdml_keras.experiments.config.values import _int_list
 from rdml_keras.experiments.config.values import _optional
 from rdml_keras.experiments.config.values import _path
+from rdml_keras.experiments.config.values import safe_run_name
 
 
 class DatasetConfig(_Section):
@@ -324,8 +328,10 @@ class ExperimentConfig(_Section):
     text: Annotated[TextConfig | None, Allowed(_TEXT_ALLOWED)] = Field(
         None, description="section: text datasets' vectorisation (null for images)"
     )
-    name: _optional(Text) = Field(
-        None, description="experiment name (default: the config file's stem)"
+    name: _optional(RunName) = Field(
+        None,
+        description="experiment name, the default run directory runs/<name> (default: the "
+        "config file's stem)",
     )
     epochs: _int(1) = Field(200, description="training epochs")
     batch_size: _int(1) = Field(
@@ -342,13 +348,13 @@ class ExperimentConfig(_Section):
     histogram_freq: _int(0) = Field(
         0, description="TensorBoard histograms of every peer's weights every N epochs (0: off)"
     )
-    seed: _int(0) = Field(0, description="random seed (weights, shuffling, augmentation)")
+    seed: Seed = Field(0, description="random seed (weights, shuffling, augmentation)")
     deterministic: Bool = Field(
         False,
         description="deterministic TensorFlow ops: same seed, "
         "same weights, also across a resume (slower)",
     )
-    seeds: _optional(_int_list(0, increasing=False, min_length=1)) = Field(
+    seeds: _optional(_int_list(0, increasing=False, min_length=1, limit=SEED_LIMIT)) = Field(
         None, description="repeat the run once per seed into <out>/seed<s> (overrides seed)"
     )
 
@@ -376,7 +382,7 @@ class ExperimentConfig(_Section):
         config = config.replace(peers=tuple(_resolve_peer_names(config.peers)))
         config = with_text_defaults(config)
         if config.name is None and default_name:
-            config = config.replace(name=default_name)
+            config = config.replace(name=safe_run_name(default_name))
         config.check()
         return config
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import AfterValidator
 from pydantic import BeforeValidator
 from pydantic import Field
+from pydantic_core import PydanticCustomError
 
 from rdml_keras import architectures
 from rdml_keras.checks import validate_coordinator
@@ -42,10 +43,31 @@ DISTRIBUTION_STRATEGIES = ("none", "local", "multiprocess")
 NPZ_DATASET = "npz"
 # Peer names become Keras model names and file names: keep them portable.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A run's name is its default directory, runs/<name>: one path component
+# (no separator, not `.` or `..`), so a config cannot write outside runs/.
+RUN_NAME_LENGTH = 128
+_RUN_NAME_RE = re.compile(rf"^[A-Za-z0-9_.-]{{1,{RUN_NAME_LENGTH}}}$")
+# Seeds seed NumPy too, whose seeds are 32-bit.
+SEED_LIMIT = 2**32
+# The largest float32: a config value beyond it turns into inf (then NaN) in training.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _int(minimum: int):
     return Annotated[int, Field(strict=True, ge=minimum), Allowed(f"an integer >= {minimum}")]
+
+
+Seed = Annotated[int, Field(strict=True, ge=0, lt=SEED_LIMIT), Allowed("an integer in [0, 2**32)")]
+
+
+def _fits_float32(value):
+    if abs(value) > FLOAT32_MAX:
+        raise PydanticCustomError(FLOAT32_RANGE, "overflows float32")
+    return value
+
+
+# The error type `_fits_float32` raises (the message says why, beside the bounds).
+FLOAT32_RANGE = "float32_range"
 
 
 def _yaml_number(value):
@@ -70,6 +92,7 @@ def _float(*, ge=None, gt=None, lt=None):
     return Annotated[
         float,
         Field(strict=True, ge=ge, gt=gt, lt=lt, allow_inf_nan=False),
+        AfterValidator(_fits_float32),
         BeforeValidator(_yaml_number),
         Allowed(allowed),
     ]
@@ -173,6 +196,35 @@ Architecture = Annotated[
         " or wrn_<depth>_<width> with depth = 6n+4 >= 10",
     ),
 ]
+
+
+def _run_name(value):
+    if not _RUN_NAME_RE.match(value) or value in (".", ".."):
+        raise ValueError("not one safe path component")
+    return value
+
+
+RunName = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_run_name),
+    Allowed(
+        f"1-{RUN_NAME_LENGTH} letters, digits, '_', '.' or '-' (one directory name: "
+        "no '/', not '.' or '..')"
+    ),
+]
+
+
+def safe_run_name(stem: str) -> str:
+    """A file stem made a `RunName`: other characters become `_`, cut to length.
+
+    >>> safe_run_name("my config (v2)")
+    'my_config__v2_'
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:RUN_NAME_LENGTH]
+    return "run" if name in ("", ".", "..") else name
+
+
 PeerName = Annotated[
     str,
     Field(strict=True, pattern=_NAME_RE.pattern),
@@ -207,11 +259,12 @@ def _increasing(values):
     return all(b > a for a, b in zip(values, values[1:]))
 
 
-def _int_list(minimum, *, increasing, min_length=0):
+def _int_list(minimum, *, increasing, min_length=0, limit=None):
     what = "increasing " if increasing else "distinct "
-    allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers >= {minimum}"
+    which = f">= {minimum}" if limit is None else f"in [{minimum}, {_power(limit)})"
+    allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers {which}"
     rule = _increasing if increasing else (lambda v: len(set(v)) == len(v))
-    item = Annotated[int, Field(strict=True, ge=minimum)]
+    item = Annotated[int, Field(strict=True, ge=minimum, lt=limit)]
     written = Annotated[list[item], Field(min_length=min_length)] | item
     return Annotated[
         tuple[item, ...],
@@ -220,3 +273,7 @@ def _int_list(minimum, *, increasing, min_length=0):
         BeforeValidator(_as_list, json_schema_input_type=written),
         Allowed(allowed),
     ]
+
+
+def _power(limit):
+    return "2**32" if limit == SEED_LIMIT else str(limit)

@@ -86,6 +86,8 @@ def read_npz(path, pickle_hint: str) -> dict:
         raise DataError("no such file")
     if os.path.isdir(path):
         raise DataError("is a directory, not an .npz file")
+    if not os.path.isfile(path):  # a FIFO would block the read
+        raise DataError("not a regular file (a pipe, socket or device); expected an .npz file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in ARRAY_KEYS if key not in npz.files]
@@ -151,7 +153,9 @@ def check_images(x, name: str) -> np.ndarray:
     if 0 in x.shape[1:]:
         raise DataError(f"{name}: shape {x.shape} has a zero-sized image dimension")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        index = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).any(axis=1))[0])
+        # Parenthesised: `~a.any()` would negate the per-image "any finite".
+        bad = (~np.isfinite(x.reshape(len(x), -1))).any(axis=1)
+        index = int(np.flatnonzero(bad)[0])
         raise DataError(f"{name}: image {index} holds NaN or inf values")
     return x
 
