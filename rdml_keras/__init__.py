@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # The public names are imported on first use (PEP 562), so that `import
 # rdml_keras.experiments.config` or `python -m rdml_keras --help` loads no
 # Keras, TensorFlow or JAX.
-_SUBMODULES = ("datasets", "distillation", "losses", "models", "schedules")
+_SUBMODULES = ("datasets", "distillation", "losses", "models", "retrieval", "schedules")
 _CLASSES = {
     "DecoupledKL": "rdml_keras.losses",
     "ImprovedKL": "rdml_keras.losses",

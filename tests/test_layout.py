@@ -26,6 +26,7 @@ CORE = [
     "schedules.py",
     "optimizers.py",
     "peer_outputs.py",
+    "retrieval.py",
 ]
 # The CLI imports each command's modules when the command starts.
 LAZY = {EXPERIMENTS / "cli.py"}
