@@ -31,7 +31,12 @@ _CLASSES = {
 # a `.keras` file (MutualLearner, the divergences, ZeroPadShortcut): imported
 # as soon as Keras is, so `import rdml_keras` then `keras.saving.load_model`
 # works as it always did.
-_REGISTERING = ("rdml_keras.learner", "rdml_keras.models", "rdml_keras.distillation")
+_REGISTERING = (
+    "rdml_keras.learner",
+    "rdml_keras.models",
+    "rdml_keras.distillation",
+    "rdml_keras.label_smoothing",
+)
 
 __all__ = sorted((*_CLASSES, *_SUBMODULES))
 

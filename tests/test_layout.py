@@ -19,6 +19,7 @@ CORE = [
     "cohort_divergence.py",
     "distillation.py",
     "distribution.py",
+    "label_smoothing.py",
     "launchers.py",
     "learner.py",
     "losses.py",
