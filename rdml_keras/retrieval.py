@@ -1,4 +1,5 @@
-"""Person re-identification evaluation: mAP and CMC under the Market-1501 protocol.
+"""Person re-identification evaluation: mAP and CMC under the Market-1501 protocol,
+the peers' embeddings, and a callback that reports both during training.
 
 `evaluate` ranks a gallery by distance to every query and scores the ranking,
 in NumPy, as the standard re-identification evaluations do (the Market-1501
@@ -30,11 +31,21 @@ Example:
 The gallery entry of identity 7 from camera 1 (the query's camera) is ignored;
 the nearest kept entry is identity 3, so rank-1 misses and the one correct match
 comes second (AP = 1/2).
+
+A peer's embedding is its pre-logits features, the input of its last `Dense`
+layer by default (`embedding_model`); the cohort's is the concatenation of the
+peers' (`extract_features`), as the official DML evaluation (`eval_models.py`)
+concatenates the peers' `PreLogits`. `RetrievalEvaluation` adds per-peer and
+cohort mAP and rank-k to the epoch logs.
 """
 
+import math
+
+import keras
 import numpy as np
 
 from rdml_keras import checks
+from rdml_keras.peer_outputs import _output_layer
 
 METRICS = ("euclidean", "cosine")
 AVERAGE_PRECISIONS = ("hits", "trapezoid")
@@ -216,3 +227,233 @@ def _ranks(ranks):
     if not ranks or bad or len(set(ranks)) != len(ranks):
         checks.fail("ranks", ranks, "a non-empty sequence of distinct integers >= 1")
     return tuple(int(k) for k in ranks)
+
+
+# --------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------
+
+
+def embedding_model(peer, layer=None):
+    """A model from `peer`'s inputs to its embedding, sharing `peer`'s weights.
+
+    Args:
+        peer: a Sequential or Functional `keras.Model` that outputs logits.
+        layer: None for the pre-logits features, the input of the `Dense`
+            layer that produces the logits; or a layer (or its name) of
+            `peer` whose output is the embedding.
+
+    Example:
+
+    >>> import keras
+    >>> peer = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+    ...                          keras.layers.Dense(2, name="logits")])
+    >>> embedding_model(peer).output_shape
+    (None, 3)
+    """
+    if not isinstance(peer, keras.Model):
+        checks.fail("peer", peer, "a keras.Model")
+    if layer is None:
+        head = _output_layer(peer)
+        if not isinstance(head, keras.layers.Dense):
+            found = "no layer graph (a subclassed model)" if head is None else repr(head.name)
+            raise ValueError(
+                f"Cannot find the pre-logits features of model {peer.name!r}: its output "
+                f"is produced by {found}, not by a Dense layer. Pass `layer=` (a layer "
+                f"of the model, or its name) whose output is the embedding."
+            )
+        features = head.input
+    else:
+        if isinstance(layer, str):
+            names = [candidate.name for candidate in peer.layers]
+            if layer not in names:
+                checks.fail("layer", layer, f"the name of a layer of model {peer.name!r}: {names}")
+            layer = peer.get_layer(layer)
+        elif not any(layer is candidate for candidate in peer.layers):
+            checks.fail("layer", layer, f"a layer of model {peer.name!r}, or its name")
+        features = layer.output
+    return keras.Model(peer.inputs, features, name=f"{peer.name}_embedding")
+
+
+def extract_features(peers, x, normalize=True, layer=None, batch_size=None):
+    """Each peer's embedding of `x`, and the cohort's concatenation.
+
+    Args:
+        peers: a `MutualLearner` (its peers), a list of peers, or one model.
+        x: inputs, as `keras.Model.predict` takes them (arrays, a dataset).
+        normalize: L2-normalise each peer's features; the cohort's is then
+            the concatenation divided by √K, also of unit length, so every
+            peer weighs the same. `False` gives the raw features and their
+            raw concatenation (the official DML `eval_models.py`).
+        layer: as in `embedding_model`, for every peer.
+        batch_size: passed to `predict`.
+
+    Returns:
+        `(per_peer, cohort)`: a list of K float32 arrays `(examples, dim_k)`
+        and one `(examples, Σ dim_k)`.
+
+    Example:
+
+    ```python
+    (peer0, peer1), cohort = extract_features(learner, query_images)
+    ```
+    """
+    models = [embedding_model(peer, layer) for peer in _peer_list(peers)]
+    return _embed(models, x, _flag("normalize", normalize), batch_size)
+
+
+def _embed(models, x, normalize, batch_size):
+    per_peer = []
+    for model in models:
+        features = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float32)
+        features = features.reshape(len(features), -1)
+        per_peer.append(_unit_rows(features).astype(np.float32) if normalize else features)
+    cohort = np.concatenate(per_peer, axis=1)
+    if normalize:
+        cohort /= np.float32(math.sqrt(len(per_peer)))
+    return per_peer, cohort
+
+
+def _peer_list(peers):
+    if isinstance(peers, keras.Model):
+        return list(getattr(peers, "peers", [peers]))
+    if (
+        isinstance(peers, (list, tuple))
+        and peers
+        and all(isinstance(p, keras.Model) for p in peers)
+    ):
+        return list(peers)
+    checks.fail("peers", peers, "a MutualLearner, a keras.Model or a non-empty list of them")
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        checks.fail(name, value, "True or False")
+    return value
+
+
+# --------------------------------------------------------------------------
+# The callback
+# --------------------------------------------------------------------------
+
+
+class RetrievalEvaluation(keras.callbacks.Callback):
+    """Per-peer and cohort mAP and CMC on a query/gallery split, at epoch ends.
+
+    Every `every` epochs it embeds the query and gallery images with each
+    peer (`embedding_model`), ranks the gallery (`evaluate`) and adds to the
+    epoch's logs `peer{k}_mAP`, `peer{k}_rank{r}` for each peer k and rank r,
+    and `cohort_mAP`, `cohort_rank{r}` for the concatenated embedding (when
+    there are two peers or more). Callbacks after it see the keys: `fit`'s
+    History, and TensorBoard when it is listed after this callback. As with
+    `validation_freq`, epochs that are not evaluated have no such keys.
+
+    Args:
+        query: `(x, ids, cameras)` of the query images; `x` as `predict`
+            takes it.
+        gallery: `(x, ids, cameras)` of the gallery images.
+        every: evaluate every this many epochs (epochs `every`, `2·every`, …).
+        metric, ranks, chunk_size, average_precision: as in `evaluate`.
+        normalize, layer: as in `extract_features`.
+        batch_size: passed to `predict`.
+        prefix: put before every key (e.g. `"val_"`, which TensorBoard then
+            files under validation).
+
+    Example:
+
+    ```python
+    callbacks = [
+        RetrievalEvaluation(query=(q_x, q_ids, q_cams), gallery=(g_x, g_ids, g_cams)),
+        keras.callbacks.TensorBoard("logs"),  # after it: it logs cohort_mAP, …
+    ]
+    history = learner.fit(train_ds, epochs=10, callbacks=callbacks)
+    history.history["cohort_rank1"]
+    ```
+    """
+
+    def __init__(
+        self,
+        query,
+        gallery,
+        every=1,
+        metric="euclidean",
+        ranks=(1,),
+        normalize=True,
+        layer=None,
+        batch_size=None,
+        chunk_size=128,
+        average_precision="hits",
+        prefix="",
+    ):
+        super().__init__()
+        self.query = _split("query", query)
+        self.gallery = _split("gallery", gallery)
+        self.every = checks.integer("every", every, minimum=1)
+        self.metric = checks.one_of("metric", metric, METRICS)
+        self.ranks = _ranks(ranks)
+        self.normalize = _flag("normalize", normalize)
+        self.layer = layer
+        self.batch_size = batch_size
+        self.chunk_size = checks.integer("chunk_size", chunk_size, minimum=1)
+        self.average_precision = checks.one_of(
+            "average_precision", average_precision, AVERAGE_PRECISIONS
+        )
+        if not isinstance(prefix, str):
+            checks.fail("prefix", prefix, "a string")
+        self.prefix = prefix
+        self._models = None
+
+    def on_train_begin(self, logs=None):
+        # Built once: each embedding model's predict function is traced once.
+        self._models = [embedding_model(peer, self.layer) for peer in _peer_list(self.model)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if logs is not None:
+            logs.update(self.results())
+
+    def results(self):
+        """The keys and values the callback adds to the logs, computed now."""
+        if self._models is None:
+            self.on_train_begin()
+        query_x, query_ids, query_cameras = self.query
+        gallery_x, gallery_ids, gallery_cameras = self.gallery
+        query_peers, query_cohort = _embed(self._models, query_x, self.normalize, self.batch_size)
+        gallery_peers, gallery_cohort = _embed(
+            self._models, gallery_x, self.normalize, self.batch_size
+        )
+        pairs = [(f"peer{k}", q, g) for k, (q, g) in enumerate(zip(query_peers, gallery_peers))]
+        if len(self._models) > 1:
+            pairs.append(("cohort", query_cohort, gallery_cohort))
+        values = {}
+        for name, query_features, gallery_features in pairs:
+            result = evaluate(
+                query_features,
+                query_ids,
+                query_cameras,
+                gallery_features,
+                gallery_ids,
+                gallery_cameras,
+                metric=self.metric,
+                ranks=self.ranks,
+                chunk_size=self.chunk_size,
+                average_precision=self.average_precision,
+            )
+            for key in ["mAP"] + [f"rank{k}" for k in self.ranks]:
+                values[f"{self.prefix}{name}_{key}"] = result[key]
+        return values
+
+
+def _split(name, split):
+    """`(x, ids, cameras)` with ids and cameras checked against each other (and x)."""
+    if not isinstance(split, (tuple, list)) or len(split) != 3:
+        checks.fail(name, split, "a tuple (x, ids, cameras)")
+    x, ids, cameras = split
+    ids = np.asarray(ids)
+    length = len(ids) if ids.ndim == 1 else -1
+    if hasattr(x, "shape") and hasattr(x, "__len__"):
+        length = len(x)
+    ids = _labels(f"{name} ids", ids, length, f"{name} x")
+    cameras = _labels(f"{name} cameras", cameras, length, f"{name} x")
+    return x, ids, cameras

@@ -1,13 +1,22 @@
-"""`rdml_keras.retrieval.evaluate` against two standard re-identification evaluations,
-transcribed below, and against small cases worked out by hand."""
+"""`rdml_keras.retrieval`: `evaluate` against two standard re-identification
+evaluations, transcribed below, and small cases worked out by hand; the peers'
+embeddings against their layers computed in NumPy; the callback's logs against
+`evaluate` on those embeddings (the Keras tests on every backend)."""
 
 import tracemalloc
 
+import keras
 import numpy as np
 import pytest
+from autodiff import to_numpy
 from scipy.spatial.distance import cdist
 
+from rdml_keras import MutualLearner
+from rdml_keras.models import build_peer
+from rdml_keras.retrieval import RetrievalEvaluation
+from rdml_keras.retrieval import embedding_model
 from rdml_keras.retrieval import evaluate
+from rdml_keras.retrieval import extract_features
 
 # ------------------------------------------------------------ references
 
@@ -328,3 +337,174 @@ def good_args():
 def test_bad_input_is_named(change, message):
     with pytest.raises(ValueError, match=message):
         evaluate(**{**good_args(), **change})
+
+
+# ------------------------------------------------------------ embeddings and the callback
+
+FEATURES, HIDDEN, CLASSES = 6, 5, 4
+
+
+def mlp_peer(seed, name=None):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(HIDDEN, activation="tanh", name="hidden"),
+            keras.layers.Dropout(0.5),  # inactive in predict
+            keras.layers.Dense(CLASSES, name="logits"),
+        ],
+        name=name,
+    )
+
+
+def penultimate_numpy(peer, x):
+    """tanh(x W + b) of the hidden layer, from the weights."""
+    kernel, bias = peer.get_layer("hidden").get_weights()
+    return np.tanh(np.float64(x) @ kernel + bias)
+
+
+def split_data(seed, examples, identities=6, cameras=3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(examples, FEATURES)).astype("float32")
+    return x, rng.integers(1, identities + 1, examples), rng.integers(1, cameras + 1, examples)
+
+
+@pytest.mark.backends
+def test_embedding_is_the_input_of_the_last_dense_layer():
+    peer = mlp_peer(0)
+    x, _, _ = split_data(0, 10)
+    features = to_numpy(embedding_model(peer).predict(x, verbose=0))
+    np.testing.assert_allclose(features, penultimate_numpy(peer, x), rtol=1e-5, atol=1e-6)
+    # A Functional peer of the package: its logits are the head applied to them.
+    cnn = build_peer("small_cnn", (8, 8, 1), CLASSES)
+    images = np.random.default_rng(1).normal(size=(5, 8, 8, 1)).astype("float32")
+    kernel, bias = cnn.layers[-1].get_weights()
+    embedded = to_numpy(embedding_model(cnn).predict(images, verbose=0))
+    np.testing.assert_allclose(
+        embedded @ kernel + bias, to_numpy(cnn.predict(images, verbose=0)), rtol=1e-4, atol=1e-5
+    )
+    assert embedded.shape[1] == kernel.shape[0] != CLASSES
+
+
+@pytest.mark.backends
+def test_a_named_layer_gives_its_output():
+    peer = mlp_peer(1)
+    x, _, _ = split_data(1, 7)
+    for layer in ("hidden", peer.get_layer("hidden")):
+        np.testing.assert_allclose(
+            to_numpy(embedding_model(peer, layer).predict(x, verbose=0)),
+            penultimate_numpy(peer, x),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_embedding_refusals_name_the_problem():
+    no_head = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.ReLU()])
+    with pytest.raises(ValueError, match=r"its output is produced by 're_lu.*not by a Dense layer"):
+        embedding_model(no_head)
+    with pytest.raises(ValueError, match=r"`layer` must be the name of a layer of model"):
+        embedding_model(mlp_peer(0), "nope")
+    with pytest.raises(ValueError, match=r"`layer` must be a layer of model"):
+        embedding_model(mlp_peer(0), keras.layers.Dense(2))
+
+
+@pytest.mark.backends
+def test_extract_features_normalises_each_peer_and_concatenates():
+    peers = [mlp_peer(0), mlp_peer(1)]
+    x, _, _ = split_data(2, 9)
+    expected = [penultimate_numpy(peer, x) for peer in peers]
+    (raw0, raw1), raw_cohort = extract_features(peers, x, normalize=False)
+    np.testing.assert_allclose(raw_cohort, np.concatenate(expected, 1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(raw1, expected[1], rtol=1e-5, atol=1e-6)
+    learner = MutualLearner(peers)
+    (unit0, unit1), cohort = extract_features(learner, x)
+    unit = [e / np.linalg.norm(e, axis=1, keepdims=True) for e in expected]
+    np.testing.assert_allclose(unit0, unit[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cohort, np.concatenate(unit, 1) / np.sqrt(2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1.0, rtol=1e-5)
+
+
+def unit(features):
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+class _CheckEvaluation(keras.callbacks.Callback):
+    """Listed after RetrievalEvaluation: records which keys each epoch's logs
+    hold and recomputes their values with `evaluate` on embeddings computed
+    in NumPy from the peers' current weights."""
+
+    def __init__(self, query, gallery, ranks):
+        super().__init__()
+        self.query, self.gallery, self.ranks, self.seen = query, gallery, ranks, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append({k for k in logs if "_mAP" in k or "_rank" in k})
+        if not self.seen[-1]:
+            return
+        q = [unit(penultimate_numpy(peer, self.query[0])) for peer in self.model.peers]
+        g = [unit(penultimate_numpy(peer, self.gallery[0])) for peer in self.model.peers]
+        named = [("peer0", q[0], g[0]), ("peer1", q[1], g[1])]
+        named.append(("cohort", np.concatenate(q, 1), np.concatenate(g, 1)))
+        for name, q_x, g_x in named:
+            want = evaluate(q_x, *self.query[1:], g_x, *self.gallery[1:], ranks=self.ranks)
+            for key in ["mAP"] + [f"rank{k}" for k in self.ranks]:
+                np.testing.assert_allclose(logs[f"{name}_{key}"], want[key], rtol=1e-6)
+
+
+@pytest.mark.backends
+def test_the_callback_logs_per_peer_and_cohort_retrieval_into_history():
+    x, y = split_data(3, 32)[0], split_data(3, 32)[1] % CLASSES
+    query, gallery = split_data(4, 12), split_data(5, 40)
+    learner = MutualLearner([mlp_peer(0), mlp_peer(1)])
+    learner.compile(optimizer=keras.optimizers.Adam(0.05))
+    check = _CheckEvaluation(query, gallery, ranks=(1, 5))
+    callbacks = [RetrievalEvaluation(query, gallery, ranks=(1, 5), every=2), check]
+    history = learner.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=callbacks)
+    names, values = ("peer0", "peer1", "cohort"), ("mAP", "rank1", "rank5")
+    keys = {f"{name}_{key}" for name in names for key in values}
+    assert check.seen == [set(), keys]  # evaluated at epoch 2, not 1
+    for key in keys:
+        assert len(history.history[key]) == 1
+        assert 0.0 <= history.history[key][0] <= 1.0
+
+
+def test_the_callback_logs_reach_a_tensorboard_listed_after_it(tmp_path):
+    import tensorflow as tf
+
+    x, y = split_data(6, 16)[0], split_data(6, 16)[1] % CLASSES
+    learner = MutualLearner([mlp_peer(0), mlp_peer(1)])
+    learner.compile(optimizer="adam")
+    callbacks = [
+        RetrievalEvaluation(split_data(7, 8), split_data(8, 20)),
+        keras.callbacks.TensorBoard(str(tmp_path)),
+    ]
+    learner.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=callbacks)
+    tags = set()
+    for events in tmp_path.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_peer0_mAP", "epoch_peer1_rank1", "epoch_cohort_mAP"} <= tags
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"query": (np.zeros((3, FEATURES)), [1, 2])},
+            r"`query` must be a tuple \(x, ids, cameras\)",
+        ),
+        (
+            {"gallery": (np.zeros((3, FEATURES)), [1, 2], [1, 1])},
+            r"`gallery ids` must be a 1-D array with one entry per row of `gallery x` \(3\)",
+        ),
+        ({"every": 0}, r"`every` must be an integer >= 1"),
+        ({"metric": "l1"}, r"`metric` must be one of"),
+        ({"ranks": (0,)}, r"`ranks` must be"),
+        ({"normalize": "yes"}, r"`normalize` must be True or False"),
+    ],
+)
+def test_callback_arguments_are_checked_up_front(change, message):
+    args = {"query": split_data(0, 4), "gallery": split_data(1, 6), **change}
+    with pytest.raises(ValueError, match=message):
+        RetrievalEvaluation(**args)
