@@ -1,0 +1,223 @@
+"""`MutualLearner(target="ensemble")` (DML_e): each peer's one divergence towards
+the mean of the other peers' probabilities, against the formula in NumPy, the
+backend's autodiff of the objective written out, and, for two peers, the
+pairwise target it must equal; on every backend and in both update orders."""
+
+import keras
+import numpy as np
+import pytest
+import reference
+from autodiff import model_gradients
+from autodiff import to_numpy
+from keras import ops
+from scipy.special import log_softmax
+from scipy.special import logsumexp
+from scipy.special import softmax
+from test_learner import BATCH
+from test_learner import CLASSES
+from test_learner import EXAMPLES
+from test_learner import UPDATES
+from test_learner import assert_same_weights
+from test_learner import clone_cohort
+from test_learner import make_data
+from test_learner import make_peer
+
+from rdml_keras import MutualLearner
+from rdml_keras import losses
+
+pytestmark = pytest.mark.backends
+
+
+def ensemble_numpy(logits, k, temperature=1.0):
+    """log mean_{j≠k} softmax(z_j / T), float64."""
+    others = [softmax(np.float64(z) / temperature, -1) for j, z in enumerate(logits) if j != k]
+    return np.log(np.mean(others, axis=0))
+
+
+def renyi_from_log_p(log_p, learner, alpha, temperature=1.0):
+    """D_α(p ‖ softmax(learner / T)) · T² per example, from log p."""
+    log_q = log_softmax(np.float64(learner) / temperature, -1)
+    if alpha == 1.0:
+        value = np.sum(np.exp(log_p) * (log_p - log_q), -1)
+    else:
+        value = logsumexp(alpha * log_p + (1 - alpha) * log_q, axis=-1) / (alpha - 1)
+    return value * temperature**2
+
+
+def weighted_mse_plus_ce(log_p, learner, weights, temperature):
+    """1/4 Σ_jk w_j w_k (Δm_jk − Δn_jk)² + soft CE, · T² (DKL/IKL at unit weights),
+    with target logits z_m = log p (any shift gives the same Δm) and z_n = z / T."""
+    z_n = np.float64(learner) / temperature
+    residual = log_p - z_n
+    pairs = residual[:, :, None] - residual[:, None, :]
+    wmse = np.einsum("bj,bk,bjk->b", weights, weights, pairs**2)
+    soft_ce = -np.sum(np.exp(log_p) * log_softmax(z_n, -1), -1)
+    return (wmse / 4 + soft_ce) * temperature**2
+
+
+def frozen_cohort(num_peers, divergence, epochs=1, **kwargs):
+    """A cohort trained at learning rate 0 (the statistics move, the weights do not)."""
+    x, y = make_data()
+    learner = MutualLearner(
+        [make_peer(seed) for seed in range(num_peers)], divergence, target="ensemble", **kwargs
+    )
+    learner.compile(optimizer=keras.optimizers.SGD(0.0))
+    learner.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
+    logits = [np.float64(peer.predict(x, verbose=0)) for peer in learner.peers]
+    logs = learner.evaluate(x, y, batch_size=EXAMPLES, return_dict=True, verbose=0)
+    return logits, logs, y
+
+
+# ------------------------------------------------------------ the loss
+
+
+@pytest.mark.parametrize("alpha, temperature", [(1.5, 1.0), (0.5, 2.0), (1.0, 3.0)])
+def test_renyi_towards_the_mean_of_the_other_peers(alpha, temperature):
+    logits, logs, _ = frozen_cohort(3, "renyi", alpha=alpha, temperature=temperature)
+    for k in range(3):
+        want = renyi_from_log_p(
+            ensemble_numpy(logits, k, temperature), logits[k], alpha, temperature
+        )
+        np.testing.assert_allclose(logs[f"peer{k}_div"], np.mean(want), rtol=1e-4)
+    # Not the mean of the pairwise divergences (the "peers" target).
+    pairwise = np.mean(
+        [
+            renyi_from_log_p(log_softmax(z / temperature, -1), logits[0], alpha, temperature)
+            for z in logits[1:]
+        ]
+    )
+    assert abs(logs["peer0_div"] - pairwise) > 1e-3
+
+
+def test_decoupled_kl_towards_the_ensemble():
+    logits, logs, _ = frozen_cohort(3, losses.DecoupledKL(temperature=2.0))
+    for k in range(3):
+        log_p = ensemble_numpy(logits, k, 2.0)
+        want = weighted_mse_plus_ce(log_p, logits[k], np.exp(log_p), 2.0)
+        np.testing.assert_allclose(logs[f"peer{k}_div"], np.mean(want), rtol=1e-4)
+
+
+def test_improved_kl_sample_weights_are_the_ensembles():
+    divergence = losses.ImprovedKL(
+        num_classes=CLASSES, temperature=2.0, weighting="sample", weight_temperature=3.0
+    )
+    logits, logs, _ = frozen_cohort(4, divergence)
+    for k in range(4):
+        log_p = ensemble_numpy(logits, k, 2.0)
+        weights = softmax(2.0 * log_p / 3.0, -1)  # softmax(teacher logits / T2)
+        want = weighted_mse_plus_ce(log_p, logits[k], weights, 2.0)
+        np.testing.assert_allclose(logs[f"peer{k}_div"], np.mean(want), rtol=1e-4)
+
+
+def test_improved_kl_keeps_each_ensemble_teachers_own_class_statistic():
+    """Slot k of the statistic is peer k's teacher, the ensemble of the others:
+    after epoch 1, the class means of its softmax(teacher logits / T2)."""
+    divergence = losses.ImprovedKL(num_classes=CLASSES, weight_temperature=2.0)
+    logits, logs, y = frozen_cohort(3, divergence)
+    one_hot = np.eye(CLASSES)[y]
+    for k in range(3):
+        weights = softmax(ensemble_numpy(logits, k) / 2.0, -1)
+        means = (one_hot.T @ weights) / one_hot.sum(0)[:, None]
+        np.testing.assert_allclose(to_numpy(divergence.class_means[k]), means, rtol=1e-5)
+        want = weighted_mse_plus_ce(ensemble_numpy(logits, k), logits[k], means[y], 1.0)
+        np.testing.assert_allclose(logs[f"peer{k}_div"], np.mean(want), rtol=1e-4)
+
+
+# ------------------------------------------------------------ the updates
+
+
+@pytest.mark.parametrize("update", UPDATES)
+def test_fit_equals_the_ensemble_objective_by_autodiff(update):
+    """Three peers, Adam over two batches, T = 2: the per-peer updates of the
+    objective CE + λ·D_α(ensemble of the others ‖ peer), one optimizer each."""
+    x, y = make_data()
+    peers = [make_peer(seed) for seed in range(3)]
+    hand = clone_cohort(peers)
+    initial = peers[0].get_weights()[0].copy()
+    alpha, weight, temperature = 1.5, 0.7, 2.0
+    learner = MutualLearner(
+        peers,
+        alpha=alpha,
+        divergence_weight=weight,
+        temperature=temperature,
+        update=update,
+        target="ensemble",
+    )
+    learner.compile(optimizer=keras.optimizers.Adam(0.05))
+    learner.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+
+    optimizers = [keras.optimizers.Adam(0.05) for _ in hand]
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for start in range(0, EXAMPLES, BATCH):
+        xb, yb = x[start : start + BATCH], y[start : start + BATCH]
+        snapshot = [to_numpy(peer(xb)) for peer in hand]
+        for k, peer in enumerate(hand):
+            current = [to_numpy(p(xb)) for p in hand] if update == "sequential" else snapshot
+            target = temperature * ensemble_numpy(current, k, temperature)
+
+            def objective(z, target=target):
+                divergence = reference.renyi_divergence(
+                    ops.convert_to_tensor(target, "float32"), z, alpha, temperature, xp=ops
+                )
+                return ce(yb, z) + weight * ops.mean(divergence)
+
+            grads = model_gradients(peer, xb, objective)
+            optimizers[k].apply(grads, peer.trainable_variables)
+    assert np.abs(peers[0].get_weights()[0] - initial).max() > 1e-2
+    assert_same_weights(learner.peers, hand)
+
+
+DIVERGENCES = {
+    "renyi": lambda: losses.RenyiDivergence(alpha=1.5),
+    "kl_t2": lambda: losses.KLDivergence(temperature=2.0),
+    "dkl": lambda: losses.DecoupledKL(temperature=2.0),
+    "ikl_class": lambda: losses.ImprovedKL(num_classes=CLASSES, weight_temperature=2.0),
+    "ikl_sample": lambda: losses.ImprovedKL(
+        num_classes=CLASSES, temperature=2.0, weighting="sample"
+    ),
+}
+
+
+@pytest.mark.parametrize("update", UPDATES)
+@pytest.mark.parametrize("divergence", sorted(DIVERGENCES))
+def test_two_peers_train_the_same_with_either_target(divergence, update):
+    x, y = make_data()
+    peers = [make_peer(0), make_peer(1)]
+    twins = clone_cohort(peers)
+    initial = peers[0].get_weights()[0].copy()
+    runs = {}
+    for target, cohort in (("peers", peers), ("ensemble", twins)):
+        learner = MutualLearner(cohort, DIVERGENCES[divergence](), update=update, target=target)
+        # Eager: ten pairs of two-step fits, where tracing would cost most of
+        # the time; the compiled steps are checked by the tests above.
+        learner.compile(optimizer=keras.optimizers.Adam(0.05), run_eagerly=True)
+        epochs = 2 if divergence == "ikl_class" else 1  # epoch 2 reads the statistic
+        learner.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
+        runs[target] = learner
+    assert np.abs(peers[0].get_weights()[0] - initial).max() > 1e-2
+    assert_same_weights(peers, twins)
+    if divergence == "ikl_class":
+        # Peer 0's teacher: peer 1 itself (slot 1) or the ensemble of peer 1 (slot 0).
+        pairwise = to_numpy(runs["peers"].divergence.class_means)
+        ensemble = to_numpy(runs["ensemble"].divergence.class_means)
+        np.testing.assert_allclose(ensemble[::-1], pairwise, rtol=1e-5, atol=1e-7)
+        assert np.abs(pairwise[0] - 1 / CLASSES).max() > 1e-3  # not uniform any more
+
+
+# ------------------------------------------------------------ config
+
+
+def test_the_target_is_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match=r"`target` must be one of 'peers', 'ensemble'; "):
+        MutualLearner([make_peer(0), make_peer(1)], target="mean")
+    learner = MutualLearner([make_peer(0), make_peer(1), make_peer(2)], target="ensemble")
+    assert learner.get_config()["target"] == "ensemble"
+    assert MutualLearner([make_peer(0), make_peer(1)]).target == "peers"  # the default
+    learner.compile(optimizer="adam")
+    x, _ = make_data()
+    before = learner.predict(x, verbose=0)
+    learner.save(tmp_path / "cohort.keras")
+    restored = keras.models.load_model(tmp_path / "cohort.keras")
+    assert restored.target == "ensemble"
+    for a, b in zip(before, restored.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
