@@ -353,9 +353,13 @@ class RetrievalEvaluation(keras.callbacks.Callback):
             takes it.
         gallery: `(x, ids, cameras)` of the gallery images.
         every: evaluate every this many epochs (epochs `every`, `2·every`, …).
-        metric, ranks, chunk_size, average_precision: as in `evaluate`.
-        normalize, layer: as in `extract_features`.
+        metric: as in `evaluate`.
+        ranks: the CMC ranks to log, as in `evaluate`.
+        normalize: as in `extract_features`.
+        layer: as in `embedding_model`.
         batch_size: passed to `predict`.
+        chunk_size: as in `evaluate`.
+        average_precision: as in `evaluate`.
         prefix: put before every key (e.g. `"val_"`, which TensorBoard then
             files under validation).
 
