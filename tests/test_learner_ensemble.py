@@ -213,7 +213,6 @@ def test_the_target_is_checked_and_saved(tmp_path):
     learner = MutualLearner([make_peer(0), make_peer(1), make_peer(2)], target="ensemble")
     assert learner.get_config()["target"] == "ensemble"
     assert MutualLearner([make_peer(0), make_peer(1)]).target == "peers"  # the default
-    learner.compile(optimizer="adam")
     x, _ = make_data()
     before = learner.predict(x, verbose=0)
     learner.save(tmp_path / "cohort.keras")
