@@ -345,7 +345,8 @@ class MutualLearner(TrainStep, keras.Model):
                 element-wise optimizers (SGD, Adam, AdamW), and `clipnorm` /
                 `clipvalue` act per variable, hence per peer, anyway.
             loss: supervised loss on logits; defaults to sparse categorical
-                cross-entropy from logits.
+                cross-entropy from logits. For integer labels with label
+                smoothing: `rdml_keras.label_smoothing.SparseCategoricalCrossentropy`.
             metrics: metrics tracked per peer (`peer{k}_<name>`) and for the
                 ensemble (`ensemble_<name>`, mean of the peers' probabilities).
             **kwargs: forwarded to `keras.Model.compile` (`jit_compile`,
