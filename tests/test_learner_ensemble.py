@@ -24,6 +24,7 @@ from test_learner import make_peer
 
 from rdml_keras import MutualLearner
 from rdml_keras import losses
+from rdml_keras.learner import TARGETS
 
 pytestmark = pytest.mark.backends
 
@@ -236,6 +237,38 @@ def test_two_peers_train_the_same_with_either_target(cohort, divergence, update)
         ensemble = to_numpy(runs["ensemble"].divergence.class_means)
         np.testing.assert_allclose(ensemble[::-1], pairwise, rtol=1e-5, atol=1e-7)
         assert np.abs(pairwise[0] - 1 / CLASSES).max() > 1e-3  # not uniform any more
+
+
+def test_with_kl_any_number_of_peers_train_the_same_with_either_target(cohort):
+    """KL's gradient in the learner's logits, T·(softmax(z/T) − p), is linear in
+    the target p, so the mean of the pairwise terms' gradients is the ensemble
+    term's: with KL, DML_e trains as DML for any K. Only the logged divergence
+    differs, by T²·(H(p̄) − mean_j H(p_j)) (the other peers' softened
+    predictions p_j and their mean p̄), which is > 0 here."""
+    shared, logits, x, y = cohort
+    temperature = 2.0
+    logs, trained = {}, {}
+    for target in TARGETS:
+        learner = MutualLearner(
+            clone_cohort(shared[:3]), "kl", temperature=temperature, target=target
+        )
+        learner.compile(optimizer=keras.optimizers.Adam(0.05), run_eagerly=True)
+        logs[target] = learner.evaluate(x, y, batch_size=EXAMPLES, return_dict=True, verbose=0)
+        learner.fit(x, y, batch_size=EXAMPLES, epochs=2, shuffle=False, verbose=0)
+        trained[target] = learner.peers
+    moved = trained["peers"][0].get_weights()[0] - shared[0].get_weights()[0]
+    assert np.abs(moved).max() > 1e-2
+    assert_same_weights(trained["peers"], trained["ensemble"])
+
+    def entropy(p):
+        return -np.sum(p * np.log(p), -1)
+
+    for k in range(3):
+        others = [softmax(z / temperature, -1) for j, z in enumerate(logits[:3]) if j != k]
+        gap = entropy(np.mean(others, 0)) - np.mean([entropy(p) for p in others], 0)
+        measured = logs["peers"][f"peer{k}_div"] - logs["ensemble"][f"peer{k}_div"]
+        np.testing.assert_allclose(measured, temperature**2 * np.mean(gap), rtol=1e-3, atol=1e-6)
+        assert measured > 1e-3
 
 
 # ------------------------------------------------------------ config
