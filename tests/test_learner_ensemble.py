@@ -1,7 +1,8 @@
 """`MutualLearner(target="ensemble")` (DML_e): each peer's one divergence towards
 the mean of the other peers' probabilities, against the formula in NumPy, the
-backend's autodiff of the objective written out, and, for two peers, the
-pairwise target it must equal; on every backend and in both update orders."""
+backend's autodiff of the objective written out, and the pairwise target it
+must train as for two peers (and, with KL, for any number); on every backend
+and in both update orders."""
 
 import keras
 import numpy as np
