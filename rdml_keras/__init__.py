@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # The public names are imported on first use (PEP 562), so that `import
 # rdml_keras.experiments.config` or `python -m rdml_keras --help` loads no
 # Keras, TensorFlow or JAX.
-_SUBMODULES = ("datasets", "distillation", "losses", "models", "schedules")
+_SUBMODULES = ("datasets", "distillation", "losses", "models", "retrieval", "schedules")
 _CLASSES = {
     "DecoupledKL": "rdml_keras.losses",
     "ImprovedKL": "rdml_keras.losses",
@@ -31,7 +31,12 @@ _CLASSES = {
 # a `.keras` file (MutualLearner, the divergences, ZeroPadShortcut): imported
 # as soon as Keras is, so `import rdml_keras` then `keras.saving.load_model`
 # works as it always did.
-_REGISTERING = ("rdml_keras.learner", "rdml_keras.models", "rdml_keras.distillation")
+_REGISTERING = (
+    "rdml_keras.learner",
+    "rdml_keras.models",
+    "rdml_keras.distillation",
+    "rdml_keras.label_smoothing",
+)
 
 __all__ = sorted((*_CLASSES, *_SUBMODULES))
 

@@ -21,8 +21,10 @@ class CohortDivergence(keras.losses.Loss):
     - `build_cohort(num_peers)`, once, when the learner is built: create any
       per-target state (one slot per peer that can be a target).
     - `cohort_call(target_logits, logits, labels, target)`: per-example values
-      for one (learner, target) pair; `target` is the target peer's index.
-      It reads state and writes none.
+      for one (learner, target) pair; `target` is the target peer's index
+      (with `MutualLearner(target="ensemble")`, index k names peer k's
+      teacher, the ensemble of the other peers). It reads state and writes
+      none.
     - `update_state(target_logits, labels, target)`: once per target peer per
       *training* step, after the step's loss; never in evaluation.
     - `callbacks()`: Keras callbacks that `MutualLearner.fit` adds, for state

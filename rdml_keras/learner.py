@@ -25,6 +25,7 @@ from rdml_keras.peer_outputs import require_logits
 from rdml_keras.train_steps import TrainStep
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
+TARGETS = ("peers", "ensemble")
 
 
 def ensemble_log_probabilities(logits):
@@ -42,6 +43,24 @@ def ensemble_log_probabilities(logits):
     """
     log_probs = ops.stack([ops.log_softmax(ops.cast(z, "float32"), axis=-1) for z in logits])
     return ops.logsumexp(log_probs, axis=0) - math.log(len(logits))
+
+
+def ensemble_teacher_logits(logits, temperature=1.0):
+    """Logits of the mean of the peers' softened predictions, T·log mean_j softmax(z_j / T).
+
+    A divergence at temperature T divides its target's logits by T, so given
+    these it compares against exactly mean_j softmax(z_j / T); at T = 1 they
+    are `ensemble_log_probabilities`, log(mean_j softmax(z_j)).
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = [np.log([[0.5, 0.5]]), np.log([[0.9, 0.1]])]
+    >>> bool(np.allclose(np.exp(ensemble_teacher_logits(z)), [[0.7, 0.3]]))
+    True
+    """
+    scaled = [ops.cast(z, "float32") / temperature for z in logits]
+    return temperature * ensemble_log_probabilities(scaled)
 
 
 class _PerExampleValues(keras.losses.Loss):
@@ -152,6 +171,10 @@ def _validate_update(update):
     return checks.one_of("update", update, UPDATE_ORDERS)
 
 
+def _validate_target(target):
+    return checks.one_of("target", target, TARGETS)
+
+
 def _needs_per_peer_optimizer(optimizer, update):
     """Sequential updates and global-norm clipping need one optimizer per peer."""
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -200,6 +223,16 @@ class MutualLearner(TrainStep, keras.Model):
             predictions; one extra forward pass per peer).
         alpha: Rényi order α for `divergence="renyi"`; defaults to 1 (KL).
         temperature: softmax temperature for a named divergence.
+        target: what each peer mimics. `"peers"` (DML): the mean of its
+            divergences towards each other peer, as above. `"ensemble"`
+            (the DML paper's DML_e): one divergence towards the ensemble of
+            the other K−1 peers, the mean of their stop-gradient
+            probabilities mean_{j≠k} softmax(z_j / T), passed to the
+            divergence as the logits T·log of it (T: the divergence's
+            `temperature`, 1 if it has none). With K = 2 both are the same.
+            A `CohortDivergence`'s target index k then names peer k's
+            ensemble teacher: IKL keeps one class statistic per ensemble
+            teacher, of that ensemble's own predictions.
 
     Each peer is optimised as if it had its own copy of the optimizer where
     that matters: with `global_clipnorm`, every peer is clipped by the norm of
@@ -226,10 +259,12 @@ class MutualLearner(TrainStep, keras.Model):
         update="simultaneous",
         alpha=None,
         temperature=1.0,
+        target="peers",
         name="mutual_learner",
         **kwargs,
     ):
         update = _validate_update(update)
+        target = _validate_target(target)
         if alpha is not None and not (
             isinstance(divergence, str) and divergence.lower() == "renyi"
         ):
@@ -251,6 +286,7 @@ class MutualLearner(TrainStep, keras.Model):
         self.peers = peers
         self.divergence = divergence
         self.update = update
+        self.target = target
         # Model state, not Python floats: a compiled step (a pure function of
         # the model's variables on JAX) reads the value a schedule wrote.
         self._divergence_weight = keras.Variable(
@@ -316,7 +352,8 @@ class MutualLearner(TrainStep, keras.Model):
                 element-wise optimizers (SGD, Adam, AdamW), and `clipnorm` /
                 `clipvalue` act per variable, hence per peer, anyway.
             loss: supervised loss on logits; defaults to sparse categorical
-                cross-entropy from logits.
+                cross-entropy from logits. For integer labels with label
+                smoothing: `rdml_keras.label_smoothing.SparseCategoricalCrossentropy`.
             metrics: metrics tracked per peer (`peer{k}_<name>`) and for the
                 ensemble (`ensemble_<name>`, mean of the peers' probabilities).
             **kwargs: forwarded to `keras.Model.compile` (`jit_compile`,
@@ -436,15 +473,13 @@ class MutualLearner(TrainStep, keras.Model):
         if self.divergence is None:
             return loss, ce
         terms = []
-        for j, target in enumerate(logits):
-            if j == k:
-                continue
-            target = ops.stop_gradient(ops.cast(target, "float32"))
+        for j in self._teachers_of(k):
+            target = self.teacher_logits(logits, j)
             if isinstance(self.divergence, divergences.CohortDivergence):
                 terms.append(self.divergence.cohort_call(target, learner_logits, y, j))
             else:
                 terms.append(_per_example(self.divergence, target, learner_logits))
-        mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}
+        mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}, or the one term
         self.div_trackers[k].update_state(mimicry, sample_weight=weights)
         weight = ops.cast(self._divergence_weight, "float32")
         loss = loss + weight * self._reduce_divergence(mimicry, mimicry, sample_weight)
@@ -490,9 +525,27 @@ class MutualLearner(TrainStep, keras.Model):
         """
         if not isinstance(self.divergence, divergences.CohortDivergence):
             return
-        for j, target in enumerate(logits):
-            target = ops.stop_gradient(ops.cast(target, "float32"))
-            self.divergence.update_state(target, y, j)
+        for j in range(len(logits)):
+            self.divergence.update_state(self.teacher_logits(logits, j), y, j)
+
+    def teacher_logits(self, logits, index):
+        """Stop-gradient float32 logits of teacher `index`.
+
+        With `target="peers"`, peer `index`'s own logits; with
+        `target="ensemble"`, the ensemble of every peer but `index`
+        (`ensemble_teacher_logits`), the teacher of peer `index`.
+        """
+        if self.target == "peers":
+            return ops.stop_gradient(ops.cast(logits[index], "float32"))
+        others = [z for j, z in enumerate(logits) if j != index]
+        temperature = getattr(self.divergence, "temperature", 1.0)
+        return ops.stop_gradient(ensemble_teacher_logits(others, temperature))
+
+    def _teachers_of(self, k):
+        """The teachers peer k learns towards: every other peer, or its ensemble."""
+        if self.target == "ensemble":
+            return [k]
+        return [j for j in range(len(self.peers)) if j != k]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Σ_k L_k plus the peers' regularizers; updates the loss trackers.
@@ -528,6 +581,7 @@ class MutualLearner(TrainStep, keras.Model):
             divergence=keras.saving.serialize_keras_object(self.divergence),
             divergence_weight=float(ops.convert_to_numpy(self._divergence_weight)),
             update=self.update,
+            target=self.target,
         )
         return config
 

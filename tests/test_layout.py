@@ -19,6 +19,7 @@ CORE = [
     "cohort_divergence.py",
     "distillation.py",
     "distribution.py",
+    "label_smoothing.py",
     "launchers.py",
     "learner.py",
     "losses.py",
@@ -26,6 +27,7 @@ CORE = [
     "schedules.py",
     "optimizers.py",
     "peer_outputs.py",
+    "retrieval.py",
 ]
 # The CLI imports each command's modules when the command starts.
 LAZY = {EXPERIMENTS / "cli.py"}
