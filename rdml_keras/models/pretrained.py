@@ -335,8 +335,10 @@ def application_peer(
             without its top (`model.save_weights("x.weights.h5")`), or `None`
             for random weights.
         name: the model's name; by default the application's, made unique.
-        trainable_backbone, dropout, pooling, weight_decay: as in
-            `preset_peer` (`pooling` `"avg"` or `"max"`).
+        trainable_backbone: `False` freezes the backbone, as in `preset_peer`.
+        dropout: rate of the dropout before the head, in [0, 1).
+        pooling: `"avg"` or `"max"` over the last feature map.
+        weight_decay: must be 0 (use the optimizer's weight decay).
         **application_kwargs: passed to the application (`alpha=0.35` for
             MobileNetV2, ...).
 
