@@ -519,8 +519,8 @@ def _dtype():
 
 
 def _check_input_shape(backbone, modality, input_shape, where):
-    expected = tuple(backbone.input["token_ids"].shape[1:] if modality == TEXT else
-                     backbone.input.shape[1:])  # fmt: skip
+    spec = backbone.input["token_ids"] if modality == TEXT else backbone.input
+    expected = tuple(spec.shape[1:])
     shape = _common.as_shape(input_shape) if input_shape is not None else None
     if modality == TEXT:
         unknown = set(backbone.input) - set(_TEXT_INPUTS)

@@ -201,12 +201,18 @@ def test_saved_preset_cohort_loads_in_a_fresh_process_with_rdml_keras_only(tmp_p
     )
     out = tmp_path / "logits.npy"
     subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "cohort.keras"), str(tmp_path / "x.npy"),
-         str(out)],
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "cohort.keras"),
+            str(tmp_path / "x.npy"),
+            str(out),
+        ],
         check=True,
         env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
         capture_output=True,
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
 
 
@@ -258,10 +264,11 @@ def test_application_peers_load_the_weights_file_and_freeze_batch_norm(tmp_path)
     )
     # Frozen: weights and BatchNorm moving statistics stay as in the file.
     frozen = [
-        application_peer("mobilenetv2", IMAGE_SHAPE, 3, weights=str(path), alpha=0.35,
-                         trainable_backbone=False)
+        application_peer(
+            "mobilenetv2", IMAGE_SHAPE, 3, weights=str(path), alpha=0.35, trainable_backbone=False
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     head_before = numpy_weights(head_of(frozen[0]).weights)
     learner = MutualLearner(frozen)
     learner.compile(optimizer=keras.optimizers.SGD(0.1))
