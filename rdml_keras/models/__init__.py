@@ -17,12 +17,20 @@ Example:
 """
 
 import functools
+from collections.abc import Mapping
 
 from rdml_keras.architectures import ARCHITECTURES
 from rdml_keras.architectures import TEXT_ARCHITECTURES
 from rdml_keras.architectures import is_valid_architecture
 from rdml_keras.architectures import resolve
 from rdml_keras.models.mobilenet import mobilenet_v2
+from rdml_keras.models.pretrained import APPLICATIONS
+from rdml_keras.models.pretrained import CheckpointPreprocessing
+from rdml_keras.models.pretrained import PretrainedBackbone
+from rdml_keras.models.pretrained import application_peer
+from rdml_keras.models.pretrained import checkpoint_peer
+from rdml_keras.models.pretrained import checkpoint_preprocessing
+from rdml_keras.models.pretrained import preset_peer
 from rdml_keras.models.resnet import ZeroPadShortcut
 from rdml_keras.models.resnet import cifar_resnet
 from rdml_keras.models.small import mlp
@@ -73,7 +81,11 @@ def build_peer(
     Args:
         architecture: one of `ARCHITECTURES`, or `"wrn_{depth}_{width}"` for
             any Wide ResNet with `(depth - 4) % 6 == 0`. Case and `-`/`_`
-            are not significant (`"WRN-28-10"` works).
+            are not significant (`"WRN-28-10"` works). Or a pretrained
+            checkpoint entry, `{"preset": HANDLE_OR_DIR, ...}` (KerasHub) or
+            `{"application": NAME, "weights": "imagenet" | PATH, ...}`
+            (keras.applications), built by `checkpoint_peer` with a fresh
+            head (`rdml_keras.models.pretrained`).
         input_shape: `(height, width, channels)` of one example, channels
             last (any shape for `"mlp"`); `(sequence_length,)` of the token
             ids for the text peers (`TEXT_ARCHITECTURES`).
@@ -108,7 +120,18 @@ def build_peer(
     'wrn_16_4'
     >>> build_peer("fasttext", (256,), 8, vocabulary_size=20000).output_shape
     (None, 8)
+    >>> entry = {"application": "MobileNetV2", "weights": None, "alpha": 0.35}
+    >>> build_peer(entry, (32, 32, 3), 10).name
+    'mobilenetv2'
     """
+    if isinstance(architecture, Mapping):
+        return checkpoint_peer(
+            {**architecture, **kwargs},
+            input_shape,
+            num_classes,
+            name=name,
+            weight_decay=weight_decay,
+        )
     builder = _builder(architecture)
     return builder(
         input_shape=input_shape,
@@ -120,10 +143,16 @@ def build_peer(
 
 
 __all__ = [
+    "APPLICATIONS",
     "ARCHITECTURES",
+    "CheckpointPreprocessing",
+    "PretrainedBackbone",
     "TEXT_ARCHITECTURES",
     "ZeroPadShortcut",
+    "application_peer",
     "build_peer",
+    "checkpoint_peer",
+    "checkpoint_preprocessing",
     "char_cnn",
     "cifar_resnet",
     "fasttext",
@@ -131,6 +160,7 @@ __all__ = [
     "load_word_vectors",
     "mlp",
     "mobilenet_v2",
+    "preset_peer",
     "small_cnn",
     "text_cnn",
     "vgg16_bn",

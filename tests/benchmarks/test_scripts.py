@@ -167,6 +167,24 @@ def test_profile_step_quick():
         assert share(cell["loss, divergence, ensemble, metrics"]) < 10.0
 
 
+def test_pretrained_quick():
+    pytest.importorskip("keras_hub")
+    text = _run("pretrained.py", "--quick")
+    assert "CPU cores" in text and "pre-trained on MNIST-sample digits 0-4" in text
+    header, rows = _table(text)
+    assert header[:3] == ["peers", "method", "seeds"]
+    assert [row[:2] for row in rows] == [
+        [init, method]
+        for init in ("pretrained", "from scratch")
+        for method in ("independent", "DML", "RDML α=0.5")
+    ]
+    for row in rows:
+        for cell in row[3:6]:
+            assert 0.0 <= _first_number(cell) <= 100.0
+    # Each mutual-learning row is paired against its own independent cohort.
+    assert [row[6] == "" for row in rows] == [True, False, False] * 2
+
+
 @pytest.mark.parametrize(
     "script", ["speed.py", "accuracy.py", "profile_step.py", "machine_info.py"]
 )
