@@ -196,8 +196,9 @@ def pgd(logits_fn, objective, x, x_start, epsilon, step_size, steps, input_range
             `cross_entropy_objective`, `margin_objective`).
         x: natural inputs (float32).
         x_start: the starting point, e.g. `random_start(x, epsilon, "uniform")`.
-        epsilon, step_size: floats or scalar tensors (a variable a schedule
-            writes can be read inside a compiled step).
+        epsilon: radius of the L∞ ball, a float or a scalar tensor (a
+            variable a schedule writes is read inside a compiled step).
+        step_size: step size, a float or a scalar tensor.
         steps: number of steps (a Python int: the loop is unrolled).
         input_range: `(min, max)` the inputs must stay in, or None.
 
@@ -388,7 +389,8 @@ def robust_accuracy(model, x, y, attack, batch_size=128):
     Args:
         model: a `keras.Model` from inputs to class scores (the arg-max is the
             prediction; the attack's losses expect logits).
-        x, y: NumPy inputs inside `attack.input_range`, and integer labels.
+        x: NumPy inputs inside `attack.input_range`.
+        y: integer labels.
         attack: a `PGD` instance (e.g. `PGD(8 / 255, 2 / 255, 20)`, or
             `loss="margin"` for the CW-style attack).
         batch_size: examples per attacked batch.

@@ -69,8 +69,10 @@ class AdversarialIKL(CohortDivergence):
             4 or 5).
         temperature: T > 0 of the class-weight statistic (the official
             `--T`, 4).
-        attack_mse_weight, attack_ce_weight: the weights in the attack's
-            objective (officially 1 and 1).
+        attack_mse_weight: the weighted MSE's weight in the attack's
+            objective (officially 1).
+        attack_ce_weight: the soft cross-entropy's weight in the attack's
+            objective (officially 1).
 
     Example:
 
@@ -121,7 +123,7 @@ class AdversarialIKL(CohortDivergence):
         self.statistic.build_cohort(num_peers)
 
     def sample_weights(self, labels, target=0):
-        """Each sample's class weights, w = class_means[target][y]."""
+        """Each sample's class weights: row `labels[i]` of the target's class means."""
         labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         return ops.take(self.class_means.value[target], labels, axis=0)
 
