@@ -25,12 +25,14 @@ from rdml_keras.adversarial.attacks import robust_accuracy
 from rdml_keras.adversarial.objectives import AdversarialIKL
 from rdml_keras.adversarial.objectives import ikl_at
 from rdml_keras.adversarial.trainer import AdversarialTrainer
+from rdml_keras.adversarial.trainer import AWPWarmup
 from rdml_keras.adversarial.trainer import EpsilonCurriculum
 
 __all__ = [
     "PGD",
     "AdversarialIKL",
     "AdversarialTrainer",
+    "AWPWarmup",
     "EpsilonCurriculum",
     "cross_entropy_objective",
     "ikl_at",

@@ -65,13 +65,41 @@ def validate_input_range(input_range):
 # --------------------------------------------------------------------------
 
 
+def gradients(fn, tensors):
+    """[∂ fn(tensors) / ∂t for t in `tensors`] for a scalar-valued `fn` of a list.
+
+    In the backend's own autodiff, eagerly or inside a compiled step, also
+    where the caller has switched gradients off (Keras's PyTorch `test_step`
+    runs under `torch.no_grad`). The results are cut off from any outer
+    gradient: whatever uses them is not differentiated through them.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = fn(tensors)
+        return [tf.stop_gradient(g) for g in tape.gradient(value, tensors)]
+    if BACKEND == "jax":
+        import jax
+
+        leaves = [jax.lax.stop_gradient(t) for t in tensors]
+        return [jax.lax.stop_gradient(g) for g in jax.grad(fn)(leaves)]
+    if BACKEND == "torch":
+        import torch
+
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(True) for t in tensors]
+            found = torch.autograd.grad(fn(leaves), leaves, allow_unused=True)
+        return [torch.zeros_like(t) if g is None else g.detach() for t, g in zip(leaves, found)]
+    raise NotImplementedError(f"No gradients for the {BACKEND!r} backend.")
+
+
 def input_gradient(fn, x):
     """∂ fn(x) / ∂x for a scalar-valued `fn`, in the backend's own autodiff.
 
-    Works eagerly and inside a compiled step (`tf.function`, `jax.jit`,
-    `torch.compile`), also where the caller has switched gradients off
-    (Keras's PyTorch `test_step` runs under `torch.no_grad`). The result is
-    cut off from any outer gradient: the attack is not differentiated.
+    `gradients` for one input: works eagerly and inside a compiled step, and
+    the attack built on it is not differentiated.
 
     Example:
 
@@ -81,25 +109,7 @@ def input_gradient(fn, x):
     [2.0, -4.0]
     """
     x = ops.convert_to_tensor(x)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = fn(x)
-        return tf.stop_gradient(tape.gradient(value, x))
-    if BACKEND == "jax":
-        import jax
-
-        return jax.lax.stop_gradient(jax.grad(fn)(jax.lax.stop_gradient(x)))
-    if BACKEND == "torch":
-        import torch
-
-        with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            (gradient,) = torch.autograd.grad(fn(leaf), [leaf])
-        return gradient.detach()
-    raise NotImplementedError(f"No input gradient for the {BACKEND!r} backend.")
+    return gradients(lambda tensors: fn(tensors[0]), [x])[0]
 
 
 # --------------------------------------------------------------------------

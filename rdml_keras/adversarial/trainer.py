@@ -54,6 +54,22 @@ class EpsilonCurriculum(keras.callbacks.Callback):
         self.model.epsilon_scale.assign(min(1.0, (epoch + 1) / epochs))
 
 
+class AWPWarmup(keras.callbacks.Callback):
+    """Switches adversarial weight perturbation on after `warmup` epochs.
+
+    Writes the trainer's `awp_scale` variable (0 before, 1 from epoch
+    `warmup` on, counting from 0) at the start of every epoch.
+    `AdversarialTrainer.fit` adds it when `awp_gamma > 0`.
+    """
+
+    def __init__(self, warmup):
+        super().__init__()
+        self.warmup = checks.integer("awp_warmup", warmup, minimum=0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.awp_scale.assign(1.0 if epoch >= self.warmup else 0.0)
+
+
 class _Metrics:
     """The compiled metrics on the natural and on the adversarial logits.
 
@@ -110,8 +126,11 @@ if BACKEND == "tensorflow":
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
             x_adv = self.adversarial_examples(x, y)
             with tf.GradientTape() as tape:
-                natural = self(x, training=True)
-                adversarial = self.model(x_adv, training=True)
+                if self.awp_gamma > 0:
+                    natural, adversarial = self.perturbed_logits(x, x_adv, y)
+                else:
+                    natural = self(x, training=True)
+                    adversarial = self.model(x_adv, training=True)
                 loss = self.adversarial_loss(
                     x, y, natural, adversarial, sample_weight, training=True
                 )
@@ -160,6 +179,11 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         epsilon_curriculum: grow ε and the step size linearly over the
             epochs of `fit` (`EpsilonCurriculum`), as the IKL-AT code does.
         alpha: Rényi order for `divergence="renyi"` (default 1).
+        awp_gamma: γ >= 0 of adversarial weight perturbation (AWP, Wu et al.
+            2020; 0.005 in the IKL-AT runs); 0 switches it off. See
+            `perturbed_logits`.
+        awp_warmup: epochs trained without AWP first (the official
+            `--awp-warmup 10` starts it in its 10th epoch: `awp_warmup=9`).
         seed: seed of the attack's random start.
 
     Weight averaging: compile with an optimizer built with `use_ema=True`
@@ -191,6 +215,8 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         random_start="normal",
         epsilon_curriculum=False,
         alpha=None,
+        awp_gamma=0.0,
+        awp_warmup=0,
         seed=None,
         name="adversarial_trainer",
         **kwargs,
@@ -204,6 +230,8 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         random_start = attacks.validate_random_start(random_start)
         if not isinstance(epsilon_curriculum, bool):
             checks.fail("epsilon_curriculum", epsilon_curriculum, "True or False")
+        awp_gamma = checks.number("awp_gamma", awp_gamma, minimum=0)
+        awp_warmup = checks.integer("awp_warmup", awp_warmup, minimum=0)
         if seed is not None:
             seed = checks.integer("seed", seed, minimum=0)
         divergence = objectives.get(divergence, num_classes=_num_classes([model]), alpha=alpha)
@@ -213,6 +241,7 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         self.epsilon, self.step_size, self.steps = epsilon, step_size, steps
         self.beta, self.input_range, self.random_start = beta, input_range, random_start
         self.epsilon_curriculum, self.seed = epsilon_curriculum, seed
+        self.awp_gamma, self.awp_warmup = awp_gamma, awp_warmup
         if isinstance(divergence, CohortDivergence):
             divergence.build_cohort(1)
         # Tracked, so the compiled step, checkpoints and `.keras` files carry
@@ -224,6 +253,8 @@ class AdversarialTrainer(_TrainStep, keras.Model):
             1.0, dtype="float32", trainable=False, name="epsilon_scale"
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="attack_seed")
+        # 1 while AWP is on (`AWPWarmup` writes it at each epoch's start).
+        self.awp_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="awp_scale")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ce_tracker = keras.metrics.Mean(name="ce")
         self.divergence_tracker = keras.metrics.Mean(name="divergence")
@@ -298,12 +329,15 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         return self.model(inputs, training=training)
 
     def fit(self, *args, **kwargs):
-        """`keras.Model.fit`, plus the divergence's callbacks and the ε curriculum."""
+        """`keras.Model.fit`, plus the divergence's callbacks, the ε curriculum and
+        the AWP warm-up."""
         extra = self.divergence.callbacks() if isinstance(self.divergence, CohortDivergence) else []
         if self.epsilon_curriculum:
             extra = [*extra, EpsilonCurriculum()]
         else:
             self.epsilon_scale.assign(1.0)
+        if self.awp_gamma > 0:
+            extra = [*extra, AWPWarmup(self.awp_warmup)]
         if extra:
             bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
             bound.arguments.pop("self")
@@ -394,15 +428,61 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         self.loss_tracker.update_state(total, sample_weight=_weights_like(sample_weight, total))
         return loss
 
+    def perturbed_logits(self, x, x_adv, y):
+        """Natural and adversarial logits at AWP's perturbed weights w + sg(δ).
+
+        As the official `TradesAWP` (jiequancui/DKL `utils_awp.py`): g is the
+        gradient of the objective (CE + β·D, the model in training mode) at
+        the weights w, and every weight of rank >= 2 (kernels; not biases or
+        batch-norm parameters) moves by δ = γ · ‖w‖ · g / ‖g‖. (Their proxy
+        model takes one SGD step up the loss and rescales the difference to
+        ‖w‖: its learning rate cancels.) The logits then come from the model
+        at w + sg(δ), so the step's gradient is the gradient there, applied
+        to w. Batch-norm moving statistics follow those two forward passes;
+        the model's own losses (weight decay) are not part of g.
+        """
+        model = self.model
+        weights = [v.value for v in model.trainable_variables]
+        state = [v.value for v in model.non_trainable_variables]
+        labels = ops.cast(ops.reshape(y, (-1,)), "int32")
+
+        def objective(values):
+            natural, moved = model.stateless_call(values, state, x, training=True)
+            adversarial, _ = model.stateless_call(values, moved, x_adv, training=True)
+            natural, adversarial = ops.cast(natural, "float32"), ops.cast(adversarial, "float32")
+            ce = _per_example(self.supervised_loss, y, natural)
+            divergence = self.divergence_values(natural, adversarial, labels)
+            return ops.mean(ce) + self.beta * ops.mean(divergence)
+
+        gamma = self.awp_gamma * ops.cast(self.awp_scale, "float32")
+        perturbed = []
+        for w, g in zip(weights, attacks.gradients(objective, weights)):
+            if len(w.shape) >= 2:
+                w32, g32 = ops.cast(w, "float32"), ops.cast(g, "float32")
+                norm_w = ops.sqrt(ops.sum(ops.square(w32)))
+                norm_g = ops.sqrt(ops.sum(ops.square(g32)))
+                delta = gamma * norm_w * g32 / (norm_g + 1e-20)
+                w = w + ops.stop_gradient(ops.cast(delta, w.dtype))
+            perturbed.append(w)
+        natural, state = model.stateless_call(perturbed, state, x, training=True)
+        adversarial, state = model.stateless_call(perturbed, state, x_adv, training=True)
+        for variable, value in zip(model.non_trainable_variables, state):
+            variable.assign(value)
+        return natural, adversarial
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The adversarial objective for natural logits `y_pred`: attacks `x` first.
 
         Keras's own train and test steps call it (the TensorFlow train step
-        calls `adversarial_loss` after attacking outside its tape).
+        calls `adversarial_loss` after attacking outside its tape). With AWP
+        in training, the objective's logits are `perturbed_logits`.
         """
         x_adv = self.adversarial_examples(x, y)
-        adversarial = self.model(x_adv, training=training)
-        return self.adversarial_loss(x, y, y_pred, adversarial, sample_weight, training)
+        if training and self.awp_gamma > 0:
+            natural, adversarial = self.perturbed_logits(x, x_adv, y)
+        else:
+            natural, adversarial = y_pred, self.model(x_adv, training=training)
+        return self.adversarial_loss(x, y, natural, adversarial, sample_weight, training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """The natural-logit metrics, plus the trackers `adversarial_loss` updated."""
@@ -427,6 +507,8 @@ class AdversarialTrainer(_TrainStep, keras.Model):
             input_range=None if self.input_range is None else list(self.input_range),
             random_start=self.random_start,
             epsilon_curriculum=self.epsilon_curriculum,
+            awp_gamma=self.awp_gamma,
+            awp_warmup=self.awp_warmup,
             seed=self.seed,
         )
         return config

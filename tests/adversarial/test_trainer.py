@@ -207,7 +207,7 @@ def test_a_keras_file_round_trips(tmp_path):
     trainer = compiled(AdversarialTrainer(make_model(batch_norm=True), divergence=term,
                                           epsilon=0.1, step_size=0.02, steps=3, beta=2.0,
                                           input_range=(0.0, 1.0), epsilon_curriculum=True,
-                                          seed=5))  # fmt: skip
+                                          awp_gamma=0.005, awp_warmup=1, seed=5))  # fmt: skip
     trainer.fit(x, y, batch_size=8, epochs=2, verbose=0)
     path = tmp_path / "trainer.keras"
     trainer.save(path)
@@ -217,7 +217,7 @@ def test_a_keras_file_round_trips(tmp_path):
     np.testing.assert_allclose(to_numpy(loaded.divergence.class_means),
                                to_numpy(trainer.divergence.class_means))  # fmt: skip
     keys = ["epsilon", "step_size", "steps", "beta", "input_range", "random_start",
-            "epsilon_curriculum", "seed"]  # fmt: skip
+            "epsilon_curriculum", "awp_gamma", "awp_warmup", "seed"]  # fmt: skip
     assert {k: loaded.get_config()[k] for k in keys} == {k: trainer.get_config()[k] for k in keys}
     assert loaded.divergence.get_config() == trainer.divergence.get_config()
     history = loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)  # and it trains on
@@ -254,6 +254,8 @@ def test_mixed_precision_keeps_the_losses_in_float32():
         ({"random_start": "zeros"}, "random_start"),
         ({"epsilon_curriculum": "yes"}, "epsilon_curriculum"),
         ({"seed": -1}, "seed"),
+        ({"awp_gamma": -0.005}, "awp_gamma"),
+        ({"awp_warmup": 1.5}, "awp_warmup"),
         ({"divergence": "js"}, "divergence"),
     ],
 )
@@ -271,3 +273,43 @@ def test_models_that_are_not_logit_classifiers_are_refused():
         AdversarialTrainer(softmax)
     with pytest.raises(ValueError, match="`alpha` only applies"):
         AdversarialTrainer(make_model(), divergence="kl", alpha=2.0)
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_awp_steps_with_the_gradient_at_the_perturbed_weights(warmup):
+    """AWP as the official TradesAWP: each kernel w moves by γ‖w‖g/‖g‖ (g the
+    objective's gradient at w), the step's gradient is taken there and applied
+    to w. During the warm-up the step is the plain one."""
+    x, y = make_data()
+    model = make_model(1)
+    gamma = 0.05
+
+    def make_trainer():
+        trainer = AdversarialTrainer(model, divergence="kl", epsilon=0.2, step_size=0.05,
+                                     steps=2, beta=2.0, awp_gamma=gamma, awp_warmup=warmup,
+                                     seed=7)  # fmt: skip
+        return compiled(trainer, keras.optimizers.SGD(0.5))
+
+    x_adv = to_numpy(make_trainer().adversarial_examples(x, y))
+    objective = _written_out("kl", 2.0, y)
+    both = np.concatenate([x, x_adv])
+
+    def gradient_at(weights):
+        model.set_weights(weights)
+        return [to_numpy(g) for g in model_gradients(
+            model, both, lambda z: objective(z[:EXAMPLES], z[EXAMPLES:]))]  # fmt: skip
+
+    before = [w.copy() for w in model.get_weights()]
+    plain = gradient_at(before)
+    perturbed = [
+        w + gamma * np.linalg.norm(w) * g / np.linalg.norm(g) if w.ndim >= 2 else w
+        for w, g in zip(before, plain)
+    ]
+    at_perturbed = gradient_at(perturbed)
+    model.set_weights(before)
+    assert max(np.abs(a - b).max() for a, b in zip(plain, at_perturbed)) > 1e-3
+    expected = plain if warmup else at_perturbed
+
+    make_trainer().fit(x, y, batch_size=EXAMPLES, epochs=1, shuffle=False, verbose=0)
+    for old, new, g in zip(before, model.get_weights(), expected):
+        np.testing.assert_allclose(new, old - 0.5 * g, rtol=1e-4, atol=1e-6)
