@@ -19,8 +19,17 @@ __version__ = "0.1.0"
 # The public names are imported on first use (PEP 562), so that `import
 # rdml_keras.experiments.config` or `python -m rdml_keras --help` loads no
 # Keras, TensorFlow or JAX.
-_SUBMODULES = ("datasets", "distillation", "losses", "models", "retrieval", "schedules")
+_SUBMODULES = (
+    "adversarial",
+    "datasets",
+    "distillation",
+    "losses",
+    "models",
+    "retrieval",
+    "schedules",
+)
 _CLASSES = {
+    "AdversarialTrainer": "rdml_keras.adversarial",
     "DecoupledKL": "rdml_keras.losses",
     "ImprovedKL": "rdml_keras.losses",
     "KLDivergence": "rdml_keras.losses",
@@ -36,11 +45,13 @@ _REGISTERING = (
     "rdml_keras.models",
     "rdml_keras.distillation",
     "rdml_keras.label_smoothing",
+    "rdml_keras.adversarial",
 )
 
 __all__ = sorted((*_CLASSES, *_SUBMODULES))
 
 if TYPE_CHECKING:  # for type checkers and the API reference; imported lazily below
+    from rdml_keras.adversarial import AdversarialTrainer  # noqa: F401
     from rdml_keras.learner import MutualLearner  # noqa: F401
     from rdml_keras.losses import DecoupledKL  # noqa: F401
     from rdml_keras.losses import ImprovedKL  # noqa: F401

@@ -84,7 +84,7 @@ def test_no_function_imports_a_module_of_the_package(path):
     assert in_body == [], f"{path.name} imports {in_body} inside a function"
 
 
-@pytest.mark.parametrize("name", CORE + ["models", "datasets", "train_steps"])
+@pytest.mark.parametrize("name", CORE + ["adversarial", "models", "datasets", "train_steps"])
 def test_the_core_never_imports_the_application(name):
     paths = _modules(PACKAGE / name) if (PACKAGE / name).is_dir() else [PACKAGE / name]
     for path in paths:

@@ -108,6 +108,23 @@ def test_accuracy_quick(tmp_path):
             assert 0.0 <= run["ensemble"] <= 1.0
 
 
+def test_adversarial_quick(tmp_path):
+    out = tmp_path / "adversarial.json"
+    text = _run("adversarial.py", "--quick", "--json", str(out))
+    assert "CPU cores" in text
+    header, rows = _table(text)
+    assert header[0] == "method" and "PGD-5 CE robust (%)" in header
+    assert [row[0] for row in rows] == ["plain", "TRADES", "IKL-AT"]
+    for row in rows:
+        cell = dict(zip(header, row))
+        natural = _first_number(cell["natural (%)"])
+        for column in ("PGD-5 CE robust (%)", "PGD-5 margin robust (%)"):
+            assert 0.0 <= _first_number(cell[column]) <= natural  # robust needs natural
+    raw = json.loads(out.read_text())
+    assert {r["method"] for r in raw} == {"plain", "TRADES", "IKL-AT"}
+    assert all(0.0 <= r["ce"] <= r["natural"] <= 1.0 for r in raw)
+
+
 def test_accuracy_tables_cli_runs(tmp_path):
     """`--from-runs` (used by cifar100.sh) pairs CLI results.json files by seed,
     in the table of `summarize --paired`."""
