@@ -13,7 +13,7 @@ A run directory holds
     peers/peer{k}_{name}.keras   each trained peer, standalone
     results.json       written last, atomically: its presence means "finished"
     vocabulary.txt     text runs: the vectoriser's tokens; peers/*_strings.keras take
-                       raw strings (rdml_keras.experiments.text_run)
+                       raw strings (rdml_keras.experiments.data.text_peers)
 
 Every file is written to a temporary name and renamed into place, so a process
 killed at any instant (SIGKILL included) leaves complete files only. Re-running
@@ -47,7 +47,6 @@ import tensorflow as tf
 
 import rdml_keras
 from rdml_keras import schedules
-from rdml_keras.experiments import text_run
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import NonFiniteGuard
 from rdml_keras.experiments.callbacks import PeerHistograms
@@ -56,13 +55,14 @@ from rdml_keras.experiments.checkpoint import RunCheckpoint
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.data import text_peers
 from rdml_keras.experiments.data import validation
+from rdml_keras.experiments.data.load import load_data
+from rdml_keras.experiments.data.load import steps_per_epoch
 from rdml_keras.experiments.divergences import build_divergence
 from rdml_keras.experiments.optimizers import build_optimizer
 from rdml_keras.experiments.placement import Placement
 from rdml_keras.experiments.report import summarize_results
-from rdml_keras.experiments.run_data import load_data
-from rdml_keras.experiments.run_data import steps_per_epoch
 from rdml_keras.experiments.run_files import BACKUP_DIR
 from rdml_keras.experiments.run_files import CONFIG_FILE
 from rdml_keras.experiments.run_files import HISTORY_FILE
@@ -109,7 +109,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
 
     Every peer must take `input_shape` inputs and output `num_classes` logits
     (RunError otherwise, naming the peer). `options`: further `build_peer`
-    arguments by architecture (a text run's vocabulary, `text_run.peer_options`).
+    arguments by architecture (a text run's vocabulary, `text_peers.peer_options`).
     """
     if peers is None:
         # SGD's (and Adam's) weight decay is the papers' L2 term; AdamW decays by itself.
@@ -383,7 +383,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
         stack.enter_context(_Determinism(config.deterministic))
         stack.enter_context(placement.scope())
         bundle = placement.distribute(load_data(config), config.batch_size, log)
-        options = text_run.peer_options(config, bundle)
+        options = text_peers.peer_options(config, bundle)
         learner = build_learner(config, bundle.input_shape, bundle.num_classes, options=options)
         steps = steps_per_epoch(bundle, config.batch_size)
         compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
@@ -444,7 +444,7 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
 
         scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
         _export_peers(learner, config, out)
-        text_run.export_text(learner, config, bundle, out, log)
+        text_peers.export_text(learner, config, bundle, out, log)
         history_file = run_dir / HISTORY_FILE
         history = read_json(history_file)["epochs"] if history_file.is_file() else []
         results = make_results(
