@@ -55,10 +55,10 @@ from rdml_keras.experiments.checkpoint import RunCheckpoint
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.data import load_data
+from rdml_keras.experiments.data import steps_per_epoch
 from rdml_keras.experiments.data import text_peers
 from rdml_keras.experiments.data import validation
-from rdml_keras.experiments.data.load import load_data
-from rdml_keras.experiments.data.load import steps_per_epoch
 from rdml_keras.experiments.divergences import build_divergence
 from rdml_keras.experiments.optimizers import build_optimizer
 from rdml_keras.experiments.placement import Placement

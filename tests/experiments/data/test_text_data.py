@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 
 from rdml_keras.datasets import reuters_r8
 from rdml_keras.experiments.config import ExperimentConfig
-from rdml_keras.experiments.data.load import load_data
+from rdml_keras.experiments.data import load_data
 from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.data.text import check_text_arrays
 from rdml_keras.experiments.data.tfds_text import load_tfds_text
