@@ -72,7 +72,7 @@ class KLDistillation(_DivergenceDistillation):
 class DecoupledKLDistillation(_DivergenceDistillation):
     """Decoupled KL for `keras.distillation.Distiller`.
 
-    Example: `DecoupledKLDistillation(alpha=1.0, beta=1.0)`.
+    Example: `DecoupledKLDistillation(mse_weight=1.0, ce_weight=1.0)`.
     """
 
     loss_class = losses.DecoupledKL

@@ -277,9 +277,10 @@ class MutualLearner(TrainStep, keras.Model):
 
     @property
     def alpha(self):
-        """The divergence's α variable, or None when it has none."""
-        alpha = getattr(self.divergence, "alpha", None)
-        return alpha if isinstance(alpha, keras.Variable) else None
+        """The divergence's Rényi order α (a variable, `RenyiDivergence.alpha`),
+        or None when it has none. `alpha` is only ever the Rényi order: DKL's
+        and IKL's term weights are `mse_weight` and `ce_weight`."""
+        return getattr(self.divergence, "alpha", None)
 
     @property
     def divergence_weight(self):

@@ -64,10 +64,11 @@ class DivergenceConfig(_Section):
     weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ from 0")
     mse_weight: _optional(_float(ge=0.0)) = Field(
         None,
-        description="dkl/ikl: α, weight of the weighted-MSE term on logit differences (null: 1)",
+        description="dkl/ikl: weight of the weighted-MSE term on logit differences (the "
+        "paper's α) (null: 1)",
     )
     ce_weight: _optional(_float(ge=0.0)) = Field(
-        None, description="dkl/ikl: β, weight of the soft cross-entropy term (null: 1)"
+        None, description="dkl/ikl: weight of the soft cross-entropy term (the paper's β) (null: 1)"
     )
     ikl_weighting: _optional(_choice(IKL_WEIGHTINGS)) = Field(
         None,
