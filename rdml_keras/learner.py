@@ -9,7 +9,6 @@ each backend (`rdml_keras/train_steps/`).
 
 import inspect
 import math
-import warnings
 
 import keras
 from keras import ops
@@ -453,15 +452,6 @@ class MutualLearner(TrainStep, keras.Model):
         if not self.losses:
             return ops.zeros((), "float32")
         return ops.cast(super().compute_loss(x, y, y_pred, sample_weight), "float32")
-
-    def regularisation_loss(self, x, y, y_pred, sample_weight=None):
-        """Deprecated alias of `regularization_loss` (Keras's spelling)."""
-        warnings.warn(
-            "`MutualLearner.regularisation_loss` is deprecated; use `regularization_loss`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.regularization_loss(x, y, y_pred, sample_weight)
 
     def track_loss(self, per_example, sample_weight=None):
         """Update the `loss` tracker from the peers' per-example objectives.

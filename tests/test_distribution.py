@@ -181,13 +181,6 @@ def test_global_batches_shards_make_up_the_global_batches():
     np.testing.assert_array_equal(plain[1][1], [12, 13, 14, 15])
 
 
-def test_from_environment_is_a_deprecated_alias_of_launchers():
-    slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "MASTER_ADDR": "n", "MASTER_PORT": "9"}
-    with pytest.warns(DeprecationWarning, match="rdml_keras.launchers.from_environment"):
-        settings = distribution.from_environment(slurm)
-    assert settings == {"coordinator_address": "n:9", "num_processes": 2, "process_id": 1}
-
-
 def test_data_parallel_needs_jax():
     import keras
 

@@ -35,8 +35,8 @@ from commands import child_env
 from commands import free_port
 
 from rdml_keras.experiments import report
-from rdml_keras.experiments import sweep
 from rdml_keras.experiments.cli import main
+from rdml_keras.experiments.sweep_spec import build_spec
 
 TINY = [
     "--set",
@@ -350,10 +350,10 @@ def test_same_command_names_the_same_study(tmp_path):
         grids=["divergence.alpha=0,0.5", "dataset.train_size,epochs=[250,4],[500,2]"],
         seeds="0,1",
     )
-    first, second = sweep.build_spec(**args), sweep.build_spec(**args)
+    first, second = build_spec(**args), build_spec(**args)
     assert first.study_name == second.study_name
     assert first.study_name.startswith("quickstart-")
-    other = sweep.build_spec(**{**args, "grids": ["divergence.alpha=0,2"]})
+    other = build_spec(**{**args, "grids": ["divergence.alpha=0,2"]})
     assert other.study_name != first.study_name
     points = first.grid_points()
     assert len(points) == 2 * 2 * 2
@@ -569,7 +569,7 @@ def test_the_text_results_page_sweeps_validate_and_make_240_runs(tmp_path, monke
     for argv in commands:
         args = build_parser().parse_args(["sweep", *argv])
         out = tmp_path / pathlib.Path(args.out).name
-        spec = sweep.build_spec(
+        spec = build_spec(
             config_path=args.config,
             overrides=args.overrides,
             grids=args.grid,

@@ -316,12 +316,3 @@ def test_mobilenet_width_multiplier_scales_the_channels():
     half = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
     assert _stem_filters(half) == 16
     assert _stem_filters(build_peer("mobilenetv2", (32, 32, 3), 10)) == 32
-
-
-def test_mobilenet_alpha_is_a_deprecated_alias_of_width_multiplier():
-    with pytest.warns(DeprecationWarning, match="width_multiplier"):
-        old = build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5)
-    new = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
-    assert old.count_params() == new.count_params()
-    with pytest.raises(ValueError, match="alpha"), pytest.warns(DeprecationWarning):
-        build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5, width_multiplier=0.75)
