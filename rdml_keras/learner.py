@@ -16,14 +16,13 @@ from keras import tree
 
 from rdml_keras import checks
 from rdml_keras import losses as divergences
+from rdml_keras.choices import UPDATE_ORDERS
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
 from rdml_keras.metrics import supervised_loss
 from rdml_keras.optimizers import PerPeerOptimizer
 from rdml_keras.peer_outputs import require_logits
 from rdml_keras.train_steps import TrainStep
-
-UPDATE_ORDERS = ("simultaneous", "sequential")
 
 
 def ensemble_log_probabilities(logits):

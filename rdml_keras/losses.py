@@ -13,6 +13,9 @@ import keras
 from keras import ops
 
 from rdml_keras import checks
+from rdml_keras.choices import DIVERGENCES
+from rdml_keras.choices import IKL_STATISTICS
+from rdml_keras.choices import IKL_WEIGHTINGS
 from rdml_keras.cohort_divergence import AtEpochEnd
 from rdml_keras.cohort_divergence import CohortDivergence
 
@@ -349,10 +352,6 @@ class DecoupledKL(keras.losses.Loss):
         return config
 
 
-IKL_WEIGHTINGS = ("class", "sample")
-IKL_STATISTICS = ("epoch", "ema")
-
-
 @keras.saving.register_keras_serializable(package="rdml_keras")
 class ImprovedKL(CohortDivergence):
     """Improved KL (IKL): DKL with a learner-side weighted MSE and its weights.
@@ -543,13 +542,8 @@ def _set_row(matrix, index, row):
     return matrix * (1.0 - mask) + mask * row[None]
 
 
-_BY_NAME = {
-    "renyi": RenyiDivergence,
-    "kl": KLDivergence,
-    "dkl": DecoupledKL,
-    "ikl": ImprovedKL,
-}
-DIVERGENCES = tuple(_BY_NAME)
+# One class per name of `rdml_keras.choices.DIVERGENCES`, in its order.
+_BY_NAME = dict(zip(DIVERGENCES, (RenyiDivergence, KLDivergence, DecoupledKL, ImprovedKL)))
 
 
 def get(identifier, alpha=None, temperature=1.0, num_classes=None):

@@ -30,13 +30,13 @@ class ConfigError(ValueError):
         self.path = path
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _fail(path: str, value: Any, allowed: str):
-    raise ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
+def fail(path: str, value: Any, allowed: str):
+    raise ConfigError(f"{path}: got {show(value)}; expected {allowed}", path=path)
 
 
 class Allowed(str):
@@ -106,7 +106,7 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
         hint = difflib.get_close_matches(str(key), names, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         return ConfigError(
-            f"{full}: unknown key (value {_show(problem['input'])}); "
+            f"{full}: unknown key (value {show(problem['input'])}); "
             f"allowed keys{' in ' + path if path else ''}: "
             f"{', '.join(names)}{suggestion}",
             path=full,
@@ -118,7 +118,7 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
     if problem["type"] == "missing":
         return ConfigError(f"{path}: missing; expected {allowed}", path=path)
     value = _value_at(raw, path)
-    return ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
+    return ConfigError(f"{path}: got {show(value)}; expected {allowed}", path=path)
 
 
 def _value_at(raw, path):

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from rdml_keras.experiments.config.errors import ConfigError
-from rdml_keras.experiments.config.errors import _show
-from rdml_keras.experiments.config.schema import _SECTIONS
+from rdml_keras.experiments.config.errors import show
+from rdml_keras.experiments.config.schema import SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.text import TextConfig
@@ -29,14 +29,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     (['optimizer', 'milestones'], [60, 120])
     """
     if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(
-            f"--set: got {_show(text)}; expected KEY=VALUE, e.g. divergence.alpha=1.5"
-        )
+        raise ConfigError(f"--set: got {show(text)}; expected KEY=VALUE, e.g. divergence.alpha=1.5")
     key, _, value_text = text.partition("=")
     parts = key.strip().split(".")
     if not all(parts):
         raise ConfigError(
-            f"--set: got {_show(text)}; expected a dotted key such as optimizer.learning_rate"
+            f"--set: got {show(text)}; expected a dotted key such as optimizer.learning_rate"
         )
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
@@ -108,7 +106,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         unknown(top_names)
     if len(parts) == 1:
         return
-    sections = {**_SECTIONS, "text": TextConfig}  # text: an optional section
+    sections = {**SECTIONS, "text": TextConfig}  # text: an optional section
     if top in sections:
         names = list(sections[top].model_fields)
         if len(parts) != 2 or parts[1] not in names:

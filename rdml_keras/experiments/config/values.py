@@ -14,21 +14,14 @@ from pydantic import BeforeValidator
 from pydantic import Field
 
 from rdml_keras import architectures
+from rdml_keras.checks import number_phrase
 from rdml_keras.checks import validate_coordinator
+from rdml_keras.choices import DIVERGENCES
 from rdml_keras.datasets.specs import AUGMENTATIONS
 from rdml_keras.datasets.specs import DATASETS
 from rdml_keras.datasets.specs import TEXT_DATASETS
 from rdml_keras.datasets.specs import TFDS_TEXT_PREFIX
 from rdml_keras.experiments.config.errors import Allowed
-
-# The names `rdml_keras.losses.DIVERGENCES` and `rdml_keras.learner.UPDATE_ORDERS`
-# accept, spelled here so that validating a config imports no Keras
-# (tests/experiments/test_config.py checks that they agree).
-DIVERGENCES = ("renyi", "kl", "dkl", "ikl")
-# `rdml_keras.losses.IKL_WEIGHTINGS` and `IKL_STATISTICS`, likewise.
-IKL_WEIGHTINGS = ("class", "sample")
-IKL_STATISTICS = ("epoch", "ema")
-UPDATE_ORDERS = ("simultaneous", "sequential")
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
@@ -44,7 +37,7 @@ NPZ_DATASET = "npz"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def _int(minimum: int):
+def integer(minimum: int):
     return Annotated[int, Field(strict=True, ge=minimum), Allowed(f"an integer >= {minimum}")]
 
 
@@ -59,13 +52,8 @@ def _yaml_number(value):
     return value
 
 
-def _float(*, ge=None, gt=None, lt=None):
-    bounds = [
-        f"{symbol} {bound:g}"
-        for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
-        if bound is not None
-    ]
-    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+def number(*, ge=None, gt=None, lt=None):
+    allowed = number_phrase(minimum=ge, above=gt, below=lt)
     # Constraints first: the YAML-string conversion wraps the checked float.
     return Annotated[
         float,
@@ -75,11 +63,11 @@ def _float(*, ge=None, gt=None, lt=None):
     ]
 
 
-def _choice(choices):
+def choice(choices):
     return Annotated[Literal[tuple(choices)], Allowed("one of " + ", ".join(choices))]
 
 
-def _optional(kind, say_null=True):
+def optional(kind, say_null=True):
     inner = next(m for m in kind.__metadata__ if isinstance(m, Allowed))
     return Annotated[kind | None, Allowed(f"null or {inner}") if say_null else inner]
 
@@ -97,7 +85,7 @@ Bool = Annotated[bool, Field(strict=True), Allowed("true or false")]
 Text = Annotated[str, Field(strict=True, min_length=1), Allowed("a non-empty string")]
 
 
-def _path(suffix, what):
+def file_path(suffix, what):
     """A path string ending in `suffix`. Whether the file exists is checked
     when the run loads it (a saved run config stays valid if the file
     moves), still before anything is written."""
@@ -207,7 +195,7 @@ def _increasing(values):
     return all(b > a for a, b in zip(values, values[1:]))
 
 
-def _int_list(minimum, *, increasing, min_length=0):
+def int_list(minimum, *, increasing, min_length=0):
     what = "increasing " if increasing else "distinct "
     allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers >= {minimum}"
     rule = _increasing if increasing else (lambda v: len(set(v)) == len(v))
