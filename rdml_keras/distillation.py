@@ -16,7 +16,6 @@ class _DivergenceDistillation(keras.distillation.DistillationLoss):
 
     def __init__(self, **kwargs):
         self.divergence = self.loss_class(**kwargs)
-        self._kwargs = kwargs
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         return ops.mean(self.divergence.call(teacher_outputs, student_outputs))

@@ -15,7 +15,7 @@ from keras import ops
 from keras import tree
 
 from rdml_keras import checks
-from rdml_keras import losses as divergences
+from rdml_keras import losses
 from rdml_keras.choices import UPDATE_ORDERS
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
@@ -232,10 +232,10 @@ class MutualLearner(TrainStep, keras.Model):
         peers = _validate_peers(peers, divergence)
         weight = _validate_weight(divergence_weight)
         num_classes = _num_classes(peers)
-        divergence = divergences.get(
+        divergence = losses.get(
             divergence,
             alpha=alpha,
-            temperature=divergences.validate_temperature(temperature),
+            temperature=losses.validate_temperature(temperature),
             num_classes=num_classes,
         )
         super().__init__(name=name, **kwargs)
@@ -247,15 +247,11 @@ class MutualLearner(TrainStep, keras.Model):
         self._divergence_weight = keras.Variable(
             weight, dtype="float32", trainable=False, name="divergence_weight"
         )
-        if isinstance(divergence, divergences.CohortDivergence):
+        if isinstance(divergence, losses.CohortDivergence):
             divergence.build_cohort(len(peers))
         # Tracked so the compiled step, checkpoints and `.keras` files carry
         # the divergence's state (α, IKL's class means) with the peers.
-        self._divergence_state = (
-            [v for v in vars(divergence).values() if isinstance(v, keras.Variable)]
-            if divergence is not None
-            else []
-        )
+        self._divergence_state = list(getattr(divergence, "variables", ()))
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ce_trackers = [keras.metrics.Mean(name=f"peer{k}_ce") for k in range(len(peers))]
@@ -382,7 +378,7 @@ class MutualLearner(TrainStep, keras.Model):
         """
         extra = (
             self.divergence.callbacks()
-            if isinstance(self.divergence, divergences.CohortDivergence)
+            if isinstance(self.divergence, losses.CohortDivergence)
             else []
         )
         if extra:
@@ -432,7 +428,7 @@ class MutualLearner(TrainStep, keras.Model):
             if j == k:
                 continue
             target = ops.stop_gradient(ops.cast(target, "float32"))
-            if isinstance(self.divergence, divergences.CohortDivergence):
+            if isinstance(self.divergence, losses.CohortDivergence):
                 terms.append(self.divergence.cohort_call(target, learner_logits, y, j))
             else:
                 terms.append(_per_example(self.divergence, target, learner_logits))
@@ -471,7 +467,7 @@ class MutualLearner(TrainStep, keras.Model):
         Called by every train step after the step's loss, with the logits of
         the step's first forward pass. Evaluation never calls it.
         """
-        if not isinstance(self.divergence, divergences.CohortDivergence):
+        if not isinstance(self.divergence, losses.CohortDivergence):
             return
         for j, target in enumerate(logits):
             target = ops.stop_gradient(ops.cast(target, "float32"))

@@ -267,6 +267,11 @@ class RenyiDivergence(keras.losses.Loss):
     def call(self, y_true, y_pred):
         return renyi_divergence(y_true, y_pred, self.alpha, self.temperature)
 
+    @property
+    def variables(self):
+        """[α]: the learner tracks it, so schedules reach a compiled step."""
+        return [self.alpha]
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -501,6 +506,15 @@ class ImprovedKL(CohortDivergence):
         if self.weighting == "class" and self.statistic == "epoch":
             return [AtEpochEnd(self.close_epoch)]
         return []
+
+    @property
+    def variables(self):
+        """The class means (and the epoch's sums and counts), per target peer."""
+        if self.weighting != "class":
+            return []
+        if self.statistic != "epoch":
+            return [self.class_means]
+        return [self.class_means, self.class_sums, self.class_counts]
 
     # -- loss -------------------------------------------------------------
 
