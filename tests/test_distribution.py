@@ -81,6 +81,7 @@ def _weights(run):
 
 
 @pytest.mark.parametrize("name", ["process0", "process1", "local"])
+@pytest.mark.integration  # JAX processes of their own
 def test_distributed_training_equals_one_process(runs, name):
     reference, run = runs["reference"], runs[name]
     assert int(run["processes"]) == (2 if name.startswith("process") else 1)
@@ -98,6 +99,7 @@ def test_distributed_training_equals_one_process(runs, name):
     assert np.all(reference["log_peer0_div"] > 1e-4)
 
 
+@pytest.mark.integration
 def test_the_comparison_can_fail(runs):
     """One shard alone, or no training, is far from the global-batch result."""
     reference = runs["reference"]
@@ -107,6 +109,7 @@ def test_the_comparison_can_fail(runs):
         assert alone > 1e-2 and moved > 1e-2, (i, alone, moved)
 
 
+@pytest.mark.integration
 def test_local_data_parallel_used_two_devices_and_unreachable_coordinator(runs):
     local = runs["local"]
     assert int(local["devices"]) == 2

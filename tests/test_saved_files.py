@@ -52,6 +52,7 @@ def test_a_learner_with_decoupled_kl_saved_before_the_renames_loads():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(peer(x)), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.integration  # a process of its own
 @pytest.mark.parametrize(
     "first",
     ["rdml_keras", "rdml_keras.losses", "rdml_keras.metrics", "rdml_keras.models.resnet"],

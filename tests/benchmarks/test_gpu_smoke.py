@@ -21,6 +21,10 @@ sys.path.insert(0, str(BENCHMARKS))
 import reference  # noqa: E402  (benchmarks/)
 import torch_reference  # noqa: E402  (benchmarks/)
 
+# Integration tier (the GPU benchmark, run on the CPU);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 
 def _tables(text):
     """{section title: (header, rows)} of the markdown tables under `## ` titles."""

@@ -38,6 +38,10 @@ from rdml_keras.experiments import report
 from rdml_keras.experiments.cli import main
 from rdml_keras.experiments.sweep_spec import build_spec
 
+# Integration tier (sweep workers in processes of their own);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 TINY = [
     "--set",
     "peers=[mlp, mlp]",

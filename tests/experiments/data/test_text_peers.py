@@ -36,6 +36,7 @@ def text_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration  # a CLI run
 def test_the_run_keeps_the_vocabulary_and_string_peers(text_run):
     vocabulary = (text_run / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == 500
@@ -56,6 +57,7 @@ def test_the_run_keeps_the_vocabulary_and_string_peers(text_run):
         np.testing.assert_allclose(strings.predict(texts, verbose=0), expected, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_evaluate_reloads_a_text_run(text_run, capsys):
     assert main(["evaluate", "--run", str(text_run)]) == 0
     results = json.loads((text_run / "results.json").read_text())
