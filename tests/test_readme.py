@@ -6,6 +6,10 @@ import re
 
 import pytest
 
+# Integration tier (README's examples train to an accuracy);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -144,6 +144,7 @@ def test_small_cnn_handles_digits_and_mnist_sizes():
         assert min(pooled[-1].output.shape[1:3]) >= 2
 
 
+@pytest.mark.integration  # trains to an accuracy (about 10 s)
 def test_small_cnn_learns_mnist_sample_in_two_epochs():
     (x_train, y_train), (x_test, y_test) = mnist_sample.load_data()
     x_train, x_test = ((x[..., np.newaxis] / 255.0).astype("float32") for x in (x_train, x_test))
