@@ -1,13 +1,11 @@
 """The markdown report of `benchmarks/gpu.py`: correctness, speed beside the
-PyTorch reference loop, and what the time budget skipped."""
+PyTorch reference loop, and what the time budget skipped. It imports nothing of
+`gpu.py` (which runs as a script): the plan's constants come as arguments."""
 
 from __future__ import annotations
 
 import os
 import platform
-
-from gpu_plan import ALPHA
-from gpu_plan import PRECISIONS
 
 
 def _mib(value, masked=False):
@@ -27,14 +25,15 @@ def _machine():
     return f"{cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
-def tables(results, plan, budget_notes):
-    """The markdown report: correctness, speed, the reference loop."""
+def tables(results, plan, budget_notes, *, precisions, alpha):
+    """The markdown report: correctness, speed, the reference loop; `precisions`
+    in the order of the rows, `alpha` the Rényi order of the checks and rows."""
     lines = []
     device = next(
         (p["device"] for p in results["parts"].values() if isinstance(p, dict) and "device" in p),
         None,
     )
-    torch_runs = [r for p in PRECISIONS for r in results["torch"].get(p, [])]
+    torch_runs = [r for p in precisions for r in results["torch"].get(p, [])]
     keras_version = next(
         (p["keras"] for p in results["parts"].values() if isinstance(p, dict) and "keras" in p), "?"
     )
@@ -61,7 +60,7 @@ def tables(results, plan, budget_notes):
     if isinstance(correctness, dict):
         f = correctness["fit_step"]
         lines.append(
-            f"| fit step = per-peer reference (ResNet-{plan.depth} ×2, Rényi α={ALPHA:g}, "
+            f"| fit step = per-peer reference (ResNet-{plan.depth} ×2, Rényi α={alpha:g}, "
             f"SGD) | float32 | {'passed' if f['passed'] else 'FAILED'} | max abs diff "
             f"{f['max_abs_diff_weights']:.1e} (weights), "
             f"{f['max_abs_diff_bn_statistics']:.1e} (BN statistics); update "
@@ -82,7 +81,7 @@ def tables(results, plan, budget_notes):
         lines.append(
             f"| α schedule reaches the jitted step | float32 | not run: {correctness} | | |"
         )
-    for precision in PRECISIONS:
+    for precision in precisions:
         part = results["parts"].get(f"speed {precision}")
         if isinstance(part, dict):
             counted = " + ".join(f"K={r['peers']}: {r['steps_checked']}" for r in part["rows"])
@@ -107,7 +106,7 @@ def tables(results, plan, budget_notes):
         "| peak GPU memory (MiB) | K plain peak (MiB) | reference peak (MiB) |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for precision in PRECISIONS:
+    for precision in precisions:
         part = results["parts"].get(f"speed {precision}")
         reference = {r["peers"]: r for r in results["torch"].get(precision, []) if not r["tuned"]}
         for k in plan.peers:
@@ -137,7 +136,7 @@ def tables(results, plan, budget_notes):
         "| precision | K | settings | step (ms) | images/s | peak GPU memory (MiB) | finite |"
     )
     lines.append("|---|---:|---|---:|---:|---:|---|")
-    for precision in PRECISIONS:
+    for precision in precisions:
         runs = results["torch"].get(precision)
         if not runs:
             status = results["parts"].get(f"torch {precision}", "not run")

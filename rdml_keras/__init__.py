@@ -71,18 +71,17 @@ def __dir__():
     return sorted({*globals(), *__all__})
 
 
-def _initializing(module):
-    # importlib marks a module's spec `_initializing` while its body runs.
-    return getattr(getattr(module, "__spec__", None), "_initializing", False)
-
-
-class _AfterKeras(importlib.abc.MetaPathFinder):
-    """Imports `_REGISTERING` once Keras is imported, as soon as no module of
-    this package is half-way through its own import (registering earlier would
-    re-enter it: `import rdml_keras.losses` imports Keras first)."""
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Imports `_REGISTERING` once Keras is imported and no module of this
+    package is half-way through its own import (registering earlier would
+    re-enter it: `import rdml_keras.losses` imports Keras first). It counts
+    the package's imports in progress itself, through the loaders it wraps,
+    and leaves `sys.meta_path` when it has registered. docs/design.md (§2)
+    says why the package needs it."""
 
     def __init__(self):
         self.keras_loaded = False
+        self.importing = 0  # modules of this package whose body is running
 
     def find_spec(self, fullname, path, target=None):
         if fullname != "keras" and not fullname.startswith(f"{__name__}."):
@@ -91,30 +90,22 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
             spec = None if finder is self else finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _ThenRegister(spec.loader, self)
+                    spec.loader = _Counted(spec.loader, self, is_keras=fullname == "keras")
                 return spec
         return None
 
-    def register(self, just_imported):
-        self.keras_loaded = self.keras_loaded or just_imported == "keras"
-        if not self.keras_loaded:
-            return
-        busy = [
-            name
-            for name, module in list(sys.modules.items())
-            if name.startswith(f"{__name__}.") and name != just_imported and _initializing(module)
-        ]
-        if busy:  # the last of them to finish registers
-            return
-        if self in sys.meta_path:
+    def done(self):
+        if self.keras_loaded and self.importing == 0 and self in sys.meta_path:
             sys.meta_path.remove(self)
-        for module in _REGISTERING:
-            importlib.import_module(module)
+            for module in _REGISTERING:
+                importlib.import_module(module)
 
 
-class _ThenRegister(importlib.abc.Loader):
-    def __init__(self, loader, hook):
-        self._loader, self._hook = loader, hook
+class _Counted(importlib.abc.Loader):
+    """A module's own loader, telling the hook when its body starts and ends."""
+
+    def __init__(self, loader, hook, is_keras):
+        self._loader, self._hook, self._is_keras = loader, hook, is_keras
 
     def __getattr__(self, name):  # resources, get_filename, ...: the real loader's
         return getattr(self._loader, name)
@@ -123,13 +114,20 @@ class _ThenRegister(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        self._loader.exec_module(module)
-        if self._hook in sys.meta_path:
-            self._hook.register(module.__name__)
+        if self._is_keras:
+            self._loader.exec_module(module)
+            self._hook.keras_loaded = True
+        else:
+            self._hook.importing += 1
+            try:
+                self._loader.exec_module(module)
+            finally:
+                self._hook.importing -= 1
+        self._hook.done()
 
 
 if "keras" in sys.modules:
     for _module in _REGISTERING:
         importlib.import_module(_module)
 else:
-    sys.meta_path.insert(0, _AfterKeras())
+    sys.meta_path.insert(0, _RegisterAfterKeras())

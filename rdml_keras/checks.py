@@ -61,12 +61,7 @@ def number(name, value, *, minimum=None, above=None, below=None, hint=""):
     ...
     ValueError: `momentum` must be a finite number >= 0 and < 1; received momentum=1.0.
     """
-    bounds = [
-        f"{symbol} {bound:g}"
-        for symbol, bound in ((">=", minimum), (">", above), ("<", below))
-        if bound is not None
-    ]
-    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    allowed = number_phrase(minimum=minimum, above=above, below=below)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -80,6 +75,21 @@ def number(name, value, *, minimum=None, above=None, below=None, hint=""):
     ):
         fail(name, value, allowed, hint)
     return number
+
+
+def number_phrase(*, minimum=None, above=None, below=None):
+    """What a bounded number must be, in words: the phrase of `number`'s
+    messages, which the config's messages use too.
+
+    >>> number_phrase(minimum=0, below=1)
+    'a finite number >= 0 and < 1'
+    """
+    bounds = [
+        f"{symbol} {bound:g}"
+        for symbol, bound in ((">=", minimum), (">", above), ("<", below))
+        if bound is not None
+    ]
+    return "a finite number" + (" " + " and ".join(bounds) if bounds else "")
 
 
 def one_of(name, value, choices):

@@ -29,6 +29,9 @@ class CohortDivergence(keras.losses.Loss):
       *training* step, after the step's loss; never in evaluation.
     - `callbacks()`: Keras callbacks that `MutualLearner.fit` adds, for state
       that changes between epochs.
+    - `variables`: the Keras variables of its state (default: none), which
+      the learner tracks, so that a compiled step, checkpoints and `.keras`
+      files carry them. Declare every variable `build_cohort` creates.
 
     Called on its own, `loss(y_true, y_pred)` takes `y_true` as target logits
     or `(target_logits, labels)` and evaluates target 0 without updating state.
@@ -53,6 +56,11 @@ class CohortDivergence(keras.losses.Loss):
 
     def callbacks(self):
         """Keras callbacks `MutualLearner.fit` adds (default: none)."""
+        return []
+
+    @property
+    def variables(self):
+        """The Keras variables of the divergence's state (default: none)."""
         return []
 
     def call(self, y_true, y_pred):

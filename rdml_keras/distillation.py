@@ -16,7 +16,6 @@ class _DivergenceDistillation(keras.distillation.DistillationLoss):
 
     def __init__(self, **kwargs):
         self.divergence = self.loss_class(**kwargs)
-        self._kwargs = kwargs
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         return ops.mean(self.divergence.call(teacher_outputs, student_outputs))
@@ -72,7 +71,7 @@ class KLDistillation(_DivergenceDistillation):
 class DecoupledKLDistillation(_DivergenceDistillation):
     """Decoupled KL for `keras.distillation.Distiller`.
 
-    Example: `DecoupledKLDistillation(alpha=1.0, beta=1.0)`.
+    Example: `DecoupledKLDistillation(mse_weight=1.0, ce_weight=1.0)`.
     """
 
     loss_class = losses.DecoupledKL

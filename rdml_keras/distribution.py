@@ -32,13 +32,11 @@ import math
 import random
 import socket
 import time
-import warnings
 
 import keras
 import numpy as np
 
 from rdml_keras import checks
-from rdml_keras import launchers
 from rdml_keras.checks import validate_coordinator
 from rdml_keras.checks import validate_processes
 
@@ -260,18 +258,6 @@ def process_index():
     return jax.process_index()
 
 
-def from_environment(environ=None):
-    """Deprecated alias of `rdml_keras.launchers.from_environment` (removed in
-    the next release)."""
-    warnings.warn(
-        "rdml_keras.distribution.from_environment is deprecated; use "
-        "rdml_keras.launchers.from_environment.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return launchers.from_environment(environ)
-
-
 def shard_rows(batch_size, num_processes, process_id):
     """The rows `[start, stop)` of a global batch that one process feeds.
 
@@ -387,7 +373,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GlobalBatches",
     "data_parallel",
-    "from_environment",
     "initialize_multiprocess",
     "process_count",
     "process_index",

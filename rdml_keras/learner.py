@@ -9,23 +9,21 @@ each backend (`rdml_keras/train_steps/`).
 
 import inspect
 import math
-import warnings
 
 import keras
 from keras import ops
 from keras import tree
 
 from rdml_keras import checks
-from rdml_keras import losses as divergences
+from rdml_keras import losses
+from rdml_keras.choices import TARGETS
+from rdml_keras.choices import UPDATE_ORDERS
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
 from rdml_keras.metrics import supervised_loss
 from rdml_keras.optimizers import PerPeerOptimizer
 from rdml_keras.peer_outputs import require_logits
 from rdml_keras.train_steps import TrainStep
-
-UPDATE_ORDERS = ("simultaneous", "sequential")
-TARGETS = ("peers", "ensemble")
 
 
 def ensemble_log_probabilities(logits):
@@ -276,10 +274,10 @@ class MutualLearner(TrainStep, keras.Model):
         peers = _validate_peers(peers, divergence)
         weight = _validate_weight(divergence_weight)
         num_classes = _num_classes(peers)
-        divergence = divergences.get(
+        divergence = losses.get(
             divergence,
             alpha=alpha,
-            temperature=divergences.validate_temperature(temperature),
+            temperature=losses.validate_temperature(temperature),
             num_classes=num_classes,
         )
         super().__init__(name=name, **kwargs)
@@ -292,15 +290,11 @@ class MutualLearner(TrainStep, keras.Model):
         self._divergence_weight = keras.Variable(
             weight, dtype="float32", trainable=False, name="divergence_weight"
         )
-        if isinstance(divergence, divergences.CohortDivergence):
+        if isinstance(divergence, losses.CohortDivergence):
             divergence.build_cohort(len(peers))
         # Tracked so the compiled step, checkpoints and `.keras` files carry
         # the divergence's state (α, IKL's class means) with the peers.
-        self._divergence_state = (
-            [v for v in vars(divergence).values() if isinstance(v, keras.Variable)]
-            if divergence is not None
-            else []
-        )
+        self._divergence_state = list(getattr(divergence, "variables", ()))
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ce_trackers = [keras.metrics.Mean(name=f"peer{k}_ce") for k in range(len(peers))]
@@ -320,9 +314,10 @@ class MutualLearner(TrainStep, keras.Model):
 
     @property
     def alpha(self):
-        """The divergence's α variable, or None when it has none."""
-        alpha = getattr(self.divergence, "alpha", None)
-        return alpha if isinstance(alpha, keras.Variable) else None
+        """The divergence's Rényi order α (a variable, `RenyiDivergence.alpha`),
+        or None when it has none. `alpha` is only ever the Rényi order: DKL's
+        and IKL's term weights are `mse_weight` and `ce_weight`."""
+        return getattr(self.divergence, "alpha", None)
 
     @property
     def divergence_weight(self):
@@ -427,7 +422,7 @@ class MutualLearner(TrainStep, keras.Model):
         """
         extra = (
             self.divergence.callbacks()
-            if isinstance(self.divergence, divergences.CohortDivergence)
+            if isinstance(self.divergence, losses.CohortDivergence)
             else []
         )
         if extra:
@@ -475,7 +470,7 @@ class MutualLearner(TrainStep, keras.Model):
         terms = []
         for j in self._teachers_of(k):
             target = self.teacher_logits(logits, j)
-            if isinstance(self.divergence, divergences.CohortDivergence):
+            if isinstance(self.divergence, losses.CohortDivergence):
                 terms.append(self.divergence.cohort_call(target, learner_logits, y, j))
             else:
                 terms.append(_per_example(self.divergence, target, learner_logits))
@@ -494,15 +489,6 @@ class MutualLearner(TrainStep, keras.Model):
         if not self.losses:
             return ops.zeros((), "float32")
         return ops.cast(super().compute_loss(x, y, y_pred, sample_weight), "float32")
-
-    def regularisation_loss(self, x, y, y_pred, sample_weight=None):
-        """Deprecated alias of `regularization_loss` (Keras's spelling)."""
-        warnings.warn(
-            "`MutualLearner.regularisation_loss` is deprecated; use `regularization_loss`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.regularization_loss(x, y, y_pred, sample_weight)
 
     def track_loss(self, per_example, sample_weight=None):
         """Update the `loss` tracker from the peers' per-example objectives.
@@ -523,7 +509,7 @@ class MutualLearner(TrainStep, keras.Model):
         Called by every train step after the step's loss, with the logits of
         the step's first forward pass. Evaluation never calls it.
         """
-        if not isinstance(self.divergence, divergences.CohortDivergence):
+        if not isinstance(self.divergence, losses.CohortDivergence):
             return
         for j in range(len(logits)):
             self.divergence.update_state(self.teacher_logits(logits, j), y, j)

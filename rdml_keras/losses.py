@@ -9,12 +9,13 @@ logits, and the result is summed over classes and averaged over the batch.
 Direction: `D(target ‖ learner)`, as in the papers and `keras.losses.KLDivergence`.
 """
 
-import warnings
-
 import keras
 from keras import ops
 
 from rdml_keras import checks
+from rdml_keras.choices import DIVERGENCES
+from rdml_keras.choices import IKL_STATISTICS
+from rdml_keras.choices import IKL_WEIGHTINGS
 from rdml_keras.cohort_divergence import AtEpochEnd
 from rdml_keras.cohort_divergence import CohortDivergence
 
@@ -155,18 +156,19 @@ def _pairwise_weighted_mse(weights, residual):
     return 2.0 * (total * second - ops.square(first))
 
 
-def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
+def decoupled_kl(target_logits, logits, mse_weight=1.0, ce_weight=1.0, temperature=1.0):
     """Decoupled KL (Cui et al. 2023) per example, from logits.
 
-        DKL = α/4 · Σ_{j,k} sg(p_j p_k)(Δm_jk − sg(Δn_jk))² − β · Σ_j sg(p_j) log q_j
+        DKL = w_mse/4 · Σ_{j,k} sg(p_j p_k)(Δm_jk − sg(Δn_jk))² − w_ce · Σ_j sg(p_j) log q_j
 
     with p = softmax(target), q = softmax(logits) and Δ the pairwise logit
-    differences. The weighted-MSE term sends gradient only to the target
-    logits, so for a stop-gradient target DKL trains exactly like KL.
+    differences; w_mse is `mse_weight` and w_ce `ce_weight` (the paper's α
+    and β). The weighted-MSE term sends gradient only to the target logits,
+    so for a stop-gradient target DKL trains exactly like KL.
 
     The official code (jiequancui/DKL, `dkl_loss`) names the weights the other
     way round and leaves its soft cross-entropy unscaled by T²: its `BETA` is
-    our `alpha` and its `ALPHA / T²` our `beta` (its `T2` then equals T).
+    our `mse_weight` and its `ALPHA / T²` our `ce_weight` (its `T2` then equals T).
 
     Example:
 
@@ -183,13 +185,15 @@ def decoupled_kl(target_logits, logits, alpha=1.0, beta=1.0, temperature=1.0):
     residual = z_m - ops.stop_gradient(z_n)
     wmse = _pairwise_weighted_mse(p, residual)
     soft_ce = -ops.sum(p * ops.log_softmax(z_n, axis=-1), axis=-1)
-    return (alpha / 4.0 * wmse + beta * soft_ce) * (t**2)
+    return (mse_weight / 4.0 * wmse + ce_weight * soft_ce) * (t**2)
 
 
-def improved_kl(target_logits, logits, class_weights, alpha=1.0, beta=1.0, temperature=1.0):
+def improved_kl(
+    target_logits, logits, class_weights, mse_weight=1.0, ce_weight=1.0, temperature=1.0
+):
     """Improved KL (IKL, Cui et al. 2023) per example, from logits.
 
-        IKL = α/4 · Σ_{j,k} w_j w_k (sg(Δm_jk) − Δn_jk)² − β·T² · Σ_j sg(p_j) log q_j
+        IKL = w_mse/4 · Σ_{j,k} w_j w_k (sg(Δm_jk) − Δn_jk)² − w_ce·T² · Σ_j sg(p_j) log q_j
 
     with p = softmax(target/T), q = softmax(logits/T) and Δ the pairwise
     differences of the raw logits. Unlike DKL the weighted MSE sends gradient
@@ -199,7 +203,7 @@ def improved_kl(target_logits, logits, class_weights, alpha=1.0, beta=1.0, tempe
 
     The official code (jiequancui/DKL, `dkl_loss`) computes
     `BETA · wMSE + ALPHA · soft-CE` without the T² factor, so its `ALPHA` and
-    `BETA` map to `beta = ALPHA / T²` and `alpha = BETA` here.
+    `BETA` map to `ce_weight = ALPHA / T²` and `mse_weight = BETA` here.
 
     Example:
 
@@ -215,7 +219,7 @@ def improved_kl(target_logits, logits, class_weights, alpha=1.0, beta=1.0, tempe
     p = ops.softmax(z_m, axis=-1)
     wmse = _pairwise_weighted_mse(weights, z_m - z_n)
     soft_ce = -ops.sum(p * ops.log_softmax(z_n, axis=-1), axis=-1)
-    return (alpha / 4.0 * wmse + beta * soft_ce) * (t**2)
+    return (mse_weight / 4.0 * wmse + ce_weight * soft_ce) * (t**2)
 
 
 # --------------------------------------------------------------------------
@@ -263,6 +267,11 @@ class RenyiDivergence(keras.losses.Loss):
     def call(self, y_true, y_pred):
         return renyi_divergence(y_true, y_pred, self.alpha, self.temperature)
 
+    @property
+    def variables(self):
+        """[α]: the learner tracks it, so schedules reach a compiled step."""
+        return [self.alpha]
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -305,67 +314,48 @@ class KLDivergence(keras.losses.Loss):
         return config
 
 
-def _deprecated_alpha(old):
-    """The weighted-MSE weight under its old attribute name, for one release.
-
-    It is `alpha` now, as the constructor argument and the config name it.
-    """
-
-    def getter(self):
-        warnings.warn(
-            f"`{type(self).__name__}.{old}` is deprecated; use `.alpha`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.alpha
-
-    return property(getter)
-
-
 @keras.saving.register_keras_serializable(package="rdml_keras")
 class DecoupledKL(keras.losses.Loss):
     """Decoupled KL (DKL): weighted MSE on logit differences + soft CE.
 
     Args:
-        alpha: weight of the weighted-MSE term (the official code's `BETA`).
-        beta: weight of the soft cross-entropy term (the official `ALPHA / T²`:
-            its soft cross-entropy is not scaled by T², this one is).
+        mse_weight: weight of the weighted-MSE term (the paper's α, the
+            official code's `BETA`).
+        ce_weight: weight of the soft cross-entropy term (the paper's β; the
+            official `ALPHA / T²`: its soft cross-entropy is not scaled by T²,
+            this one is).
         temperature: softmax temperature T > 0; the loss is scaled by T².
 
     Example:
 
     ```python
-    learner = MutualLearner(peers, divergence=DecoupledKL(alpha=1.0, beta=1.0))
+    learner = MutualLearner(peers, divergence=DecoupledKL(mse_weight=1.0, ce_weight=1.0))
     ```
     """
 
     def __init__(
         self,
-        alpha=1.0,
-        beta=1.0,
+        mse_weight=1.0,
+        ce_weight=1.0,
         temperature=1.0,
         reduction="sum_over_batch_size",
         name="decoupled_kl",
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.alpha = _validate_weight("alpha", alpha)
-        self.beta = _validate_weight("beta", beta)
+        self.mse_weight = _validate_weight("mse_weight", mse_weight)
+        self.ce_weight = _validate_weight("ce_weight", ce_weight)
         self.temperature = validate_temperature(temperature)
 
-    dkl_alpha = _deprecated_alpha("dkl_alpha")
-
     def call(self, y_true, y_pred):
-        return decoupled_kl(y_true, y_pred, self.alpha, self.beta, self.temperature)
+        return decoupled_kl(y_true, y_pred, self.mse_weight, self.ce_weight, self.temperature)
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.alpha, beta=self.beta, temperature=self.temperature)
+        config.update(
+            mse_weight=self.mse_weight, ce_weight=self.ce_weight, temperature=self.temperature
+        )
         return config
-
-
-IKL_WEIGHTINGS = ("class", "sample")
-IKL_STATISTICS = ("epoch", "ema")
 
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
@@ -398,12 +388,14 @@ class ImprovedKL(CohortDivergence):
 
     Temperature: the soft cross-entropy is multiplied by T², as in Hinton
     distillation; the official code does not. Its `ALPHA`/`BETA` map to
-    `beta = ALPHA / T**2` and `alpha = BETA`.
+    `ce_weight = ALPHA / T**2` and `mse_weight = BETA`.
 
     Args:
         num_classes: number of classes C.
-        alpha: weight of the weighted-MSE term (the official code's `BETA`).
-        beta: weight of the soft cross-entropy term (the official `ALPHA`/T²).
+        mse_weight: weight of the weighted-MSE term (the paper's α, the
+            official code's `BETA`).
+        ce_weight: weight of the soft cross-entropy term (the paper's β, the
+            official `ALPHA`/T²).
         temperature: softmax temperature T > 0 of the soft cross-entropy.
         weighting: `"class"` or `"sample"`.
         statistic: `"epoch"` or `"ema"` (class weighting only).
@@ -415,7 +407,7 @@ class ImprovedKL(CohortDivergence):
 
     ```python
     # The official CIFAR setting (GI=False, ALPHA=1, BETA=8, T=4):
-    ikl = ImprovedKL(num_classes=100, alpha=8.0, beta=1.0 / 16, temperature=4.0,
+    ikl = ImprovedKL(num_classes=100, mse_weight=8.0, ce_weight=1.0 / 16, temperature=4.0,
                      weighting="sample")
     learner = MutualLearner(peers, divergence=ikl)
     ```
@@ -424,8 +416,8 @@ class ImprovedKL(CohortDivergence):
     def __init__(
         self,
         num_classes,
-        alpha=1.0,
-        beta=1.0,
+        mse_weight=1.0,
+        ce_weight=1.0,
         temperature=1.0,
         weighting="class",
         statistic="epoch",
@@ -437,8 +429,8 @@ class ImprovedKL(CohortDivergence):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.num_classes = checks.integer("num_classes", num_classes, minimum=2)
-        self.alpha = _validate_weight("alpha", alpha)
-        self.beta = _validate_weight("beta", beta)
+        self.mse_weight = _validate_weight("mse_weight", mse_weight)
+        self.ce_weight = _validate_weight("ce_weight", ce_weight)
         self.temperature = validate_temperature(temperature)
         self.weighting = checks.one_of("weighting", weighting, IKL_WEIGHTINGS)
         self.statistic = checks.one_of("statistic", statistic, IKL_STATISTICS)
@@ -446,8 +438,6 @@ class ImprovedKL(CohortDivergence):
         self.momentum = float(checks.number("momentum", momentum, minimum=0, below=1))
         self.num_targets = 0
         self.build_cohort(1)
-
-    ikl_alpha = _deprecated_alpha("ikl_alpha")
 
     # -- state ------------------------------------------------------------
 
@@ -518,6 +508,15 @@ class ImprovedKL(CohortDivergence):
             return [AtEpochEnd(self.close_epoch)]
         return []
 
+    @property
+    def variables(self):
+        """The class means (and the epoch's sums and counts), per target peer."""
+        if self.weighting != "class":
+            return []
+        if self.statistic != "epoch":
+            return [self.class_means]
+        return [self.class_means, self.class_sums, self.class_counts]
+
     # -- loss -------------------------------------------------------------
 
     def cohort_call(self, target_logits, logits, labels, target):
@@ -526,14 +525,16 @@ class ImprovedKL(CohortDivergence):
             weights = ops.take(self.class_means.value[target], labels, axis=0)
         else:
             weights = self._weight_probabilities(target_logits)
-        return improved_kl(target_logits, logits, weights, self.alpha, self.beta, self.temperature)
+        return improved_kl(
+            target_logits, logits, weights, self.mse_weight, self.ce_weight, self.temperature
+        )
 
     def get_config(self):
         config = super().get_config()
         config.update(
             num_classes=self.num_classes,
-            alpha=self.alpha,
-            beta=self.beta,
+            mse_weight=self.mse_weight,
+            ce_weight=self.ce_weight,
             temperature=self.temperature,
             weighting=self.weighting,
             statistic=self.statistic,
@@ -556,13 +557,8 @@ def _set_row(matrix, index, row):
     return matrix * (1.0 - mask) + mask * row[None]
 
 
-_BY_NAME = {
-    "renyi": RenyiDivergence,
-    "kl": KLDivergence,
-    "dkl": DecoupledKL,
-    "ikl": ImprovedKL,
-}
-DIVERGENCES = tuple(_BY_NAME)
+# One class per name of `rdml_keras.choices.DIVERGENCES`, in its order.
+_BY_NAME = dict(zip(DIVERGENCES, (RenyiDivergence, KLDivergence, DecoupledKL, ImprovedKL)))
 
 
 def get(identifier, alpha=None, temperature=1.0, num_classes=None):

@@ -5,8 +5,6 @@ variants, and each compiled metric is copied once per peer and once for the
 ensemble (`peer{k}_<name>`, `ensemble_<name>`).
 """
 
-import warnings
-
 import keras
 from keras import ops
 
@@ -41,16 +39,6 @@ def supervised_loss(loss):
         f"None (sparse categorical cross-entropy), one of {names}, or a keras.losses.Loss instance",
         " Peers output logits: named losses are taken with from_logits=True.",
     )
-
-
-def resolve_supervised_loss(loss):
-    """Deprecated alias of `supervised_loss`."""
-    warnings.warn(
-        "`resolve_supervised_loss` is deprecated; use `rdml_keras.metrics.supervised_loss`.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return supervised_loss(loss)
 
 
 def _is_sparse(loss):

@@ -51,6 +51,8 @@ def pytest_addoption(parser):
     )
 
 
+# Last: after `-m` has deselected, so no child runs what was left out.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     if not config.getoption("--full"):
         deselected = [item for item in items if "slow" in item.keywords]

@@ -12,6 +12,10 @@ import textwrap
 import numpy as np
 import pytest
 
+# Integration tier (each backend in a process of its own);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 SAVE = textwrap.dedent(
     """
     import sys, numpy as np, keras

@@ -43,11 +43,14 @@ def test_distillation_adapter_plugs_into_keras_distiller():
 
 
 def test_improved_kl_distillation_is_the_official_per_sample_loss():
-    """GI=False, ALPHA=1, BETA=8, T=4 (the official CIFAR config) as beta=1/16, alpha=8."""
+    """GI=False, ALPHA=1, BETA=8, T=4 (the official CIFAR config) as ce_weight=1/16,
+    mse_weight=8."""
     rng = np.random.default_rng(2)
     teacher = rng.normal(scale=3.0, size=(16, 5)).astype("float32")
     student = rng.normal(scale=3.0, size=(16, 5)).astype("float32")
-    adapter = ImprovedKLDistillation(num_classes=5, alpha=8.0, beta=1 / 16, temperature=4.0)
+    adapter = ImprovedKLDistillation(
+        num_classes=5, mse_weight=8.0, ce_weight=1 / 16, temperature=4.0
+    )
     want = reference.official_dkl_loss(
         np.float64(student), np.float64(teacher), 4.0, alpha=1.0, beta=8.0
     )

@@ -81,6 +81,7 @@ def _weights(run):
 
 
 @pytest.mark.parametrize("name", ["process0", "process1", "local"])
+@pytest.mark.integration  # JAX processes of their own
 def test_distributed_training_equals_one_process(runs, name):
     reference, run = runs["reference"], runs[name]
     assert int(run["processes"]) == (2 if name.startswith("process") else 1)
@@ -98,6 +99,7 @@ def test_distributed_training_equals_one_process(runs, name):
     assert np.all(reference["log_peer0_div"] > 1e-4)
 
 
+@pytest.mark.integration
 def test_the_comparison_can_fail(runs):
     """One shard alone, or no training, is far from the global-batch result."""
     reference = runs["reference"]
@@ -107,6 +109,7 @@ def test_the_comparison_can_fail(runs):
         assert alone > 1e-2 and moved > 1e-2, (i, alone, moved)
 
 
+@pytest.mark.integration
 def test_local_data_parallel_used_two_devices_and_unreachable_coordinator(runs):
     local = runs["local"]
     assert int(local["devices"]) == 2
@@ -179,13 +182,6 @@ def test_global_batches_shards_make_up_the_global_batches():
     assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
     plain = distribution.GlobalBatches(x, y, batch_size=8, num_processes=2, process_id=1)
     np.testing.assert_array_equal(plain[1][1], [12, 13, 14, 15])
-
-
-def test_from_environment_is_a_deprecated_alias_of_launchers():
-    slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "MASTER_ADDR": "n", "MASTER_PORT": "9"}
-    with pytest.warns(DeprecationWarning, match="rdml_keras.launchers.from_environment"):
-        settings = distribution.from_environment(slurm)
-    assert settings == {"coordinator_address": "n:9", "num_processes": 2, "process_id": 1}
 
 
 def test_data_parallel_needs_jax():

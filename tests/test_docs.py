@@ -16,6 +16,10 @@ import time
 
 import pytest
 
+# Integration tier (the documentation's examples and mkdocs);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 # Screenshots of the rendered pages, kept after the run (CI artefacts).

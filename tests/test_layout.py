@@ -16,6 +16,7 @@ EXPERIMENTS = PACKAGE / "experiments"
 CORE = [
     "architectures.py",
     "checks.py",
+    "choices.py",
     "cohort_divergence.py",
     "distillation.py",
     "distribution.py",

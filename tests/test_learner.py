@@ -503,6 +503,10 @@ class _LabelWeightedKL(losses.CohortDivergence):
     def build_cohort(self, num_peers):
         self.updates = keras.Variable(np.zeros(num_peers, "float32"), trainable=False)
 
+    @property
+    def variables(self):
+        return [self.updates]
+
     def cohort_call(self, target_logits, logits, labels, target):
         weight = 1.0 + ops.cast(labels, "float32") + 10.0 * target
         return weight * losses.kl_divergence(target_logits, logits)

@@ -9,6 +9,10 @@ from rdml_keras import MutualLearner
 from rdml_keras.experiments.data import load_dataset
 from rdml_keras.models import build_peer
 
+# Integration tier (longer training runs);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 
 class EveryBatchFinite(keras.callbacks.Callback):
     """Records every logged value after every batch."""

@@ -185,13 +185,13 @@ def test_float16_inputs_match_float32_inputs(logits):
 
 def test_decoupled_kl_matches_pairwise_formula(logits):
     target, learner = logits
-    alpha, beta = 0.7, 1.3
+    mse_weight, ce_weight = 0.7, 1.3
     p = softmax(np.float64(target), axis=-1)
     residual = np.float64(target) - np.float64(learner)
-    want = alpha / 4 * reference_pairwise(p, residual) - beta * np.sum(
+    want = mse_weight / 4 * reference_pairwise(p, residual) - ce_weight * np.sum(
         p * log_softmax(np.float64(learner), axis=-1), axis=-1
     )
-    got = losses.decoupled_kl(target, learner, alpha=alpha, beta=beta)
+    got = losses.decoupled_kl(target, learner, mse_weight=mse_weight, ce_weight=ce_weight)
     np.testing.assert_allclose(got, want, rtol=2e-5)
 
 
@@ -214,14 +214,14 @@ def test_decoupled_kl_maps_the_official_weights_as_documented(logits):
     want = reference.official_dkl_loss(
         np.float64(learner), np.float64(target), t, official_alpha, official_beta, t2=t
     )
-    weights = {"alpha": official_beta, "beta": official_alpha / t**2}
+    weights = {"mse_weight": official_beta, "ce_weight": official_alpha / t**2}
     got = losses.decoupled_kl(target, learner, temperature=t, **weights)
     np.testing.assert_allclose(np.mean(to_numpy(got)), want, rtol=2e-5)
     loss = losses.DecoupledKL(temperature=t, **weights)
     np.testing.assert_allclose(float(loss(target, learner)), want, rtol=2e-5)
     # Without the / T² (what the docstrings used to say) the soft CE is 16 times too big.
     unscaled = losses.decoupled_kl(
-        target, learner, temperature=t, alpha=official_beta, beta=official_alpha
+        target, learner, temperature=t, mse_weight=official_beta, ce_weight=official_alpha
     )
     assert not np.isclose(np.mean(to_numpy(unscaled)), want, rtol=0.1)
     for doc in (losses.decoupled_kl.__doc__, losses.DecoupledKL.__doc__):
@@ -236,11 +236,11 @@ def test_improved_kl_matches_pairwise_formula_and_reaches_learner(logits):
     want = 0.5 / 4 * reference_pairwise(weights, residual) - np.sum(
         softmax(np.float64(target), -1) * log_softmax(np.float64(learner), -1), -1
     )
-    got = losses.improved_kl(target, learner, weights, alpha=0.5)
+    got = losses.improved_kl(target, learner, weights, mse_weight=0.5)
     np.testing.assert_allclose(got, want, rtol=2e-5)
     # Unlike DKL, the weighted MSE moves the learner: gradient differs from KL.
     ikl = gradient_wrt_learner(
-        lambda t, l: losses.improved_kl(t, l, weights, alpha=0.5), target, learner
+        lambda t, l: losses.improved_kl(t, l, weights, mse_weight=0.5), target, learner
     )
     kl = gradient_wrt_learner(losses.kl_divergence, target, learner)
     assert np.abs(ikl - kl).max() > 1e-2
@@ -250,7 +250,7 @@ def test_improved_kl_matches_pairwise_formula_and_reaches_learner(logits):
 @pytest.mark.parametrize("weighting", ["class", "sample"])
 def test_improved_kl_equals_the_official_dkl_loss(weighting, temperature, logits):
     """GI=True ↔ weighting='class', GI=False ↔ 'sample'; ALPHA, BETA = 1, 8
-    (the official CIFAR config) map to beta = ALPHA/T², alpha = BETA."""
+    (the official CIFAR config) map to ce_weight = ALPHA/T², mse_weight = BETA."""
     target, learner = np.float64(logits[0]), np.float64(logits[1])
     rng = np.random.default_rng(5)
     classes = target.shape[1]
@@ -268,8 +268,8 @@ def test_improved_kl_equals_the_official_dkl_loss(weighting, temperature, logits
     )
     loss = losses.ImprovedKL(
         num_classes=classes,
-        alpha=8.0,
-        beta=1.0 / temperature**2,
+        mse_weight=8.0,
+        ce_weight=1.0 / temperature**2,
         temperature=temperature,
         weighting=weighting,
         weight_temperature=7.0,
@@ -374,8 +374,8 @@ def test_loss_class_sums_classes_and_averages_batch(logits):
     [
         losses.RenyiDivergence(alpha=1.5, temperature=2.0),
         losses.KLDivergence(temperature=3.0),
-        losses.DecoupledKL(alpha=0.5, beta=2.0),
-        losses.ImprovedKL(num_classes=10, alpha=2.0, momentum=0.5),
+        losses.DecoupledKL(mse_weight=0.5, ce_weight=2.0),
+        losses.ImprovedKL(num_classes=10, mse_weight=2.0, momentum=0.5),
         losses.ImprovedKL(num_classes=10, statistic="ema", momentum=0.5, weight_temperature=4.0),
         losses.ImprovedKL(num_classes=10, weighting="sample", temperature=4.0),
     ],
@@ -445,13 +445,18 @@ def test_renyi_is_accurate_at_small_alpha(learner_logit, alpha, temperature):
 
 
 @pytest.mark.parametrize(
-    "loss, old",
+    "loss",
     [
-        (losses.DecoupledKL(alpha=0.25), "dkl_alpha"),
-        (losses.ImprovedKL(num_classes=3, alpha=0.25), "ikl_alpha"),
+        losses.DecoupledKL(mse_weight=0.25, ce_weight=3.0),
+        losses.ImprovedKL(num_classes=3, mse_weight=0.25, ce_weight=3.0),
     ],
+    ids=lambda loss: type(loss).__name__,
 )
-def test_the_weighted_mse_weight_is_alpha_and_the_old_name_warns(loss, old):
-    assert loss.alpha == 0.25 and loss.get_config()["alpha"] == 0.25
-    with pytest.warns(DeprecationWarning, match=f"{old}.*use `.alpha`"):
-        assert getattr(loss, old) == 0.25
+def test_dkl_and_ikl_weights_are_mse_weight_and_ce_weight_never_alpha(loss):
+    """`alpha` is only ever the Rényi order: DKL/IKL have no `alpha` or `beta`."""
+    config = loss.get_config()
+    assert (config["mse_weight"], config["ce_weight"]) == (0.25, 3.0)
+    assert not {"alpha", "beta"} & set(config)
+    assert not hasattr(loss, "alpha")
+    with pytest.raises(TypeError, match="alpha"):
+        type(loss).from_config({**config, "alpha": 1.0})

@@ -35,12 +35,6 @@ def test_a_loss_instance_is_kept_and_bad_names_are_refused():
         metrics.supervised_loss("mse")
 
 
-def test_the_old_name_still_works_and_warns():
-    with pytest.warns(DeprecationWarning, match="supervised_loss"):
-        loss = metrics.resolve_supervised_loss(None)
-    assert loss.from_logits
-
-
 def test_cohort_metrics_give_each_peer_and_the_ensemble_their_own_objects():
     cohort = metrics.CohortMetrics(["accuracy"], 2, metrics.supervised_loss(None))
     assert [m.name for m in cohort] == ["peer0_accuracy", "peer1_accuracy", "ensemble_accuracy"]

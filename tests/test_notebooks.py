@@ -22,6 +22,10 @@ import time
 import nbformat
 import pytest
 
+# Integration tier (notebooks executed in kernels of their own);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLAB = ROOT / "colab"
 NOTEBOOKS = ["quickstart", "cifar100_rdml", "alpha_sweep"]

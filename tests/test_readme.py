@@ -9,6 +9,10 @@ import shlex
 
 import pytest
 
+# Integration tier (README's examples train to an accuracy);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 

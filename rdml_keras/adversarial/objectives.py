@@ -115,9 +115,10 @@ class AdversarialIKL(CohortDivergence):
         """`(targets, C, C)` variable: row c is the class-c mean of softmax(natural / T)."""
         return self.statistic.class_means
 
-    def state_variables(self):
+    @property
+    def variables(self):
         """The statistic's variables, for the model that owns this term."""
-        return [self.statistic.class_means, self.statistic.class_sums, self.statistic.class_counts]
+        return self.statistic.variables
 
     def build_cohort(self, num_peers):
         self.statistic.build_cohort(num_peers)
@@ -207,11 +208,6 @@ def get(identifier, num_classes=None, alpha=None):
 
 
 def state_variables(divergence):
-    """The Keras variables a divergence keeps (α, class statistics)."""
-    if hasattr(divergence, "state_variables"):
-        return list(divergence.state_variables())
-    found = [v for v in vars(divergence).values() if isinstance(v, keras.Variable)]
-    for value in vars(divergence).values():
-        if isinstance(value, keras.losses.Loss):
-            found.extend(state_variables(value))
-    return found
+    """The Keras variables a divergence keeps (α, class statistics): what its
+    `variables` property declares (none for a divergence without one)."""
+    return list(getattr(divergence, "variables", []))

@@ -1,11 +1,11 @@
 """The experiment application: YAML configs in, run directories out.
 
     stats        mean ± std, paired differences, quartiles (also for the benchmarks)
-    data         tf.data pipelines, augmentation, tfds, your own arrays and peers
     config       the declared schema of a config file (pydantic), --set, errors
     run_files    the run directory's files, written atomically, and its lock
-    run_data     a config's data: bundled, tfds or your own .npz arrays, images or text
-    text_run     a text run's peer options, vocabulary.txt and string-input peers
+    data         a config's data (load_data): bundled, tfds or your own .npz arrays, images
+                 or text; tf.data pipelines, augmentation, your own peers checked, a text
+                 run's peer options, vocabulary.txt and string-input peers
     optimizers   the optimizer and its learning-rate schedule, with warm-up
     divergences  the divergence section as the learner's divergence (dkl/ikl keys)
     placement    where a run trains: one device, all local devices, N processes

@@ -21,7 +21,7 @@ def build_divergence(div, num_classes: int):
         return div.kind
     weights = {
         arg: value
-        for arg, value in (("alpha", div.mse_weight), ("beta", div.ce_weight))
+        for arg, value in (("mse_weight", div.mse_weight), ("ce_weight", div.ce_weight))
         if value is not None
     }
     if div.kind == "dkl":

@@ -14,7 +14,7 @@ A run directory holds
     peers/peer{k}_{name}.keras   each trained peer, standalone
     results.json       written last, atomically: its presence means "finished"
     vocabulary.txt     text runs: the vectoriser's tokens; peers/*_strings.keras take
-                       raw strings (rdml_keras.experiments.text_run)
+                       raw strings (rdml_keras.experiments.data.text_peers)
 
 Every file is written to a temporary name and renamed into place, so a process
 killed at any instant (SIGKILL included) leaves complete files only. Re-running
@@ -50,7 +50,6 @@ import tensorflow as tf
 
 import rdml_keras
 from rdml_keras import schedules
-from rdml_keras.experiments import text_run
 from rdml_keras.experiments.callbacks import DurableTensorBoard
 from rdml_keras.experiments.callbacks import EpochHistory
 from rdml_keras.experiments.callbacks import EpochLog
@@ -61,13 +60,14 @@ from rdml_keras.experiments.checkpoint import RunCheckpoint
 from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import config_from_yaml_text
+from rdml_keras.experiments.data import load_data
+from rdml_keras.experiments.data import steps_per_epoch
+from rdml_keras.experiments.data import text_peers
 from rdml_keras.experiments.data import validation
 from rdml_keras.experiments.divergences import build_divergence
 from rdml_keras.experiments.optimizers import build_optimizer
 from rdml_keras.experiments.placement import Placement
 from rdml_keras.experiments.report import summarize_results
-from rdml_keras.experiments.run_data import load_data
-from rdml_keras.experiments.run_data import steps_per_epoch
 from rdml_keras.experiments.run_files import BACKUP_DIR
 from rdml_keras.experiments.run_files import CONFIG_FILE
 from rdml_keras.experiments.run_files import HISTORY_FILE
@@ -124,7 +124,7 @@ def build_learner(config: ExperimentConfig, input_shape, num_classes, peers=None
 
     Every peer must take `input_shape` inputs and output `num_classes` logits
     (RunError otherwise, naming the peer). `options`: further `build_peer`
-    arguments by architecture (a text run's vocabulary, `text_run.peer_options`).
+    arguments by architecture (a text run's vocabulary, `text_peers.peer_options`).
     """
     if peers is None:
         # SGD's (and Adam's) weight decay is the papers' L2 term; AdamW decays by itself.
@@ -242,21 +242,19 @@ def build_callbacks(config: ExperimentConfig, run_dir, learner, log=print, resto
 # Train / evaluate.
 
 
-class _Precision:
+@contextlib.contextmanager
+def _precision(policy):
     """Set the global dtype policy for the run, restore it afterwards."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __enter__(self):
-        self.previous = keras.mixed_precision.global_policy().name
-        keras.mixed_precision.set_global_policy(self.policy)
-
-    def __exit__(self, *exc):
-        keras.mixed_precision.set_global_policy(self.previous)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
-class _Determinism:
+@contextlib.contextmanager
+def _determinism(enabled):
     """`config.deterministic`: deterministic TensorFlow ops (op outputs and
     tf.data order fixed by the seed), so a run is reproducible bit for bit,
     across resumes too.
@@ -266,16 +264,9 @@ class _Determinism:
     to read the setting or to switch it off (only private functions do), so a
     run cannot put it back.
     """
-
-    def __init__(self, enabled):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if self.enabled:
-            tf.config.experimental.enable_op_determinism()
-
-    def __exit__(self, *exc):
-        pass
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    yield
 
 
 def skip_data_epochs(dataset, epochs: int):
@@ -409,23 +400,18 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
     placement = Placement.resolve(config)
     check_run_dir(run_dir, config)
     placement.start(seed=config.seed)
-    writer = placement.is_writer
-    log = log if writer else None
+    log = log if placement.is_writer else None
     keras.utils.set_random_seed(config.seed)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_Precision(config.precision))
-        stack.enter_context(_Determinism(config.deterministic))
+        stack.enter_context(_precision(config.precision))
+        stack.enter_context(_determinism(config.deterministic))
         stack.enter_context(placement.scope())
-        bundle = placement.distribute(load_data(config), config.batch_size, log)
-        options = text_run.peer_options(config, bundle)
-        learner = build_learner(config, bundle.input_shape, bundle.num_classes, options=options)
-        steps = steps_per_epoch(bundle, config.batch_size)
-        compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
+        bundle, learner, steps = _build_run(config, placement, log)
         # Every file this process writes goes to `out`: the run directory on
         # process 0, a scratch directory on the others.
         out = (
             run_dir
-            if writer
+            if placement.is_writer
             else pathlib.Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="rdml_keras_process_"))
             )
@@ -440,65 +426,94 @@ def train(config: ExperimentConfig, out_dir, *, verbose="auto", callbacks=(), lo
                 fit_callbacks.append(
                     EpochLog(len(config.peers), live=live, print_fn=None if live else log)
                 )
+        initial_epoch = _open_run_dir(stack, run_dir, config, learner, checkpoint, placement, log)
+        _fit(learner, config, bundle, steps, initial_epoch, fit_callbacks, out, fit_verbose, log)
+        return _finish(learner, config, bundle, run_dir, out, log)
 
-        if writer:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(run_lock(run_dir))
-        # Again under the lock: another process may have written meanwhile.
-        state = check_run_dir(run_dir, config)
-        initial_epoch = checkpoint.restore(learner)  # reads only; 0 for a new run
-        placement.agree(initial_epoch, "checkpoint epochs to resume from")
-        if state == "resume":
-            _check_history(run_dir, initial_epoch, checkpoint)
-        if writer:
-            remove_stale_temporaries(run_dir)
-            if state == "new":
-                write_atomic(run_dir / CONFIG_FILE, config.to_yaml())
-                log(f"run directory: {run_dir}")
-            else:
-                log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
-        train_data, fit_steps = epoch_data(
-            bundle, steps, config.steps_per_execution, initial_epoch, log
-        )
-        validation_args = {}
-        if config.validation_freq:
-            validation_args = {
-                "validation_data": bundle.test,
-                "validation_freq": config.validation_freq,
-            }
-        if initial_epoch < config.epochs:
-            try:
-                # shuffle=False: the tf.data pipeline already shuffles (per seed).
-                learner.fit(
-                    train_data,
-                    epochs=config.epochs,
-                    steps_per_epoch=fit_steps,
-                    initial_epoch=initial_epoch,
-                    callbacks=fit_callbacks,
-                    verbose=fit_verbose,
-                    shuffle=False,
-                    **validation_args,
-                )
-            except NonFiniteLossError as e:
-                raise NonFiniteLossError(
-                    f"{e} {_salvage(learner, config, out, checkpoint)}"
-                ) from None
 
-        scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
-        _export_peers(learner, config, out)
-        text_run.export_text(learner, config, bundle, out, log)
-        history_file = run_dir / HISTORY_FILE
-        history = read_json(history_file)["epochs"] if history_file.is_file() else []
-        results = make_results(
-            config,
-            scores,
-            epochs=len(history),
-            seconds=sum(e.get("seconds") or 0.0 for e in history),
+def _build_run(config: ExperimentConfig, placement: Placement, log):
+    """(bundle, compiled learner, steps per epoch) of a run; writes nothing."""
+    bundle = placement.distribute(load_data(config), config.batch_size, log)
+    options = text_peers.peer_options(config, bundle)
+    learner = build_learner(config, bundle.input_shape, bundle.num_classes, options=options)
+    steps = steps_per_epoch(bundle, config.batch_size)
+    compile_learner(learner, config, steps, one_hot=bundle.one_hot_labels)
+    return bundle, learner, steps
+
+
+def _open_run_dir(stack, run_dir, config, learner, checkpoint, placement, log) -> int:
+    """Take the run directory (its lock held until `stack` closes), restore
+    the checkpoint of an unfinished run, write config.yaml for a new one;
+    returns the epochs already done."""
+    writer = placement.is_writer
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(run_lock(run_dir))
+    # Again under the lock: another process may have written meanwhile.
+    state = check_run_dir(run_dir, config)
+    initial_epoch = checkpoint.restore(learner)  # reads only; 0 for a new run
+    placement.agree(initial_epoch, "checkpoint epochs to resume from")
+    if state == "resume":
+        _check_history(run_dir, initial_epoch, checkpoint)
+    if writer:
+        remove_stale_temporaries(run_dir)
+        if state == "new":
+            write_atomic(run_dir / CONFIG_FILE, config.to_yaml())
+            log(f"run directory: {run_dir}")
+        else:
+            log(f"resuming {run_dir} after epoch {initial_epoch} of {config.epochs}")
+    return initial_epoch
+
+
+def _fit(learner, config, bundle, steps, initial_epoch, fit_callbacks, out, verbose, log):
+    """The epochs from `initial_epoch` on; after a non-finite loss, the last
+    good epoch's peers are exported into `out` and the error says so."""
+    train_data, fit_steps = epoch_data(
+        bundle, steps, config.steps_per_execution, initial_epoch, log
+    )
+    if initial_epoch >= config.epochs:
+        return
+    validation_args = {}
+    if config.validation_freq:
+        validation_args = {
+            "validation_data": bundle.test,
+            "validation_freq": config.validation_freq,
+        }
+    checkpoint = next(c for c in fit_callbacks if isinstance(c, RunCheckpoint))
+    try:
+        # shuffle=False: the tf.data pipeline already shuffles (per seed).
+        learner.fit(
+            train_data,
+            epochs=config.epochs,
+            steps_per_epoch=fit_steps,
+            initial_epoch=initial_epoch,
+            callbacks=fit_callbacks,
+            verbose=verbose,
+            shuffle=False,
+            **validation_args,
         )
-        write_json(out / RESULTS_FILE, results)
-        # Finished: the resume state goes (results and peers stay). Killed
-        # before or during this, the run is finished all the same.
-        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(f"{e} {_salvage(learner, config, out, checkpoint)}") from None
+
+
+def _finish(learner, config, bundle, run_dir, out, log) -> dict:
+    """Test scores, exported peers (and a text run's vocabulary) and
+    results.json, written last."""
+    scores = learner.evaluate(bundle.test, return_dict=True, verbose=0)
+    _export_peers(learner, config, out)
+    text_peers.export_text(learner, config, bundle, out, log)
+    history_file = run_dir / HISTORY_FILE
+    history = read_json(history_file)["epochs"] if history_file.is_file() else []
+    results = make_results(
+        config,
+        scores,
+        epochs=len(history),
+        seconds=sum(e.get("seconds") or 0.0 for e in history),
+    )
+    write_json(out / RESULTS_FILE, results)
+    # Finished: the resume state goes (results and peers stay). Killed
+    # before or during this, the run is finished all the same.
+    shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return results
 
 

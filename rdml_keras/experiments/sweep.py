@@ -42,7 +42,6 @@ from rdml_keras.experiments.sweep_spec import RUNS_DIR
 from rdml_keras.experiments.sweep_spec import SUMMARY_MD
 from rdml_keras.experiments.sweep_spec import SWEEP_FILE
 from rdml_keras.experiments.sweep_spec import SweepSpec
-from rdml_keras.experiments.sweep_spec import build_spec  # noqa: F401 - sweep.build_spec
 from rdml_keras.experiments.sweep_spec import check_storage
 
 # How often a worker looks at a run another worker holds.

@@ -8,8 +8,6 @@ residual blocks, linear bottlenecks, ReLU6, identity shortcuts only where
 shape is unchanged, a 1x1 conv to 1280 channels before pooling.
 """
 
-import warnings
-
 import keras
 from keras import layers
 
@@ -85,7 +83,6 @@ def mobilenet_v2(
     width_multiplier=1.0,
     weight_decay=0.0,
     name=None,
-    alpha=None,
 ):
     """MobileNetV2 for small (CIFAR-sized) images.
 
@@ -98,8 +95,6 @@ def mobilenet_v2(
         weight_decay: SGD-style weight decay applied as an L2 penalty on every
             conv, depthwise and dense kernel (`0` for none).
         name: model name; defaults to `mobilenetv2` made unique.
-        alpha: deprecated alias of `width_multiplier` (removed in the next
-            release).
 
     Returns:
         A functional `keras.Model` from images to float32 logits.
@@ -110,15 +105,6 @@ def mobilenet_v2(
     >>> model.output_shape
     (None, 100)
     """
-    if alpha is not None:
-        warnings.warn(
-            "mobilenet_v2(alpha=...) is deprecated; use width_multiplier=...",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if width_multiplier != 1.0 and width_multiplier != alpha:
-            checks.fail("alpha", alpha, f"unset when width_multiplier={width_multiplier!r} is")
-        width_multiplier = alpha
     width = checks.number("width_multiplier", width_multiplier, above=0)
     arch = "mobilenetv2"
     input_shape = _common.check_image_shape(input_shape, arch)

@@ -5,6 +5,7 @@ Both orders call the learner's shared objective (`peer_loss`,
 `regularization_loss`, `compute_loss`); nothing here computes a loss itself.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -12,7 +13,7 @@ class TensorFlowTrainStep:
     """A `keras.Model` mixin: `train_step` with GradientTape for both orders."""
 
     def train_step(self, data):
-        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.update == "sequential":
             logits = self._sequential_step(x, y, sample_weight)
         else:

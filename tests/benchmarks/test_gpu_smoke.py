@@ -21,6 +21,15 @@ sys.path.insert(0, str(BENCHMARKS))
 import reference  # noqa: E402  (benchmarks/)
 import torch_reference  # noqa: E402  (benchmarks/)
 
+# One thread for the in-process reference-loop tests, as gpu.py gives the
+# smoke run's PyTorch part: two OpenMP threads on two shared cores stall each
+# other (a ResNet-8 step of 4 images took 11 s under load).
+torch.set_num_threads(1)
+
+# Integration tier (the GPU benchmark, run on the CPU);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 
 def _tables(text):
     """{section title: (header, rows)} of the markdown tables under `## ` titles."""
@@ -119,9 +128,9 @@ def test_smoke_speed_rows(smoke):
     ]
     cells = [dict(zip(header, row)) for row in rows]
     assert [(c["precision"], c["K"]) for c in cells] == [
-        (p, k) for p in ("mixed_bfloat16", "mixed_float16", "float32") for k in ("2", "3")
+        (p, "2") for p in ("mixed_bfloat16", "mixed_float16", "float32")
     ]
-    for cell in cells[:2]:  # the smoke run times mixed_bfloat16, K = 2 and 3
+    for cell in cells[:1]:  # the smoke run times mixed_bfloat16, K = 2
         step, plain = float(cell["step (ms)"]), float(cell["K plain fits (ms)"])
         ratio = float(cell["mutual / independent (IQR)"].split()[0])
         images = float(cell["images/s"])
@@ -135,14 +144,13 @@ def test_smoke_speed_rows(smoke):
         assert (images - 0.5) / (reference + 0.5) - 0.005 <= versus
         assert versus <= (images + 0.5) / (reference - 0.5) + 0.005
         assert cell["peak GPU memory (MiB)"] == "n/a on CPU"
-    for cell in cells[2:]:
+    for cell in cells[1:]:
         assert "not in --smoke" in cell["step (ms)"]
 
     header, rows = tables["PyTorch reference loop (parklize/rdml algorithm)"]
     runs = [dict(zip(header, row)) for row in rows if row[0] == "mixed_bfloat16"]
     assert [(r["K"], r["settings"]) for r in runs] == [
         ("2", "as the reference"),
-        ("3", "as the reference"),
         ("2", "channels-last, cudnn.benchmark"),
     ]
     for run in runs:

@@ -11,6 +11,10 @@ import sys
 
 import pytest
 
+# Integration tier (the benchmark scripts, run as scripts);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")

@@ -574,6 +574,7 @@ def run_command(workdir, *args):
     )
 
 
+@pytest.mark.integration  # a process of its own
 def test_command_exit_status_for_bad_data(workdir):
     write_npz(workdir, y_train=np.array([0, 1, 2, 12] * 10))
     config = npz_config(workdir, num_classes=4)

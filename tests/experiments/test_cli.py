@@ -28,6 +28,10 @@ from rdml_keras.experiments.cli import main
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.report import summary_table
 
+# Integration tier (CLI runs in processes of their own);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 # Cheap cohort for the tests that are about the machinery, not accuracy.
 TINY = [
     "--set",

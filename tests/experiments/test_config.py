@@ -621,13 +621,20 @@ def test_importing_the_config_loads_no_keras_tensorflow_or_jax():
     assert done.stdout.strip() == "[]"
 
 
-def test_the_config_spells_the_divergences_and_update_orders_of_the_library():
-    # The config holds these names itself so that it imports no Keras.
-    from rdml_keras import learner
+def test_every_divergence_and_update_order_the_config_accepts_the_library_builds():
+    # One spelling (rdml_keras.choices, no Keras) for the config and the library.
+    import keras
+
     from rdml_keras import losses
     from rdml_keras.experiments import config
+    from rdml_keras.learner import MutualLearner
 
-    assert config.DIVERGENCES == losses.DIVERGENCES
-    assert config.IKL_WEIGHTINGS == losses.IKL_WEIGHTINGS
-    assert config.IKL_STATISTICS == losses.IKL_STATISTICS
-    assert config.UPDATE_ORDERS == learner.UPDATE_ORDERS
+    for name in config.DIVERGENCES:
+        assert isinstance(losses.get(name, num_classes=3), keras.losses.Loss), name
+    peer = lambda: keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    for update in config.UPDATE_ORDERS:
+        assert MutualLearner([peer(), peer()], update=update).update == update
+    for weighting in config.IKL_WEIGHTINGS:
+        for statistic in config.IKL_STATISTICS:
+            loss = losses.ImprovedKL(num_classes=3, weighting=weighting, statistic=statistic)
+            assert (loss.weighting, loss.statistic) == (weighting, statistic)

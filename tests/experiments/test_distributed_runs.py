@@ -35,6 +35,10 @@ from commands import train_command
 from rdml_keras.experiments import checkpoint
 from rdml_keras.experiments import run_files
 
+# Integration tier (multi-process runs);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
 # Two MLPs on 256 bundled digits (4 global batches of 64 an epoch), with

@@ -21,16 +21,16 @@ def test_dkl_keys_reach_the_loss():
     div = DivergenceConfig(kind="dkl", mse_weight=8.0, ce_weight=0.25, temperature=4.0)
     loss = build_divergence(div, 10)
     assert isinstance(loss, losses.DecoupledKL)
-    assert (loss.alpha, loss.beta, loss.temperature) == (8.0, 0.25, 4.0)
+    assert (loss.mse_weight, loss.ce_weight, loss.temperature) == (8.0, 0.25, 4.0)
 
 
 @pytest.mark.parametrize(
     "keys, expected",
     [
-        # The official CIFAR setting: GI=False, BETA=8, ALPHA=1 at T=4 (beta = ALPHA / T²).
+        # The official CIFAR setting: GI=False, BETA=8, ALPHA=1 at T=4 (ce_weight = ALPHA / T²).
         (
             {"ikl_weighting": "sample", "mse_weight": 8.0, "ce_weight": 1 / 16, "temperature": 4.0},
-            {"weighting": "sample", "alpha": 8.0, "beta": 1 / 16, "temperature": 4.0},
+            {"weighting": "sample", "mse_weight": 8.0, "ce_weight": 1 / 16, "temperature": 4.0},
         ),
         (
             {"ikl_statistic": "ema", "ikl_momentum": 0.5, "ikl_weight_temperature": 10.0},

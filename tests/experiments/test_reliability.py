@@ -34,6 +34,10 @@ from rdml_keras.experiments import runner
 from rdml_keras.experiments.cli import main
 from rdml_keras.experiments.config import load_config
 
+# Integration tier (killed and resumed CLI runs, fault injection);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
 # The run the kill tests interrupt: two small CNNs (BatchNorm statistics and

@@ -35,8 +35,12 @@ from commands import child_env
 from commands import free_port
 
 from rdml_keras.experiments import report
-from rdml_keras.experiments import sweep
 from rdml_keras.experiments.cli import main
+from rdml_keras.experiments.sweep_spec import build_spec
+
+# Integration tier (sweep workers in processes of their own);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
 
 TINY = [
     "--set",
@@ -357,10 +361,10 @@ def test_same_command_names_the_same_study(tmp_path):
         grids=["divergence.alpha=0,0.5", "dataset.train_size,epochs=[250,4],[500,2]"],
         seeds="0,1",
     )
-    first, second = sweep.build_spec(**args), sweep.build_spec(**args)
+    first, second = build_spec(**args), build_spec(**args)
     assert first.study_name == second.study_name
     assert first.study_name.startswith("quickstart-")
-    other = sweep.build_spec(**{**args, "grids": ["divergence.alpha=0,2"]})
+    other = build_spec(**{**args, "grids": ["divergence.alpha=0,2"]})
     assert other.study_name != first.study_name
     points = first.grid_points()
     assert len(points) == 2 * 2 * 2
@@ -467,7 +471,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
 def test_points_that_differ_in_a_key_get_their_own_directories(tmp_path):
     """Mappings as values: the directory names keys and values, so two
     optimizers that set different keys to one value stay apart."""
-    spec = sweep.build_spec(
+    spec = build_spec(
         config_path=QUICKSTART,
         out=tmp_path / "s",
         grids=["optimizer={name: adamw, learning_rate: 0.002},{name: adamw, weight_decay: 0.002}"],
@@ -616,7 +620,7 @@ def test_the_text_results_page_sweeps_validate_and_make_240_runs(tmp_path, monke
     for argv in commands:
         args = build_parser().parse_args(["sweep", *argv])
         out = tmp_path / pathlib.Path(args.out).name
-        spec = sweep.build_spec(
+        spec = build_spec(
             config_path=args.config,
             overrides=args.overrides,
             grids=args.grid,

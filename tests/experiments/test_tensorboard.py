@@ -23,6 +23,10 @@ import pytest
 from rdml_keras.experiments import runner
 from rdml_keras.experiments.config import ExperimentConfig
 
+# Integration tier (a real TensorBoard server);
+# the fast tier, `pytest -m "not integration"`, leaves it out.
+pytestmark = pytest.mark.integration
+
 EPOCHS = 3
 ALPHA = 1.5
 LEARNING_RATE = 3e-3

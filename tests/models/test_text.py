@@ -187,6 +187,7 @@ def test_keras_round_trip_of_each_text_peer(tmp_path):
 
 
 @BACKENDS
+@pytest.mark.integration  # trains to an accuracy (about 20 s)
 def test_a_fasttext_and_text_cnn_cohort_learns_reuters_r8():
     tensorflow = pytest.importorskip("tensorflow", reason="TextVectorization needs TensorFlow")
     del tensorflow

@@ -144,6 +144,7 @@ def test_small_cnn_handles_digits_and_mnist_sizes():
         assert min(pooled[-1].output.shape[1:3]) >= 2
 
 
+@pytest.mark.integration  # trains to an accuracy (about 10 s)
 def test_small_cnn_learns_mnist_sample_in_two_epochs():
     (x_train, y_train), (x_test, y_test) = mnist_sample.load_data()
     x_train, x_test = ((x[..., np.newaxis] / 255.0).astype("float32") for x in (x_train, x_test))
@@ -316,12 +317,3 @@ def test_mobilenet_width_multiplier_scales_the_channels():
     half = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
     assert _stem_filters(half) == 16
     assert _stem_filters(build_peer("mobilenetv2", (32, 32, 3), 10)) == 32
-
-
-def test_mobilenet_alpha_is_a_deprecated_alias_of_width_multiplier():
-    with pytest.warns(DeprecationWarning, match="width_multiplier"):
-        old = build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5)
-    new = build_peer("mobilenetv2", (32, 32, 3), 10, width_multiplier=0.5)
-    assert old.count_params() == new.count_params()
-    with pytest.raises(ValueError, match="alpha"), pytest.warns(DeprecationWarning):
-        build_peer("mobilenetv2", (32, 32, 3), 10, alpha=0.5, width_multiplier=0.75)

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
@@ -48,6 +49,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # a process of its own
 def test_mirrored_strategy_matches_one_device_on_the_same_global_batch():
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT],

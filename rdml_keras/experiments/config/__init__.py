@@ -21,6 +21,10 @@ Rules between keys (α only for Rényi, milestones for multistep, ...) are
 checked after the types, by each section's `check()`.
 """
 
+from rdml_keras.choices import DIVERGENCES
+from rdml_keras.choices import IKL_STATISTICS
+from rdml_keras.choices import IKL_WEIGHTINGS
+from rdml_keras.choices import UPDATE_ORDERS
 from rdml_keras.experiments.config.errors import ConfigError
 from rdml_keras.experiments.config.export import json_schema
 from rdml_keras.experiments.config.export import schema_markdown
@@ -39,14 +43,10 @@ from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.values import ALPHA_SCHEDULES
 from rdml_keras.experiments.config.values import DISTRIBUTION_STRATEGIES
 from rdml_keras.experiments.config.values import DIVERGENCE_KINDS
-from rdml_keras.experiments.config.values import DIVERGENCES
-from rdml_keras.experiments.config.values import IKL_STATISTICS
-from rdml_keras.experiments.config.values import IKL_WEIGHTINGS
 from rdml_keras.experiments.config.values import LR_SCHEDULES
 from rdml_keras.experiments.config.values import NPZ_DATASET
 from rdml_keras.experiments.config.values import OPTIMIZERS
 from rdml_keras.experiments.config.values import PRECISIONS
-from rdml_keras.experiments.config.values import UPDATE_ORDERS
 
 __all__ = [
     "ALPHA_SCHEDULES",

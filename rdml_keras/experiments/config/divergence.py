@@ -10,18 +10,18 @@ from pydantic import Field
 from pydantic import model_validator
 
 from rdml_keras.checks import DEFAULT_ALPHA
+from rdml_keras.choices import IKL_STATISTICS
+from rdml_keras.choices import IKL_WEIGHTINGS
+from rdml_keras.choices import UPDATE_ORDERS
 from rdml_keras.experiments.config.errors import ConfigError
-from rdml_keras.experiments.config.errors import _fail
-from rdml_keras.experiments.config.section import _Section
+from rdml_keras.experiments.config.errors import fail
+from rdml_keras.experiments.config.section import Section
 from rdml_keras.experiments.config.values import ALPHA_SCHEDULES
 from rdml_keras.experiments.config.values import DIVERGENCE_KINDS
-from rdml_keras.experiments.config.values import IKL_STATISTICS
-from rdml_keras.experiments.config.values import IKL_WEIGHTINGS
-from rdml_keras.experiments.config.values import UPDATE_ORDERS
-from rdml_keras.experiments.config.values import _choice
-from rdml_keras.experiments.config.values import _float
-from rdml_keras.experiments.config.values import _int
-from rdml_keras.experiments.config.values import _optional
+from rdml_keras.experiments.config.values import choice
+from rdml_keras.experiments.config.values import integer
+from rdml_keras.experiments.config.values import number
+from rdml_keras.experiments.config.values import optional
 
 _ALPHA_KEYS = ("alpha", "alpha_min", "alpha_max")
 
@@ -52,60 +52,61 @@ DECOUPLED_KEYS = (
 """The keys of `kind: dkl` and `kind: ikl` (null: the loss's default)."""
 
 
-class DivergenceConfig(_Section):
+class DivergenceConfig(Section):
     """The mimicry term: which divergence, its order α and its schedules.
 
     >>> DivergenceConfig(kind="kl", alpha=None).kind
     'kl'
     """
 
-    kind: _choice(DIVERGENCE_KINDS) = Field(
+    kind: choice(DIVERGENCE_KINDS) = Field(
         "renyi",
         description="renyi = RDML, kl = DML, dkl/ikl = decoupled/improved KL, "
         "none = independent training",
     )
-    alpha: _optional(_float(ge=0.0)) = Field(
+    alpha: optional(number(ge=0.0)) = Field(
         None,
         description="Rényi order α (kind renyi, schedule constant; null there: "
         f"{DEFAULT_ALPHA:g}, the library's default)",
     )
-    temperature: _float(gt=0.0) = Field(
+    temperature: number(gt=0.0) = Field(
         1.0, description="softmax temperature T (divergence scaled by T²)"
     )
-    weight: _float(ge=0.0) = Field(1.0, description="λ, weight of the mimicry term")
-    update: _choice(UPDATE_ORDERS) = Field(
+    weight: number(ge=0.0) = Field(1.0, description="λ, weight of the mimicry term")
+    update: choice(UPDATE_ORDERS) = Field(
         "simultaneous", description="simultaneous (one backward pass) or sequential (DML Alg. 1)"
     )
-    schedule: _choice(ALPHA_SCHEDULES) = Field(
+    schedule: choice(ALPHA_SCHEDULES) = Field(
         "constant", description="α schedule (cosine: alpha_max → alpha_min over the epochs)"
     )
-    alpha_min: _optional(_float(ge=0.0)) = Field(None, description="final α of the cosine schedule")
-    alpha_max: _optional(_float(ge=0.0)) = Field(
+    alpha_min: optional(number(ge=0.0)) = Field(None, description="final α of the cosine schedule")
+    alpha_max: optional(number(ge=0.0)) = Field(
         None, description="initial α of the cosine schedule"
     )
-    weight_warmup_epochs: _int(0) = Field(0, description="epochs of linear warm-up of λ from 0")
-    mse_weight: _optional(_float(ge=0.0)) = Field(
+    weight_warmup_epochs: integer(0) = Field(0, description="epochs of linear warm-up of λ from 0")
+    mse_weight: optional(number(ge=0.0)) = Field(
         None,
-        description="dkl/ikl: α, weight of the weighted-MSE term on logit differences (null: 1)",
+        description="dkl/ikl: weight of the weighted-MSE term on logit differences (the "
+        "paper's α) (null: 1)",
     )
-    ce_weight: _optional(_float(ge=0.0)) = Field(
-        None, description="dkl/ikl: β, weight of the soft cross-entropy term (null: 1)"
+    ce_weight: optional(number(ge=0.0)) = Field(
+        None, description="dkl/ikl: weight of the soft cross-entropy term (the paper's β) (null: 1)"
     )
-    ikl_weighting: _optional(_choice(IKL_WEIGHTINGS)) = Field(
+    ikl_weighting: optional(choice(IKL_WEIGHTINGS)) = Field(
         None,
         description="ikl: class (the paper's per-class weights) or sample (the official "
         "code's GI=False) (null: class)",
     )
-    ikl_statistic: _optional(_choice(IKL_STATISTICS)) = Field(
+    ikl_statistic: optional(choice(IKL_STATISTICS)) = Field(
         None,
         description="ikl, class weighting: epoch (the previous epoch's class means, as the "
         "official trainer keeps them) or ema (a running mean) (null: epoch)",
     )
-    ikl_weight_temperature: _optional(_float(gt=0.0)) = Field(
+    ikl_weight_temperature: optional(number(gt=0.0)) = Field(
         None,
         description="ikl: T2, temperature of the weights' softmax (null: 100, the official T2)",
     )
-    ikl_momentum: _optional(_float(ge=0.0, lt=1.0)) = Field(
+    ikl_momentum: optional(number(ge=0.0, lt=1.0)) = Field(
         None, description="ikl, statistic ema: momentum of the running class means (null: 0.9)"
     )
 
@@ -149,9 +150,9 @@ class DivergenceConfig(_Section):
                     f"divergence.{key}: missing; expected {allowed}", path=f"divergence.{key}"
                 )
             if not needed and value is not None:
-                _fail(f"divergence.{key}", value, allowed)
+                fail(f"divergence.{key}", value, allowed)
         if self.kind != "renyi" and self.schedule != "constant":
-            _fail(
+            fail(
                 "divergence.schedule",
                 self.schedule,
                 f"constant when divergence.kind is {self.kind!r}",
@@ -164,21 +165,21 @@ class DivergenceConfig(_Section):
             value = getattr(self, key)
             owners = ("dkl", "ikl") if key in ("mse_weight", "ce_weight") else ("ikl",)
             if value is not None and self.kind not in owners:
-                _fail(
+                fail(
                     f"divergence.{key}",
                     value,
                     f"null when divergence.kind is {self.kind!r} ({key} is for "
                     f"{' and '.join(owners)})",
                 )
         if self.ikl_weighting == "sample" and self.ikl_statistic is not None:
-            _fail(
+            fail(
                 "divergence.ikl_statistic",
                 self.ikl_statistic,
                 "null when divergence.ikl_weighting is sample (per-sample weights keep "
                 "no class statistic)",
             )
         if self.ikl_momentum is not None and self.ikl_statistic != "ema":
-            _fail(
+            fail(
                 "divergence.ikl_momentum",
                 self.ikl_momentum,
                 "null unless divergence.ikl_statistic is ema",

@@ -39,29 +39,29 @@ for _kind in ("tuple", "list", "array", "dict", "set", "frozenset", "deque"):
     setattr(_REPR, f"max{_kind}", 8)
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A short repr of a config value, for messages (at most 80 characters).
 
-    >>> _show("x" * 10**7)[:12], len(_show("x" * 10**7)) <= 80
+    >>> show("x" * 10**7)[:12], len(show("x" * 10**7)) <= 80
     ("'xxxxxxxxxxx", True)
-    >>> _show([list(range(10**5))] * 10**4)  # what aliases build: shared lists
+    >>> show([list(range(10**5))] * 10**4)  # what aliases build: shared lists
     '[[0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4, 5, 6, 7, ...], [0, 1, 2, 3, 4...'
     """
     text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _clip(text: str, limit: int = 120) -> str:
+def clip(text: str, limit: int = 120) -> str:
     """`text` (as typed: a `--set` argument) cut to `limit` characters.
 
-    >>> _clip("epochs=" + "9" * 500)[-11:]
+    >>> clip("epochs=" + "9" * 500)[-11:]
     '99999999...'
     """
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fail(path: str, value: Any, allowed: str):
-    raise ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
+def fail(path: str, value: Any, allowed: str):
+    raise ConfigError(f"{path}: got {show(value)}; expected {allowed}", path=path)
 
 
 class Allowed(str):
@@ -131,7 +131,7 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
         hint = difflib.get_close_matches(str(key), names, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         return ConfigError(
-            f"{full}: unknown key (value {_show(problem['input'])}); "
+            f"{full}: unknown key (value {show(problem['input'])}); "
             f"allowed keys{' in ' + path if path else ''}: "
             f"{', '.join(names)}{suggestion}",
             path=full,
@@ -149,7 +149,7 @@ def config_error(error: pydantic.ValidationError, raw: dict, root, items) -> Con
     value = _value_at(raw, path)
     if problem["type"] == "float32_range":  # values.FLOAT32_RANGE
         allowed += " that float32 holds (magnitude <= 3.4e+38)"
-    return ConfigError(f"{path}: got {_show(value)}; expected {allowed}", path=path)
+    return ConfigError(f"{path}: got {show(value)}; expected {allowed}", path=path)
 
 
 def _value_at(raw, path):

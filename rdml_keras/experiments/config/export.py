@@ -8,14 +8,14 @@ schema`) and the markdown table of keys (`schema --markdown`, README.md's).
 import yaml
 
 from rdml_keras.experiments.config.errors import allowed_of
-from rdml_keras.experiments.config.schema import _SECTIONS
+from rdml_keras.experiments.config.schema import SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.section import to_plain
 from rdml_keras.experiments.config.text import TextConfig
 
 # The sections the key table lists key by key (`text` is optional: null for images).
-_WALKED = {**_SECTIONS, "text": TextConfig}
+_WALKED = {**SECTIONS, "text": TextConfig}
 
 
 def json_schema() -> dict:

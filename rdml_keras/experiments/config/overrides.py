@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from rdml_keras.experiments.config.errors import ConfigError
-from rdml_keras.experiments.config.errors import _clip
-from rdml_keras.experiments.config.errors import _show
-from rdml_keras.experiments.config.schema import _SECTIONS
+from rdml_keras.experiments.config.errors import clip
+from rdml_keras.experiments.config.errors import show
+from rdml_keras.experiments.config.schema import SECTIONS
 from rdml_keras.experiments.config.schema import ExperimentConfig
 from rdml_keras.experiments.config.schema import PeerConfig
 from rdml_keras.experiments.config.text import TextConfig
@@ -33,20 +33,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     (['optimizer', 'milestones'], [60, 120])
     """
     if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(
-            f"--set: got {_show(text)}; expected KEY=VALUE, e.g. divergence.alpha=1.5"
-        )
+        raise ConfigError(f"--set: got {show(text)}; expected KEY=VALUE, e.g. divergence.alpha=1.5")
     key, _, value_text = text.partition("=")
     parts = key.strip().split(".")
     if not all(parts):
         raise ConfigError(
-            f"--set: got {_show(text)}; expected a dotted key such as optimizer.learning_rate"
+            f"--set: got {show(text)}; expected a dotted key such as optimizer.learning_rate"
         )
     try:
         value = load_yaml(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(
-            f"--set {key}: value {_show(value_text)} is not valid YAML ({yaml_problem(e)})",
+            f"--set {key}: value {show(value_text)} is not valid YAML ({yaml_problem(e)})",
             path=key,
         ) from None
     return parts, value
@@ -103,7 +101,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         hint = difflib.get_close_matches(key, allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"--set {_clip(text)}: unknown key {_show(key)}; allowed: {', '.join(allowed)}"
+            f"--set {clip(text)}: unknown key {show(key)}; allowed: {', '.join(allowed)}"
             f"{suggestion}",
             path=key,
         )
@@ -113,7 +111,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         unknown(top_names)
     if len(parts) == 1:
         return
-    sections = {**_SECTIONS, "text": TextConfig}  # text: an optional section
+    sections = {**SECTIONS, "text": TextConfig}  # text: an optional section
     if top in sections:
         names = list(sections[top].model_fields)
         if len(parts) != 2 or parts[1] not in names:
@@ -124,7 +122,7 @@ def _check_override_path(parts: list[str], raw: dict, text: str):
         count = len(peers) if isinstance(peers, list) else 0
         if not parts[1].isdigit() or int(parts[1]) >= count:
             raise ConfigError(
-                f"--set {_clip(text)}: got peer index {_show(parts[1])}; expected "
+                f"--set {clip(text)}: got peer index {show(parts[1])}; expected "
                 f"0..{count - 1} (the config has {count} peers; set "
                 "`peers=[...]` to change the cohort)",
                 path=key,
@@ -149,7 +147,7 @@ def parse_seeds(text: str | None):
         seeds = None
     if not seeds or any(not 0 <= s < SEED_LIMIT for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(
-            f"--seeds: got {_show(text)}; expected distinct comma-separated integers in "
+            f"--seeds: got {show(text)}; expected distinct comma-separated integers in "
             "[0, 2**32), e.g. 0,1,2",
             path="seeds",
         )

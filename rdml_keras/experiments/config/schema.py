@@ -19,10 +19,10 @@ from pydantic import Field
 
 from rdml_keras.experiments.config.divergence import DivergenceConfig
 from rdml_keras.experiments.config.errors import ConfigError
-from rdml_keras.experiments.config.errors import _fail
 from rdml_keras.experiments.config.errors import allowed_of
 from rdml_keras.experiments.config.errors import config_error
-from rdml_keras.experiments.config.section import _Section
+from rdml_keras.experiments.config.errors import fail
+from rdml_keras.experiments.config.section import Section
 from rdml_keras.experiments.config.text import TextConfig
 from rdml_keras.experiments.config.text import check_text
 from rdml_keras.experiments.config.text import check_text_dataset
@@ -46,16 +46,16 @@ from rdml_keras.experiments.config.values import PeerName
 from rdml_keras.experiments.config.values import RunName
 from rdml_keras.experiments.config.values import Seed
 from rdml_keras.experiments.config.values import Text
-from rdml_keras.experiments.config.values import _choice
-from rdml_keras.experiments.config.values import _float
-from rdml_keras.experiments.config.values import _int
-from rdml_keras.experiments.config.values import _int_list
-from rdml_keras.experiments.config.values import _optional
-from rdml_keras.experiments.config.values import _path
+from rdml_keras.experiments.config.values import choice
+from rdml_keras.experiments.config.values import file_path
+from rdml_keras.experiments.config.values import int_list
+from rdml_keras.experiments.config.values import integer
+from rdml_keras.experiments.config.values import number
+from rdml_keras.experiments.config.values import optional
 from rdml_keras.experiments.config.values import safe_run_name
 
 
-class DatasetConfig(_Section):
+class DatasetConfig(Section):
     """Which data to train on and how to load it.
 
     >>> DatasetConfig(name="mnist_sample").download
@@ -63,29 +63,29 @@ class DatasetConfig(_Section):
     """
 
     name: DatasetName = Field(description="dataset name (rdml_keras.datasets.specs.DATASETS)")
-    data_dir: _optional(Text) = Field(
+    data_dir: optional(Text) = Field(
         None, description="tensorflow-datasets data_dir (prepared data)"
     )
     download: Bool = Field(True, description="let tensorflow-datasets download missing data")
     augment: Augmentation = Field(
         "standard", description="training augmentation (mixup/cutmix switch to one-hot labels)"
     )
-    train_size: _optional(_int(1)) = Field(
+    train_size: optional(integer(1)) = Field(
         None, description="train on a fixed stratified subset of N examples"
     )
-    path: _optional(_path(".npz", "an .npz file")) = Field(
+    path: optional(file_path(".npz", "an .npz file")) = Field(
         None,
         description="name npz: file with x_train, y_train, x_test, y_test (images, or "
         "strings for text peers); name newsgroups20: the file tools/text_data.py builds "
         "(relative to the working directory)",
     )
-    num_classes: _optional(_int(2)) = Field(
+    num_classes: optional(integer(2)) = Field(
         None, description="name npz only: number of classes (default: largest label + 1)"
     )
-    text_feature: _optional(Text) = Field(
+    text_feature: optional(Text) = Field(
         None, description="tfds text datasets: the text feature (default: the catalogue's, or text)"
     )
-    label_feature: _optional(Text) = Field(
+    label_feature: optional(Text) = Field(
         None, description="tfds text datasets: the label feature (default: label)"
     )
 
@@ -101,7 +101,7 @@ class DatasetConfig(_Section):
             return
         for key in ("path", "num_classes"):
             if getattr(self, key) is not None and not text_dataset_takes(self.name, key):
-                _fail(
+                fail(
                     f"dataset.{key}",
                     getattr(self, key),
                     f"null unless dataset.name is {NPZ_DATASET} ({self.name!r} knows "
@@ -113,7 +113,7 @@ def _peer_mapping(raw):
     return {"architecture": raw} if isinstance(raw, str) else raw
 
 
-class PeerConfig(_Section):
+class PeerConfig(Section):
     """One cohort member. A bare string in YAML means `{architecture: ...}`;
     `{path: my_peer.keras}` starts from a saved Keras model instead (its own
     architecture and weights; it must map the dataset's images to one logit
@@ -126,15 +126,15 @@ class PeerConfig(_Section):
     """
 
     # null only with `path`, which `check_at` enforces: the words leave it out.
-    architecture: _optional(Architecture, say_null=False) = Field(
+    architecture: optional(Architecture, say_null=False) = Field(
         None, description="peer architecture (or set path)"
     )
-    path: _optional(_path(".keras", "a Keras model file")) = Field(
+    path: optional(file_path(".keras", "a Keras model file")) = Field(
         None,
         description="start from this saved model instead of an architecture "
         "(relative to the working directory)",
     )
-    name: _optional(PeerName) = Field(
+    name: optional(PeerName) = Field(
         None,
         description="peer name (default: the "
         "architecture or file stem, suffixed _<k> when "
@@ -158,7 +158,7 @@ class PeerConfig(_Section):
                 path=f"{where}.architecture",
             )
         if self.architecture is not None and self.path is not None:
-            _fail(
+            fail(
                 f"{where}.path",
                 self.path,
                 f"null when {where}.architecture is set (a peer is built from an "
@@ -171,36 +171,36 @@ Peer = Annotated[
 ]
 
 
-class OptimizerConfig(_Section):
+class OptimizerConfig(Section):
     """Optimizer and learning-rate schedule (epochs are converted to steps).
 
     >>> OptimizerConfig().name, OptimizerConfig().schedule
     ('sgd', 'constant')
     """
 
-    name: _choice(OPTIMIZERS) = Field(
+    name: choice(OPTIMIZERS) = Field(
         "sgd",
         description="sgd (weight_decay as L2 on the peers), adam (the same L2) or adamw "
         "(decoupled weight_decay)",
     )
-    learning_rate: _float(gt=0.0) = Field(0.1, description="peak learning rate")
-    momentum: _float(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
+    learning_rate: number(gt=0.0) = Field(0.1, description="peak learning rate")
+    momentum: number(ge=0.0, lt=1.0) = Field(0.9, description="SGD momentum (sgd only)")
     nesterov: Bool = Field(True, description="Nesterov momentum (sgd only)")
-    weight_decay: _float(ge=0.0) = Field(
+    weight_decay: number(ge=0.0) = Field(
         5e-4, description="L2 coefficient (sgd, adam) / decoupled decay (adamw)"
     )
-    schedule: _choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
-    step_epochs: _optional(_int(1)) = Field(
+    schedule: choice(LR_SCHEDULES) = Field("constant", description="learning-rate schedule")
+    step_epochs: optional(integer(1)) = Field(
         None, description="schedule step: multiply by gamma every N epochs"
     )
-    milestones: _int_list(1, increasing=True) = Field(
+    milestones: int_list(1, increasing=True) = Field(
         (), description="schedule multistep: epochs at which lr *= gamma"
     )
-    gamma: _float(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
-    warmup_epochs: _int(0) = Field(
+    gamma: number(gt=0.0) = Field(0.1, description="decay factor of step/multistep")
+    warmup_epochs: integer(0) = Field(
         0, description="linear warm-up to learning_rate over N epochs (any schedule)"
     )
-    global_clipnorm: _optional(_float(gt=0.0)) = Field(
+    global_clipnorm: optional(number(gt=0.0)) = Field(
         None, description="clip each peer's gradients to this global norm (Keras global_clipnorm)"
     )
 
@@ -212,14 +212,14 @@ class OptimizerConfig(_Section):
                 path="optimizer.step_epochs",
             )
         if self.schedule == "multistep" and not self.milestones:
-            _fail(
+            fail(
                 "optimizer.milestones",
                 list(self.milestones),
                 "a non-empty list of increasing integers >= 1 when optimizer.schedule is multistep",
             )
 
 
-class DistributionConfig(_Section):
+class DistributionConfig(Section):
     """Where the cohort trains: one device, every device of this machine, or
     several processes (JAX). Keys left null under `multiprocess` come from a
     launcher's environment (`rdml_keras.launchers.from_environment`).
@@ -232,29 +232,29 @@ class DistributionConfig(_Section):
     60
     """
 
-    strategy: _choice(DISTRIBUTION_STRATEGIES) = Field(
+    strategy: choice(DISTRIBUTION_STRATEGIES) = Field(
         "none",
         description="none (one device), local (every device of this machine: TF "
         "MirroredStrategy / JAX DataParallel) or multiprocess (JAX "
         "processes, data parallel over all their devices)",
     )
-    num_processes: _optional(_int(1)) = Field(
+    num_processes: optional(integer(1)) = Field(
         None,
         description="multiprocess: processes in the job (null: from the launcher's environment)",
     )
-    process_id: _optional(_int(0)) = Field(
+    process_id: optional(integer(0)) = Field(
         None,
         description="multiprocess: this process's "
         "id, 0 writes the run directory (null: from the "
         "environment)",
     )
-    coordinator_address: _optional(Coordinator) = Field(
+    coordinator_address: optional(Coordinator) = Field(
         None, description="multiprocess: process 0's host:port (null: from the environment)"
     )
-    timeout: _int(1) = Field(
+    timeout: integer(1) = Field(
         60, description="multiprocess: seconds to wait for every process to join"
     )
-    logical_cpus: _optional(_int(1)) = Field(
+    logical_cpus: optional(integer(1)) = Field(
         None,
         description="split the host CPU into N logical devices (data parallelism "
         "without accelerators, for tests); needs a fresh process",
@@ -264,13 +264,13 @@ class DistributionConfig(_Section):
         if self.strategy != "multiprocess":
             for key in ("num_processes", "process_id", "coordinator_address"):
                 if getattr(self, key) is not None:
-                    _fail(
+                    fail(
                         f"distribution.{key}",
                         getattr(self, key),
                         "null unless distribution.strategy is multiprocess",
                     )
         if self.strategy == "none" and self.logical_cpus is not None:
-            _fail(
+            fail(
                 "distribution.logical_cpus",
                 self.logical_cpus,
                 "null unless distribution.strategy is local or multiprocess",
@@ -280,7 +280,7 @@ class DistributionConfig(_Section):
             and self.process_id is not None
             and self.process_id >= self.num_processes
         ):
-            _fail(
+            fail(
                 "distribution.process_id",
                 self.process_id,
                 f"an integer in [0, {self.num_processes}) "
@@ -288,7 +288,7 @@ class DistributionConfig(_Section):
             )
 
 
-_SECTIONS = {
+SECTIONS = {
     "dataset": DatasetConfig,
     "divergence": DivergenceConfig,
     "optimizer": OptimizerConfig,
@@ -304,7 +304,7 @@ def _dataset_mapping(raw):
     return {"name": raw} if isinstance(raw, str) else raw  # `dataset: cifar100`
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     """A whole run: data, cohort, divergence, optimizer and the fit settings.
 
     >>> cfg = ExperimentConfig.from_dict(
@@ -328,24 +328,24 @@ class ExperimentConfig(_Section):
     text: Annotated[TextConfig | None, Allowed(_TEXT_ALLOWED)] = Field(
         None, description="section: text datasets' vectorisation (null for images)"
     )
-    name: _optional(RunName) = Field(
+    name: optional(RunName) = Field(
         None,
         description="experiment name, the default run directory runs/<name> (default: the "
         "config file's stem)",
     )
-    epochs: _int(1) = Field(200, description="training epochs")
-    batch_size: _int(1) = Field(
+    epochs: integer(1) = Field(200, description="training epochs")
+    batch_size: integer(1) = Field(
         64,
         description="global batch size (all peers see the same "
         "batch; split over the devices and processes)",
     )
-    precision: _choice(PRECISIONS) = Field("float32", description="Keras dtype policy")
+    precision: choice(PRECISIONS) = Field("float32", description="Keras dtype policy")
     jit_compile: JitCompile = Field("auto", description="XLA compilation of the step")
-    steps_per_execution: _int(1) = Field(1, description="batches per compiled call")
-    validation_freq: _int(0) = Field(
+    steps_per_execution: integer(1) = Field(1, description="batches per compiled call")
+    validation_freq: integer(0) = Field(
         1, description="evaluate on the test split every N epochs for the logs (0: only at the end)"
     )
-    histogram_freq: _int(0) = Field(
+    histogram_freq: integer(0) = Field(
         0, description="TensorBoard histograms of every peer's weights every N epochs (0: off)"
     )
     seed: Seed = Field(0, description="random seed (weights, shuffling, augmentation)")
@@ -354,7 +354,7 @@ class ExperimentConfig(_Section):
         description="deterministic TensorFlow ops: same seed, "
         "same weights, also across a resume (slower)",
     )
-    seeds: _optional(_int_list(0, increasing=False, min_length=1, limit=SEED_LIMIT)) = Field(
+    seeds: optional(int_list(0, increasing=False, min_length=1, limit=SEED_LIMIT)) = Field(
         None, description="repeat the run once per seed into <out>/seed<s> (overrides seed)"
     )
 
@@ -367,12 +367,12 @@ class ExperimentConfig(_Section):
         200
         """
         if not isinstance(raw, dict):
-            _fail("(top level)", raw, "a mapping of " + ", ".join(cls.model_fields))
+            fail("(top level)", raw, "a mapping of " + ", ".join(cls.model_fields))
         if "peers" not in raw:  # the one key without a default, dataset aside
             raise ConfigError(f"peers: missing; expected {_PEERS_ALLOWED}", path="peers")
         # An absent (or null) section is an empty one: its own defaults, and its
         # own "missing" messages (dataset.name, divergence.alpha), apply.
-        raw = {**raw, **{name: {} for name in ("dataset", *_SECTIONS) if raw.get(name) is None}}
+        raw = {**raw, **{name: {} for name in ("dataset", *SECTIONS) if raw.get(name) is None}}
         try:
             config = cls.model_validate(raw)
         except pydantic.ValidationError as error:
@@ -387,12 +387,12 @@ class ExperimentConfig(_Section):
         return config
 
     def check(self):
-        for name in _SECTIONS:
+        for name in SECTIONS:
             getattr(self, name).check()
         check_text(self)
         processes = self.distribution.num_processes
         if processes is not None and self.batch_size % processes:
-            _fail(
+            fail(
                 "batch_size",
                 self.batch_size,
                 f"a multiple of distribution.num_processes={processes} (the global "
@@ -459,7 +459,7 @@ def _resolve_peer_names(peers) -> list[PeerConfig]:
         if name is None:
             name = peer.label if counts[peer.label] == 1 else f"{peer.label}_{k}"
         if name in seen:
-            _fail(f"peers.{k}.name", name, f"a name not already used by peers.{seen[name]}")
+            fail(f"peers.{k}.name", name, f"a name not already used by peers.{seen[name]}")
         seen[name] = k
         resolved.append(peer.replace(name=name))
     return resolved

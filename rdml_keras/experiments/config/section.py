@@ -5,7 +5,7 @@ import pydantic
 from pydantic import ConfigDict
 
 
-class _Section(pydantic.BaseModel):
+class Section(pydantic.BaseModel):
     """Shared behaviour of the config models: frozen, unknown keys refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -17,13 +17,13 @@ from pydantic import Field
 
 from rdml_keras.architectures import TEXT_ARCHITECTURES
 from rdml_keras.datasets.specs import text_spec
-from rdml_keras.experiments.config.errors import _fail
+from rdml_keras.experiments.config.errors import fail
 from rdml_keras.experiments.config.values import NPZ_DATASET
 from rdml_keras.experiments.config.values import TOKENS
 from rdml_keras.experiments.config.values import Text
-from rdml_keras.experiments.config.values import _choice
-from rdml_keras.experiments.config.values import _int
-from rdml_keras.experiments.config.values import _optional
+from rdml_keras.experiments.config.values import choice
+from rdml_keras.experiments.config.values import integer
+from rdml_keras.experiments.config.values import optional
 
 CHARACTER_PEERS = ("char_cnn",)
 """Text peers that read characters; the other text peers read words."""
@@ -44,27 +44,27 @@ class TextConfig(pydantic.BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tokens: _optional(_choice(TOKENS)) = Field(
+    tokens: optional(choice(TOKENS)) = Field(
         None, description="words or characters (null: characters for char_cnn, else words)"
     )
-    vocabulary_size: _int(2) = Field(
+    vocabulary_size: integer(2) = Field(
         20000,
         description="words: most frequent tokens kept, padding and out-of-vocabulary "
         "included (characters: a fixed alphabet)",
     )
-    sequence_length: _int(1) = Field(
+    sequence_length: integer(1) = Field(
         256, description="token ids per document (longer ones are cut, shorter ones padded)"
     )
-    ngrams: _int(1) = Field(1, description="words: also index the word n-grams up to N")
-    embedding_dim: _optional(_int(1)) = Field(
+    ngrams: integer(1) = Field(1, description="words: also index the word n-grams up to N")
+    embedding_dim: optional(integer(1)) = Field(
         None, description="words: size of the token vectors (null: the peer's default, 300)"
     )
-    filters: _optional(_int(1)) = Field(
+    filters: optional(integer(1)) = Field(
         None,
         description="convolution filters: text_cnn's per kernel width, char_cnn's per "
         "layer (null: the peer's default, 100 / 256)",
     )
-    embeddings: _optional(Text) = Field(
+    embeddings: optional(Text) = Field(
         None,
         description="words: GloVe/word2vec text file of pretrained vectors, kept frozen "
         "(relative to the working directory)",
@@ -95,7 +95,7 @@ def check_text_dataset(dataset):
     """The text-only `dataset` keys, on a `DatasetConfig`."""
     spec = text_spec(dataset.name)
     if spec is not None and spec.source == "file" and dataset.path is None:
-        _fail(
+        fail(
             "dataset.path",
             None,
             f"the path of the .npz file tools/text_data.py builds when dataset.name is "
@@ -103,14 +103,14 @@ def check_text_dataset(dataset):
         )
     for key in ("text_feature", "label_feature"):
         if getattr(dataset, key) is not None and (spec is None or spec.source != "tfds"):
-            _fail(
+            fail(
                 f"dataset.{key}",
                 getattr(dataset, key),
                 "null unless dataset.name is a tensorflow-datasets text dataset "
                 "(ag_news_subset, imdb_reviews, tfds:<name>)",
             )
     if spec is not None and dataset.augment not in ("standard", "none"):
-        _fail(
+        fail(
             "dataset.augment",
             dataset.augment,
             f"none (or the default) for text dataset {dataset.name} (augmentations are for images)",
@@ -134,10 +134,10 @@ def check_text(config):
     is_text = is_text_config(config)
     if not is_text:
         if config.text is not None:
-            _fail("text", config.text.model_dump(), "null unless dataset.name is a text dataset")
+            fail("text", config.text.model_dump(), "null unless dataset.name is a text dataset")
         for k, peer in enumerate(config.peers):
             if peer.architecture in TEXT_ARCHITECTURES:
-                _fail(
+                fail(
                     f"peers.{k}.architecture",
                     peer.architecture,
                     f"an image architecture for image dataset {config.dataset.name} (the text "
@@ -149,7 +149,7 @@ def check_text(config):
         if peer.architecture is None:
             continue  # a saved model: its input is checked when the run loads it
         if peer.architecture not in TEXT_ARCHITECTURES:
-            _fail(
+            fail(
                 f"peers.{k}.architecture",
                 peer.architecture,
                 f"a text peer ({', '.join(TEXT_ARCHITECTURES)}) for text dataset "
@@ -157,7 +157,7 @@ def check_text(config):
             )
         wanted = "characters" if peer.architecture in CHARACTER_PEERS else "words"
         if wanted != text.tokens:
-            _fail(
+            fail(
                 f"peers.{k}.architecture",
                 peer.architecture,
                 f"a peer that reads {text.tokens} (text.tokens={text.tokens}); the cohort "
@@ -166,19 +166,19 @@ def check_text(config):
     if text.tokens == "characters":
         for key in ("embeddings", "embedding_dim"):
             if getattr(text, key) is not None:
-                _fail(f"text.{key}", getattr(text, key), "null when text.tokens is characters")
+                fail(f"text.{key}", getattr(text, key), "null when text.tokens is characters")
         if text.ngrams != 1:
-            _fail("text.ngrams", text.ngrams, "1 when text.tokens is characters")
+            fail("text.ngrams", text.ngrams, "1 when text.tokens is characters")
     architectures = {p.architecture for p in config.peers}
     if text.filters is not None and not architectures & set(CONVOLUTIONAL_PEERS):
-        _fail(
+        fail(
             "text.filters",
             text.filters,
             f"null unless a peer is {' or '.join(CONVOLUTIONAL_PEERS)} (the other text "
             "peers have no convolutions)",
         )
     if text.embeddings is not None and text.embedding_dim is None:
-        _fail(
+        fail(
             "text.embedding_dim",
             None,
             f"the dimension of the vectors in text.embeddings ({text.embeddings})",

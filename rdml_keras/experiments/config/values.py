@@ -15,21 +15,14 @@ from pydantic import Field
 from pydantic_core import PydanticCustomError
 
 from rdml_keras import architectures
+from rdml_keras.checks import number_phrase
 from rdml_keras.checks import validate_coordinator
+from rdml_keras.choices import DIVERGENCES
 from rdml_keras.datasets.specs import AUGMENTATIONS
 from rdml_keras.datasets.specs import DATASETS
 from rdml_keras.datasets.specs import TEXT_DATASETS
 from rdml_keras.datasets.specs import TFDS_TEXT_PREFIX
 from rdml_keras.experiments.config.errors import Allowed
-
-# The names `rdml_keras.losses.DIVERGENCES` and `rdml_keras.learner.UPDATE_ORDERS`
-# accept, spelled here so that validating a config imports no Keras
-# (tests/experiments/test_config.py checks that they agree).
-DIVERGENCES = ("renyi", "kl", "dkl", "ikl")
-# `rdml_keras.losses.IKL_WEIGHTINGS` and `IKL_STATISTICS`, likewise.
-IKL_WEIGHTINGS = ("class", "sample")
-IKL_STATISTICS = ("epoch", "ema")
-UPDATE_ORDERS = ("simultaneous", "sequential")
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DIVERGENCE_KINDS = (*DIVERGENCES, "none")  # none: independent training
@@ -53,7 +46,7 @@ SEED_LIMIT = 2**32
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def _int(minimum: int):
+def integer(minimum: int):
     return Annotated[int, Field(strict=True, ge=minimum), Allowed(f"an integer >= {minimum}")]
 
 
@@ -81,13 +74,8 @@ def _yaml_number(value):
     return value
 
 
-def _float(*, ge=None, gt=None, lt=None):
-    bounds = [
-        f"{symbol} {bound:g}"
-        for symbol, bound in ((">=", ge), (">", gt), ("<", lt))
-        if bound is not None
-    ]
-    allowed = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+def number(*, ge=None, gt=None, lt=None):
+    allowed = number_phrase(minimum=ge, above=gt, below=lt)
     # Constraints first: the YAML-string conversion wraps the checked float.
     return Annotated[
         float,
@@ -98,11 +86,11 @@ def _float(*, ge=None, gt=None, lt=None):
     ]
 
 
-def _choice(choices):
+def choice(choices):
     return Annotated[Literal[tuple(choices)], Allowed("one of " + ", ".join(choices))]
 
 
-def _optional(kind, say_null=True):
+def optional(kind, say_null=True):
     inner = next(m for m in kind.__metadata__ if isinstance(m, Allowed))
     return Annotated[kind | None, Allowed(f"null or {inner}") if say_null else inner]
 
@@ -120,7 +108,7 @@ Bool = Annotated[bool, Field(strict=True), Allowed("true or false")]
 Text = Annotated[str, Field(strict=True, min_length=1), Allowed("a non-empty string")]
 
 
-def _path(suffix, what):
+def file_path(suffix, what):
     """A path string ending in `suffix`. Whether the file exists is checked
     when the run loads it (a saved run config stays valid if the file
     moves), still before anything is written."""
@@ -259,7 +247,7 @@ def _increasing(values):
     return all(b > a for a, b in zip(values, values[1:]))
 
 
-def _int_list(minimum, *, increasing, min_length=0, limit=None):
+def int_list(minimum, *, increasing, min_length=0, limit=None):
     what = "increasing " if increasing else "distinct "
     which = f">= {minimum}" if limit is None else f"in [{minimum}, {_power(limit)})"
     allowed = f"a {'non-empty ' if min_length else ''}list of {what}integers {which}"

@@ -3,6 +3,9 @@
 Per example: scale to [0, 1] -> augment (train only) -> per-channel normalise.
 Augmenting before normalising keeps the crop's zero padding black, as in the
 torchvision recipes the published CIFAR numbers come from.
+
+Every pipeline of a run, images and texts (`vectorize.text_pipelines`),
+ends in the same tail: `shuffled` examples (train only), then `batched`.
 """
 
 from __future__ import annotations
@@ -67,6 +70,29 @@ def channel_stats(x, max_value: float):
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
+def shuffled(ds, examples: int, *, seed, buffer=None) -> tf.data.Dataset:
+    """`ds` reshuffled every epoch, the order fixed by `seed`; the buffer
+    holds every example unless `buffer` is given."""
+    return ds.shuffle(buffer or examples, seed=seed, reshuffle_each_iteration=True)
+
+
+def batched(ds, batch_size: int, *, batch_fn=None, batch_seed=None) -> tf.data.Dataset:
+    """Batches of `ds` (the last one may be smaller), prefetched. With
+    `batch_fn` (MixUp/CutMix), each batch is mapped by `batch_fn(batch, key)`
+    with an int64 (2,) key per batch, new every epoch but fixed by `batch_seed`.
+
+    Example:
+        >>> ds = batched(tf.data.Dataset.range(5), 2)
+        >>> [len(b) for b in ds.as_numpy_iterator()]
+        [2, 2, 1]
+    """
+    ds = ds.batch(batch_size, drop_remainder=False, num_parallel_calls=AUTOTUNE)
+    if batch_fn is not None:
+        keys = tf.data.Dataset.random(seed=batch_seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, keys).map(batch_fn, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
 class _Preprocess:
     """Scaling and normalisation shared by the train and test pipelines."""
 
@@ -104,7 +130,7 @@ def build_train(
     """
     prep = _Preprocess(spec, mean, std)
     ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, np.int32)))
-    ds = ds.shuffle(shuffle_buffer or len(y), seed=seed, reshuffle_each_iteration=True)
+    ds = shuffled(ds, len(y), seed=seed, buffer=shuffle_buffer)
     if augmenter.augments_examples:
         # One int64 (2,) key per example, new every epoch but fixed by `seed`.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -120,19 +146,14 @@ def build_train(
             return prep.normalize(prep.scale(image)), label
 
     ds = ds.map(example_fn, num_parallel_calls=AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=False, num_parallel_calls=AUTOTUNE)
-    if augmenter.one_hot_labels:
-        keys = tf.data.Dataset.random(
-            seed=seed + _BATCH_SEED_OFFSET, rerandomize_each_iteration=True
-        ).batch(2)
-        ds = tf.data.Dataset.zip(ds, keys)
+    if not augmenter.one_hot_labels:
+        return batched(ds, batch_size)
 
-        def batch_fn(batch, key):
-            images, labels = batch
-            return augmenter.augment_batch(images, prep.one_hot(labels), key)
+    def batch_fn(batch, key):
+        images, labels = batch
+        return augmenter.augment_batch(images, prep.one_hot(labels), key)
 
-        ds = ds.map(batch_fn, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return batched(ds, batch_size, batch_fn=batch_fn, batch_seed=seed + _BATCH_SEED_OFFSET)
 
 
 def build_test(x, y, *, spec, batch_size, mean, std, one_hot=False) -> tf.data.Dataset:
@@ -152,5 +173,4 @@ def build_test(x, y, *, spec, batch_size, mean, std, one_hot=False) -> tf.data.D
         return prep.normalize(prep.scale(image)), label
 
     ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, np.int32)))
-    ds = ds.map(example_fn, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=False).prefetch(AUTOTUNE)
+    return batched(ds.map(example_fn, num_parallel_calls=AUTOTUNE), batch_size)

@@ -31,6 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rdml_keras.experiments.data.pipeline import batched
+from rdml_keras.experiments.data.pipeline import shuffled
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 # Zhang, Zhao & LeCun (2015), section 2.2, without the newline and with "-"
@@ -80,8 +83,8 @@ def text_pipelines(arrays, vectorizer, *, batch_size, seed):
         # unbatch() forgets the length; Keras needs it to size each epoch.
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(y)))
         if shuffle:
-            ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(AUTOTUNE)
+            ds = shuffled(ds, len(y), seed=seed)
+        return batched(ds, batch_size)
 
     train = pipeline(arrays.x_train, arrays.y_train, True)
     return train, pipeline(arrays.x_test, arrays.y_test, False)

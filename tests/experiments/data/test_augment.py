@@ -209,6 +209,7 @@ def test_keyed_seed_generator_draws_from_its_key_only():
         generator.next()
 
 
+@pytest.mark.integration  # a process of its own
 def test_standard_is_reproducible_on_jax_and_keras_layers_are_refused():
     """On JAX the tf.image ops still run in the tf.data pipeline; the modes that
     would need a Keras random layer there are refused, not silently unseeded."""

@@ -132,14 +132,3 @@ def test_training_pipeline_is_reproducible_and_reshuffles_each_epoch():
     np.testing.assert_array_equal(la1, lb1)
     np.testing.assert_array_equal(a2, b2)
     assert not np.array_equal(la1, la2)
-
-
-def test_rdml_keras_data_is_a_deprecated_alias_of_experiments_data():
-    import importlib
-    import sys
-
-    sys.modules.pop("rdml_keras.data", None)
-    with pytest.warns(DeprecationWarning, match="rdml_keras.experiments.data"):
-        old = importlib.import_module("rdml_keras.data")
-    assert old.load_dataset is load_dataset
-    assert old.DATASETS == DATASETS and "load_arrays" in old.__all__

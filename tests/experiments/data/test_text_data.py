@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from rdml_keras.datasets import reuters_r8
 from rdml_keras.experiments.config import ExperimentConfig
+from rdml_keras.experiments.data import load_data
 from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.data.text import check_text_arrays
 from rdml_keras.experiments.data.tfds_text import load_tfds_text
@@ -18,7 +19,6 @@ from rdml_keras.experiments.data.validation import DataError
 from rdml_keras.experiments.data.vectorize import ZHANG_ALPHABET
 from rdml_keras.experiments.data.vectorize import make_vectorizer
 from rdml_keras.experiments.data.vectorize import text_pipelines
-from rdml_keras.experiments.run_data import load_data
 
 
 def text_config(dataset, peers=("fasttext", "fasttext"), **text):

@@ -2,7 +2,7 @@
 
 import pytest
 
-import rdml_keras.experiments.data as data
+import rdml_keras.experiments.data.images as images
 from rdml_keras.experiments.data import AUGMENTATIONS
 from rdml_keras.experiments.data import DATASETS
 from rdml_keras.experiments.data import load_arrays
@@ -16,8 +16,8 @@ def loading_forbidden(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("data was loaded before the arguments were validated")
 
-    monkeypatch.setattr(data, "load_bundled", fail)
-    monkeypatch.setattr(data, "load_tfds", fail)
+    monkeypatch.setattr(images, "load_bundled", fail)
+    monkeypatch.setattr(images, "load_tfds", fail)
 
 
 @pytest.mark.parametrize("name", ["imagenet_typo", "CIFAR10", "", None, 3])

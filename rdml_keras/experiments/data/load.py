@@ -1,6 +1,10 @@
-"""A run's data: the `DatasetBundle` of a config, from a bundled set, tfds or
-your own .npz arrays (checked first), images or text (vectorised in the
-pipeline), with loading failures as RunError.
+"""The route of a run's data: `load_data(config)` returns the config's
+`DatasetBundle`, from one of three branches, with loading failures as
+RunError:
+
+- images by name (a bundled set or tfds): `images.load_dataset`;
+- your own .npz image arrays, checked first (`validation`);
+- texts (bundled, a file, tfds or your own .npz), vectorised in the pipeline.
 
 Example:
 
@@ -15,12 +19,13 @@ from __future__ import annotations
 import math
 
 from rdml_keras.datasets.specs import DatasetSpec
-from rdml_keras.experiments import data
 from rdml_keras.experiments.config import NPZ_DATASET
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config.text import is_text_config
-from rdml_keras.experiments.data import bundle_from_arrays
 from rdml_keras.experiments.data import validation
+from rdml_keras.experiments.data.bundle import DatasetBundle
+from rdml_keras.experiments.data.images import bundle_from_arrays
+from rdml_keras.experiments.data.images import load_dataset
 from rdml_keras.experiments.data.pipeline import channel_stats
 from rdml_keras.experiments.data.pipeline import stratified_subset
 from rdml_keras.experiments.data.text import load_text_arrays
@@ -45,7 +50,7 @@ def load_data(config: ExperimentConfig):
     if ds.name == NPZ_DATASET:
         return load_npz_data(config)
     try:
-        return data.load_dataset(
+        return load_dataset(
             ds.name,
             batch_size=config.batch_size,
             data_dir=ds.data_dir,
@@ -127,7 +132,7 @@ def load_text_data(config: ExperimentConfig):
         ngrams=text.ngrams,
     )
     train, test = text_pipelines(arrays, vectorizer, batch_size=config.batch_size, seed=config.seed)
-    return data.DatasetBundle(
+    return DatasetBundle(
         train=train,
         test=test,
         num_classes=arrays.num_classes,

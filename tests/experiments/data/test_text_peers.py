@@ -1,4 +1,4 @@
-"""A text run end to end (experiments/text_run.py): the quick start config,
+"""A text run end to end (experiments/data/text_peers.py): the quick start config,
 cut to a few hundred documents and one epoch, trains through the command
 line into a run directory with vocabulary.txt and string-input peers that
 give the same predictions as the token-id peers; `evaluate` reloads them."""
@@ -14,7 +14,7 @@ import rdml_keras.models  # noqa: F401  (registers the text layers the files hol
 from rdml_keras.datasets import reuters_r8
 from rdml_keras.experiments.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 QUICKSTART_R8 = str(ROOT / "configs" / "text" / "quickstart_r8.yaml")
 
 
@@ -36,6 +36,7 @@ def text_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration  # a CLI run
 def test_the_run_keeps_the_vocabulary_and_string_peers(text_run):
     vocabulary = (text_run / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == 500
@@ -56,6 +57,7 @@ def test_the_run_keeps_the_vocabulary_and_string_peers(text_run):
         np.testing.assert_allclose(strings.predict(texts, verbose=0), expected, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_evaluate_reloads_a_text_run(text_run, capsys):
     assert main(["evaluate", "--run", str(text_run)]) == 0
     results = json.loads((text_run / "results.json").read_text())
@@ -67,9 +69,9 @@ def test_text_filters_sets_the_convolutions_of_text_cnn_and_char_cnn_only(tmp_pa
     """`text.filters` reaches text_cnn's `filters` and char_cnn's `channels`;
     a fastText peer beside them is built as before."""
     from rdml_keras.experiments.config import load_config
+    from rdml_keras.experiments.data import load_data
+    from rdml_keras.experiments.data.text_peers import peer_options
     from rdml_keras.experiments.runner import build_learner
-    from rdml_keras.experiments.runner import load_data
-    from rdml_keras.experiments.text_run import peer_options
 
     sets = ["dataset.train_size=100", "text.vocabulary_size=300", "text.sequence_length=130"]
     for peers, filters, expected, more in [
