@@ -12,17 +12,20 @@ import math
 
 import keras
 from keras import ops
-from keras import tree
 
 from rdml_keras import checks
 from rdml_keras import losses
 from rdml_keras.choices import TARGETS
 from rdml_keras.choices import UPDATE_ORDERS
+from rdml_keras.compile_config import RecompilesFromConfig
 from rdml_keras.metrics import CohortMetrics
 from rdml_keras.metrics import LatestValue
 from rdml_keras.metrics import supervised_loss
 from rdml_keras.optimizers import PerPeerOptimizer
 from rdml_keras.peer_outputs import require_logits
+from rdml_keras.per_example import PerExampleValues
+from rdml_keras.per_example import per_example
+from rdml_keras.per_example import weights_like
 from rdml_keras.train_steps import TrainStep
 
 
@@ -59,37 +62,6 @@ def ensemble_teacher_logits(logits, temperature=1.0):
     """
     scaled = [ops.cast(z, "float32") / temperature for z in logits]
     return temperature * ensemble_log_probabilities(scaled)
-
-
-class _PerExampleValues(keras.losses.Loss):
-    """Keras's own reduction applied to per-example values computed elsewhere.
-
-    Calling it as `reducer(values, values, sample_weight)` gives exactly what
-    the original loss's `__call__` would: sample weights, the loss's reduction
-    and, under `tf.distribute`, Keras's per-replica scaling. The learner needs
-    the per-example values anyway for its trackers.
-    """
-
-    def call(self, y_true, y_pred):
-        return y_pred
-
-
-def _per_example(loss, y_true, y_pred):
-    """`loss.call` with the input conversion `Loss.__call__` applies first."""
-    y_true = tree.map_structure(lambda t: ops.convert_to_tensor(t, dtype=loss.dtype), y_true)
-    return loss.call(y_true, ops.convert_to_tensor(y_pred, dtype=loss.dtype))
-
-
-def _weights_like(sample_weight, values):
-    """Sample weights shaped like the per-example `values` (or None).
-
-    The trackers are weighted means, Σ w·v / Σ w, as Keras metrics are: rows
-    of weight 0 (e.g. the padding of a last test batch split over devices)
-    do not change what they report.
-    """
-    if sample_weight is None:
-        return None
-    return ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
 
 
 def _validate_peers(peers, divergence):
@@ -192,7 +164,7 @@ def _per_peer(optimizer, peers):
 
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
-class MutualLearner(TrainStep, keras.Model):
+class MutualLearner(RecompilesFromConfig, TrainStep, keras.Model):
     """A cohort of K peers trained together by (Rényi) deep mutual learning.
 
     Peer k minimises
@@ -273,7 +245,7 @@ class MutualLearner(TrainStep, keras.Model):
             )
         peers = _validate_peers(peers, divergence)
         weight = _validate_weight(divergence_weight)
-        num_classes = _num_classes(peers)
+        num_classes = output_classes(peers)
         divergence = losses.get(
             divergence,
             alpha=alpha,
@@ -306,7 +278,6 @@ class MutualLearner(TrainStep, keras.Model):
         self.alpha_tracker = LatestValue(name="alpha") if self.alpha is not None else None
         self.supervised_loss = None
         self.cohort_metrics = CohortMetrics(None, len(peers), None)
-        self._compile_args = {}
 
     # ------------------------------------------------------------------
     # Public properties
@@ -362,8 +333,8 @@ class MutualLearner(TrainStep, keras.Model):
                 )
         self.supervised_loss = supervised_loss(loss)
         self.cohort_metrics = CohortMetrics(metrics, len(self.peers), self.supervised_loss)
-        self._reduce_ce = _PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
-        self._reduce_divergence = _PerExampleValues(
+        self._reduce_ce = PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
+        self._reduce_divergence = PerExampleValues(
             name="divergence",
             reduction=getattr(self.divergence, "reduction", "sum_over_batch_size"),
         )
@@ -375,35 +346,7 @@ class MutualLearner(TrainStep, keras.Model):
             # Created now rather than inside the first traced step: on
             # TensorFlow, variables born in a tf.function make it trace twice.
             self.optimizer.build(self.trainable_variables)
-        self._compile_args = {
-            "optimizer": optimizer,
-            "loss": loss,
-            "metrics": metrics,
-            **kwargs,
-        }
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {
-            key: keras.saving.serialize_keras_object(value)
-            for key, value in self._compile_args.items()
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = config.pop("optimizer", None)
-        config = {
-            key: keras.saving.deserialize_keras_object(value) for key, value in config.items()
-        }
-        if isinstance(optimizer, dict):
-            # Keras names a built-in optimizer by its backend's own class
-            # (`keras.src.backend.torch.optimizers.torch_adam` on PyTorch);
-            # `keras.optimizers.deserialize` maps it to this backend's.
-            optimizer = keras.optimizers.deserialize(optimizer)
-        if optimizer is not None:
-            config["optimizer"] = optimizer
-        self.compile(**config)  # builds the optimizer of a built learner
+        self.remember_compile_args(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def build(self, input_shape):
         for peer in self.peers:
@@ -461,8 +404,8 @@ class MutualLearner(TrainStep, keras.Model):
         replicas.
         """
         learner_logits = ops.cast(logits[k], "float32")
-        ce = _per_example(self.supervised_loss, y, learner_logits)
-        weights = _weights_like(sample_weight, ce)
+        ce = per_example(self.supervised_loss, y, learner_logits)
+        weights = weights_like(sample_weight, ce)
         self.ce_trackers[k].update_state(ce, sample_weight=weights)
         loss = self._reduce_ce(ce, ce, sample_weight)
         if self.divergence is None:
@@ -473,7 +416,7 @@ class MutualLearner(TrainStep, keras.Model):
             if isinstance(self.divergence, losses.CohortDivergence):
                 terms.append(self.divergence.cohort_call(target, learner_logits, y, j))
             else:
-                terms.append(_per_example(self.divergence, target, learner_logits))
+                terms.append(per_example(self.divergence, target, learner_logits))
         mimicry = ops.mean(ops.stack(terms), axis=0)  # the 1/(K−1) Σ_{j≠k}, or the one term
         self.div_trackers[k].update_state(mimicry, sample_weight=weights)
         weight = ops.cast(self._divergence_weight, "float32")
@@ -501,7 +444,7 @@ class MutualLearner(TrainStep, keras.Model):
         if self.losses:
             raw = ops.sum(ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses]))
             total = total + raw
-        self.loss_tracker.update_state(total, sample_weight=_weights_like(sample_weight, total))
+        self.loss_tracker.update_state(total, sample_weight=weights_like(sample_weight, total))
 
     def update_divergence_state(self, logits, y):
         """Let a `CohortDivergence` learn from this training batch, once per target.
@@ -579,7 +522,8 @@ class MutualLearner(TrainStep, keras.Model):
         return cls(**config)
 
 
-def _num_classes(peers):
+def output_classes(peers):
+    """The class count C read from the peers' output shapes (None if unknown)."""
     for shape in map(_output_shape, peers):
         if shape is not None:
             return int(shape[-1])

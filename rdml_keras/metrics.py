@@ -41,11 +41,11 @@ def supervised_loss(loss):
     )
 
 
-def _is_sparse(loss):
+def is_sparse(loss):
     return not isinstance(loss, keras.losses.CategoricalCrossentropy)
 
 
-def _single_metric(identifier, name, sparse):
+def single_metric(identifier, name, sparse):
     """A fresh metric object for one peer (or the ensemble)."""
     if isinstance(identifier, keras.metrics.Metric):
         config = identifier.get_config()
@@ -58,11 +58,11 @@ def _single_metric(identifier, name, sparse):
         return cls(name=name)
     resolved = keras.metrics.get(identifier)
     if isinstance(resolved, keras.metrics.Metric):
-        return _single_metric(resolved, name, sparse)
+        return single_metric(resolved, name, sparse)
     return keras.metrics.MeanMetricWrapper(resolved, name=name)
 
 
-def _base_name(identifier):
+def base_name(identifier):
     if isinstance(identifier, str):
         return "accuracy" if identifier == "acc" else identifier
     if isinstance(identifier, keras.metrics.Metric):
@@ -88,12 +88,12 @@ class CohortMetrics:
             metrics = []
         if not isinstance(metrics, (list, tuple)):
             checks.fail("metrics", metrics, "a list or tuple of metrics, or None")
-        sparse = _is_sparse(supervised_loss)
+        sparse = is_sparse(supervised_loss)
         prefixes = [f"peer{k}" for k in range(num_peers)] + ["ensemble"]
         # One group per output: peer 0 … peer K−1, then the ensemble.
         self.groups = [
             [
-                _single_metric(identifier, f"{prefix}_{_base_name(identifier)}", sparse)
+                single_metric(identifier, f"{prefix}_{base_name(identifier)}", sparse)
                 for identifier in metrics
             ]
             for prefix in prefixes

@@ -18,6 +18,7 @@ CORE = [
     "checks.py",
     "choices.py",
     "cohort_divergence.py",
+    "compile_config.py",
     "distillation.py",
     "distribution.py",
     "label_smoothing.py",
@@ -28,6 +29,7 @@ CORE = [
     "schedules.py",
     "optimizers.py",
     "peer_outputs.py",
+    "per_example.py",
     "retrieval.py",
 ]
 # The CLI imports each command's modules when the command starts.

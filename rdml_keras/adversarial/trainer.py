@@ -25,11 +25,12 @@ from rdml_keras import metrics as metrics_lib
 from rdml_keras.adversarial import attacks
 from rdml_keras.adversarial import objectives
 from rdml_keras.cohort_divergence import CohortDivergence
-from rdml_keras.learner import _num_classes
-from rdml_keras.learner import _per_example
-from rdml_keras.learner import _PerExampleValues
-from rdml_keras.learner import _weights_like
+from rdml_keras.compile_config import RecompilesFromConfig
+from rdml_keras.learner import output_classes
 from rdml_keras.peer_outputs import require_logits
+from rdml_keras.per_example import PerExampleValues
+from rdml_keras.per_example import per_example
+from rdml_keras.per_example import weights_like
 
 BACKEND = keras.backend.backend()
 
@@ -82,13 +83,13 @@ class _Metrics:
             identifiers = []
         if not isinstance(identifiers, (list, tuple)):
             checks.fail("metrics", identifiers, "a list or tuple of metrics, or None")
-        sparse = metrics_lib._is_sparse(supervised_loss)
-        names = [metrics_lib._base_name(i) for i in identifiers]
+        sparse = metrics_lib.is_sparse(supervised_loss)
+        names = [metrics_lib.base_name(i) for i in identifiers]
         self.natural = [
-            metrics_lib._single_metric(i, name, sparse) for i, name in zip(identifiers, names)
+            metrics_lib.single_metric(i, name, sparse) for i, name in zip(identifiers, names)
         ]
         self.adversarial = [
-            metrics_lib._single_metric(i, f"adversarial_{name}", sparse)
+            metrics_lib.single_metric(i, f"adversarial_{name}", sparse)
             for i, name in zip(identifiers, names)
         ]
 
@@ -146,7 +147,7 @@ else:
 
 
 @keras.saving.register_keras_serializable(package="rdml_keras")
-class AdversarialTrainer(_TrainStep, keras.Model):
+class AdversarialTrainer(RecompilesFromConfig, _TrainStep, keras.Model):
     """Adversarial training of one model, TRADES-style, with any divergence.
 
     The model minimises
@@ -234,7 +235,7 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         awp_warmup = checks.integer("awp_warmup", awp_warmup, minimum=0)
         if seed is not None:
             seed = checks.integer("seed", seed, minimum=0)
-        divergence = objectives.get(divergence, num_classes=_num_classes([model]), alpha=alpha)
+        divergence = objectives.get(divergence, num_classes=output_classes([model]), alpha=alpha)
         super().__init__(name=name, **kwargs)
         self.model = model
         self.divergence = divergence
@@ -260,7 +261,6 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         self.divergence_tracker = keras.metrics.Mean(name="divergence")
         self.supervised_loss = None
         self.metric_groups = _Metrics(None, None)
-        self._compile_args = {}
 
     # ------------------------------------------------------------------
     # Compile and forward
@@ -292,33 +292,13 @@ class AdversarialTrainer(_TrainStep, keras.Model):
                 )
         self.supervised_loss = metrics_lib.supervised_loss(loss)
         self.metric_groups = _Metrics(metrics, self.supervised_loss)
-        self._reduce_ce = _PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
+        self._reduce_ce = PerExampleValues(name="ce", reduction=self.supervised_loss.reduction)
         reduction = getattr(self.divergence, "reduction", "sum_over_batch_size")
-        self._reduce_divergence = _PerExampleValues(name="divergence", reduction=reduction)
+        self._reduce_divergence = PerExampleValues(name="divergence", reduction=reduction)
         super().compile(optimizer=optimizer, loss=None, metrics=None, **kwargs)
         if self.built and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
-        self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {
-            key: keras.saving.serialize_keras_object(value)
-            for key, value in self._compile_args.items()
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer = config.pop("optimizer", None)
-        config = {
-            key: keras.saving.deserialize_keras_object(value) for key, value in config.items()
-        }
-        if isinstance(optimizer, dict):
-            optimizer = keras.optimizers.deserialize(optimizer)
-        if optimizer is not None:
-            config["optimizer"] = optimizer
-        self.compile(**config)
+        self.remember_compile_args(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def build(self, input_shape):
         if not self.model.built:
@@ -367,7 +347,7 @@ class AdversarialTrainer(_TrainStep, keras.Model):
             return divergence.attack_call(natural_logits, adversarial_logits, y, 0)
         if isinstance(divergence, CohortDivergence):
             return divergence.cohort_call(natural_logits, adversarial_logits, y, 0)
-        return _per_example(divergence, natural_logits, adversarial_logits)
+        return per_example(divergence, natural_logits, adversarial_logits)
 
     def adversarial_examples(self, x, y):
         """PGD maximising the divergence term around `x`, the model in inference mode.
@@ -404,9 +384,9 @@ class AdversarialTrainer(_TrainStep, keras.Model):
         natural = ops.cast(natural_logits, "float32")
         adversarial = ops.cast(adversarial_logits, "float32")
         labels = ops.cast(ops.reshape(y, (-1,)), "int32")
-        ce = _per_example(self.supervised_loss, y, natural)
+        ce = per_example(self.supervised_loss, y, natural)
         divergence = self.divergence_values(natural, adversarial, labels)
-        weights = _weights_like(sample_weight, ce)
+        weights = weights_like(sample_weight, ce)
         self.ce_tracker.update_state(ce, sample_weight=weights)
         self.divergence_tracker.update_state(divergence, sample_weight=weights)
         for metric in self.metric_groups.adversarial:
@@ -425,7 +405,7 @@ class AdversarialTrainer(_TrainStep, keras.Model):
             total = total + ops.sum(
                 ops.stack([ops.sum(ops.cast(v, "float32")) for v in self.losses])
             )
-        self.loss_tracker.update_state(total, sample_weight=_weights_like(sample_weight, total))
+        self.loss_tracker.update_state(total, sample_weight=weights_like(sample_weight, total))
         return loss
 
     def perturbed_logits(self, x, x_adv, y):
@@ -450,7 +430,7 @@ class AdversarialTrainer(_TrainStep, keras.Model):
             natural, moved = model.stateless_call(values, state, x, training=True)
             adversarial, _ = model.stateless_call(values, moved, x_adv, training=True)
             natural, adversarial = ops.cast(natural, "float32"), ops.cast(adversarial, "float32")
-            ce = _per_example(self.supervised_loss, y, natural)
+            ce = per_example(self.supervised_loss, y, natural)
             divergence = self.divergence_values(natural, adversarial, labels)
             return ops.mean(ce) + self.beta * ops.mean(divergence)
 

@@ -32,8 +32,8 @@ from rdml_keras.experiments.config import ConfigError
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.config import load_config
 from rdml_keras.experiments.config import parse_seeds
-from rdml_keras.experiments.config.errors import _clip
-from rdml_keras.experiments.config.errors import _show
+from rdml_keras.experiments.config.errors import clip
+from rdml_keras.experiments.config.errors import show
 from rdml_keras.experiments.config.section import to_plain
 from rdml_keras.experiments.config.yaml_text import load_yaml
 from rdml_keras.experiments.config.yaml_text import yaml_problem
@@ -287,7 +287,7 @@ def parse_grid(text: str) -> GridDim:
             value = load_yaml(item)
         except yaml.YAMLError as e:
             raise SweepError(
-                f"--grid {_show(text)}: value {_show(item)} is not valid YAML ({yaml_problem(e)})"
+                f"--grid {show(text)}: value {show(item)} is not valid YAML ({yaml_problem(e)})"
             ) from None
         if len(keys) > 1:
             if not isinstance(value, list) or len(value) != len(keys):
@@ -467,7 +467,7 @@ def build_spec(
             try:
                 load_config(config_path, list(overrides) + extra)
             except ConfigError as e:
-                what = _clip(", ".join(extra))
+                what = clip(", ".join(extra))
                 where = (
                     "--search"
                     if bound
@@ -516,7 +516,7 @@ def _check_distinct_run_dirs(spec: SweepSpec):
         run_dir = spec.run_dir(point, point["seed"])
         if run_dir in seen:
             raise SweepError(
-                f"--grid: the points {_show(seen[run_dir])} and {_show(point)} would share "
+                f"--grid: the points {show(seen[run_dir])} and {show(point)} would share "
                 f"the run directory {run_dir.name!r}; make their values differ in letters, "
                 "digits or the characters . _ - + , ="
             )
