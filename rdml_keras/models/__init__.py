@@ -23,10 +23,10 @@ from rdml_keras.architectures import ARCHITECTURES
 from rdml_keras.architectures import TEXT_ARCHITECTURES
 from rdml_keras.architectures import is_valid_architecture
 from rdml_keras.architectures import resolve
+from rdml_keras.models.applications import APPLICATIONS
+from rdml_keras.models.backbone import PretrainedBackbone
 from rdml_keras.models.mobilenet import mobilenet_v2
-from rdml_keras.models.pretrained import APPLICATIONS
 from rdml_keras.models.pretrained import CheckpointPreprocessing
-from rdml_keras.models.pretrained import PretrainedBackbone
 from rdml_keras.models.pretrained import application_peer
 from rdml_keras.models.pretrained import checkpoint_peer
 from rdml_keras.models.pretrained import checkpoint_preprocessing

@@ -132,3 +132,8 @@ def logits_head(x, num_classes, weight_decay, name="logits"):
         kernel_regularizer=kernel_regularizer(weight_decay),
         name=name,
     )(x)
+
+
+def first_line(error):
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"

@@ -41,36 +41,28 @@ Example (offline: a tiny KerasHub ViT saved as a preset directory):
 """
 
 import dataclasses
-import inspect
 import os
 import re
 from collections.abc import Mapping
 
 import keras
 from keras import layers
-from keras import ops
 
 from rdml_keras import checks
 from rdml_keras.models import _common
-
-IMAGE = "image"
-TEXT = "text"
-
-POOLINGS = ("auto", "avg", "max", "token", "pooled")
-"""How the backbone's features become one vector per example: `"avg"`/`"max"`
-over the spatial positions (or the non-padding tokens), `"token"` the first
-token (ViT's class token, BERT's `[CLS]`), `"pooled"` a text backbone's own
-`pooled_output`; `"auto"` picks what the KerasHub task classes use."""
+from rdml_keras.models import applications
+from rdml_keras.models.backbone import IMAGE
+from rdml_keras.models.backbone import POOLINGS
+from rdml_keras.models.backbone import TEXT
+from rdml_keras.models.backbone import PretrainedBackbone
+from rdml_keras.models.backbone import keras_hub_module
+from rdml_keras.models.backbone import modality_of
 
 # The keys of a checkpoint entry besides its "preset"/"application": the
 # builders' keyword arguments, so that a config entry passes them through.
 PRESET_OPTIONS = ("trainable_backbone", "dropout", "pooling", "pad_token_id")
 APPLICATION_OPTIONS = ("weights", "trainable_backbone", "dropout", "pooling")
 
-INSTALL_HINT = (
-    'KerasHub presets as peers need the keras-hub package: pip install "rdml-keras[pretrained]" '
-    "(or pip install keras-hub)"
-)
 _PRESET_FIX = (
     "pass a local preset directory written by `backbone.save_to_preset(directory)` or "
     "`task.save_to_preset(directory)`, or a KerasHub handle ('kaggle://...', 'hf://...', or "
@@ -82,144 +74,6 @@ _WEIGHT_DECAY_FIX = (
     "optimizer's weight decay instead (`keras.optimizers.SGD(weight_decay=...)`, AdamW)"
 )
 _TEXT_INPUTS = ("token_ids", "padding_mask", "segment_ids")
-
-
-def _keras_hub():
-    try:
-        import keras_hub
-    except ImportError as e:
-        raise ImportError(INSTALL_HINT) from e
-    return keras_hub
-
-
-def _first_line(error):
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
-
-
-# --- The layer that holds a backbone inside a peer ----------------------------
-
-
-@keras.saving.register_keras_serializable(package="rdml_keras")
-class PretrainedBackbone(layers.Layer):
-    """A pretrained backbone as one layer: inputs in, one feature vector out.
-
-    Wraps a KerasHub `Backbone` or a `keras.applications` model (without its
-    top) and pools its features (`POOLINGS`, resolved: not `"auto"`). For a
-    text backbone it takes the token ids alone and derives the padding mask
-    (`token_ids != pad_token_id`) and all-zero segment ids the backbone takes.
-    Freeze it with `trainable = False` (BatchNorm layers then run in inference
-    mode, as in Keras's fine-tuning guide). It serialises its backbone with
-    `keras.saving.serialize_keras_object` and imports KerasHub before
-    rebuilding a KerasHub one, so a saved peer loads with `import rdml_keras`.
-
-    Args:
-        backbone: the functional backbone model.
-        pooling: `"avg"`, `"max"`, `"token"` or `"pooled"`.
-        pad_token_id: a text backbone's padding id; `None` for images.
-        checkpoint: where the weights came from (a preset, an application
-            name), kept in the config for the record.
-
-    Example:
-
-    >>> import keras, numpy as np
-    >>> body = keras.applications.MobileNetV2(
-    ...     include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35)
-    >>> features = PretrainedBackbone(body, "avg")(np.zeros((2, 32, 32, 3)))
-    >>> tuple(features.shape)
-    (2, 1280)
-    """
-
-    def __init__(self, backbone, pooling, pad_token_id=None, checkpoint=None, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.pooling = checks.one_of("pooling", pooling, POOLINGS[1:])
-        self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
-        self.checkpoint = checkpoint
-        self.modality = modality_of(backbone)
-        if not self.trainable:
-            # Rebuilt from a saved config: the flag came in through the
-            # constructors, which on TensorFlow (Keras 3.15) do not pass it on
-            # to a Functional backbone's layers, and setting the unchanged
-            # value again is skipped there; so the backbone's variables would
-            # still train. Freeze its layers one by one.
-            for layer in self.backbone.layers:
-                layer.trainable = False
-
-    def call(self, inputs, training=None):
-        mask = None
-        if self.modality == TEXT:
-            token_ids = ops.cast(inputs, "int32")
-            mask = ops.not_equal(token_ids, self.pad_token_id)
-            inputs = _text_inputs(token_ids, mask, self.backbone.input)
-        features = self.backbone(inputs, training=training)
-        return pool(features, self.pooling, mask)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "pooling": self.pooling,
-            "pad_token_id": self.pad_token_id,
-            "checkpoint": self.checkpoint,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        backbone = config.pop("backbone")
-        if str(backbone.get("registered_name") or "").startswith("keras_hub>"):
-            _keras_hub()  # registers KerasHub's classes with Keras
-        return cls(keras.saving.deserialize_keras_object(backbone), **config)
-
-
-def modality_of(backbone):
-    """`"text"` for a backbone that takes a dict with `token_ids`, else `"image"`."""
-    structure = backbone.input
-    return TEXT if isinstance(structure, Mapping) and "token_ids" in structure else IMAGE
-
-
-def _text_inputs(token_ids, mask, structure):
-    values = {
-        "token_ids": token_ids,
-        "padding_mask": ops.cast(mask, "int32"),
-        "segment_ids": ops.zeros_like(token_ids),
-    }
-    return {key: values[key] for key in structure}
-
-
-def pool(features, pooling, mask=None):
-    """One vector per example from a backbone's `features` (see `POOLINGS`).
-
-    `features` is a `(batch, height, width, channels)` map, a `(batch, tokens,
-    dim)` sequence, or a text backbone's dict with `sequence_output` (and
-    `pooled_output`). `mask` (batch, tokens) marks the tokens that count for
-    `"avg"` and `"max"`.
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.arange(12.0).reshape(1, 3, 4)
-    >>> keras.ops.convert_to_numpy(pool(x, "token")).tolist()
-    [[0.0, 1.0, 2.0, 3.0]]
-    >>> keras.ops.convert_to_numpy(pool(x, "avg", np.array([[1, 1, 0]]))).tolist()
-    [[2.0, 3.0, 4.0, 5.0]]
-    """
-    if pooling == "pooled":
-        return features["pooled_output"]
-    if isinstance(features, Mapping):
-        features = features["sequence_output"]
-    if pooling == "token":
-        return features[:, 0, :]
-    axes = tuple(range(1, len(features.shape) - 1))
-    if mask is None:
-        return ops.mean(features, axis=axes) if pooling == "avg" else ops.max(features, axis=axes)
-    weights = ops.cast(mask, features.dtype)[..., None]
-    if pooling == "avg":
-        count = ops.maximum(ops.sum(weights, axis=1), 1.0)
-        return ops.sum(features * weights, axis=1) / count
-    lowest = ops.cast(ops.min(features), features.dtype)  # padding never wins the max
-    return ops.max(ops.where(weights > 0, features, lowest), axis=1)
 
 
 # --- Building peers -------------------------------------------------------------
@@ -287,7 +141,7 @@ def preset_peer(
     if pad_token_id is not None:
         pad_token_id = checks.integer("pad_token_id", pad_token_id, minimum=0)
     _check_preset_location(preset, where)
-    keras_hub = _keras_hub()
+    keras_hub = keras_hub_module()
     backbone = _load_preset(keras_hub.models.Backbone, preset, where, dtype=_dtype())
     modality = modality_of(backbone)
     input_shape = _check_input_shape(backbone, modality, input_shape, where)
@@ -326,7 +180,7 @@ def application_peer(
     float32 `Dense(num_classes)`.
 
     Args:
-        application: a model name of `APPLICATIONS` (case-insensitive:
+        application: a model name of `applications.APPLICATIONS` (case-insensitive:
             `"MobileNetV2"`, `"resnet50"`).
         input_shape: `(height, width, channels)` of the data.
         num_classes: number of logits (>= 2).
@@ -360,7 +214,7 @@ def application_peer(
     where = _where(name, "application", application)
     options = _check_options(where, trainable_backbone, dropout, pooling, weight_decay)
     num_classes = _common.check_num_classes(num_classes)
-    canonical = _application_name(application, where)
+    canonical = applications.application_name(application, where)
     input_shape = _common.check_image_shape(input_shape, canonical)
     pooling = "avg" if options["pooling"] == "auto" else options["pooling"]
     if pooling not in ("avg", "max"):
@@ -368,8 +222,8 @@ def application_peer(
             f"{where}: `pooling` must be 'avg' or 'max' for a keras.applications model (its "
             f"features are a feature map); received pooling={pooling!r}."
         )
-    weights_file = _check_application_weights(weights, where)
-    backbone = _load_application(
+    weights_file = applications.weights_file(weights, where)
+    backbone = applications.load_application(
         canonical, input_shape, weights, weights_file, application_kwargs, where
     )
     return _peer(
@@ -506,7 +360,7 @@ def _load_preset(cls, preset, where, **kwargs):
         return cls.from_preset(os.path.expanduser(preset.removeprefix("file://")), **kwargs)
     except Exception as e:  # KerasHub, kagglehub and huggingface_hub raise many kinds
         raise ValueError(
-            f"{where}: cannot load it as a KerasHub {cls.__name__} ({_first_line(e)}). "
+            f"{where}: cannot load it as a KerasHub {cls.__name__} ({_common.first_line(e)}). "
             f"Offline, only a local preset directory loads; {_PRESET_FIX}."
         ) from e
 
@@ -608,7 +462,7 @@ def _preset_pad_token_id(keras_hub, preset, where):
     except Exception as e:  # no tokenizer.json, or one without a padding token
         raise ValueError(
             f"{where}: the preset has no tokenizer with a padding token "
-            f"({_first_line(e)}); pass pad_token_id= (the id the token ids are padded with)."
+            f"({_common.first_line(e)}); pass pad_token_id= (the id the token ids are padded with)."
         ) from e
     return int(pad)
 
@@ -616,97 +470,6 @@ def _preset_pad_token_id(keras_hub, preset, where):
 def _prefix(preset):
     tail = re.split(r"[/\\:]", os.fspath(preset).rstrip("/\\"))[-1]
     return re.sub(r"[^A-Za-z0-9_]+", "_", tail).strip("_").lower() or "preset"
-
-
-# --- keras.applications -------------------------------------------------------
-
-
-def _applications():
-    """`{name: (constructor, preprocess_input)}` of every `keras.applications` model."""
-    found = {}
-    for module_name in dir(keras.applications):
-        module = getattr(keras.applications, module_name)
-        if not inspect.ismodule(module) or not hasattr(module, "preprocess_input"):
-            continue
-        for name in dir(module):
-            value = getattr(module, name)
-            if name[:1].isupper() and callable(value):
-                found[name] = (value, module.preprocess_input)
-    return dict(sorted(found.items()))
-
-
-APPLICATIONS = tuple(_applications())
-"""The `keras.applications` model names `application_peer` builds."""
-
-
-def _application_name(application, where):
-    by_key = {name.lower(): name for name in APPLICATIONS}
-    key = (
-        application.strip().lower().replace("-", "").replace("_", "")
-        if isinstance(application, str)
-        else None
-    )
-    if key not in by_key:
-        raise ValueError(
-            f"{where}: `application` must be a keras.applications model, one of "
-            f"{', '.join(APPLICATIONS)}; received application={application!r}."
-        )
-    return by_key[key]
-
-
-def _check_application_weights(weights, where):
-    """The local weights file `weights` names (checked to exist), or None."""
-    if weights is None or weights == "imagenet":
-        return None
-    if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)
-    if not isinstance(weights, str) or not os.path.isfile(os.path.expanduser(weights)):
-        raise ValueError(
-            f"{where}: `weights` must be 'imagenet', None, or the path of a weights file "
-            f"saved from the model without its top (model.save_weights('x.weights.h5')); "
-            f"received weights={weights!r}"
-            + (", which does not exist." if isinstance(weights, str) else ".")
-        )
-    return os.path.expanduser(weights)
-
-
-def _load_application(name, input_shape, weights, weights_file, kwargs, where):
-    constructor = _applications()[name][0]
-    for reserved in ("include_top", "input_tensor", "classes", "classifier_activation"):
-        if reserved in kwargs:
-            raise ValueError(
-                f"{where}: `{reserved}` is set by the peer (no top, a fresh head); remove it."
-            )
-    try:
-        backbone = constructor(
-            include_top=False,
-            weights="imagenet" if weights == "imagenet" else None,
-            input_shape=input_shape,
-            pooling=None,
-            **kwargs,
-        )
-    except Exception as e:  # bad sizes (ValueError), unknown kwargs (TypeError), no network
-        hint = (
-            " weights='imagenet' downloads the weights once (then they are cached in "
-            "~/.keras/models); offline, pass weights=PATH of a local file."
-            if weights == "imagenet" and not isinstance(e, (ValueError, TypeError))
-            else ""
-        )
-        raise ValueError(
-            f"{where}: keras.applications.{name}(include_top=False, input_shape="
-            f"{input_shape}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: "
-            f"{_first_line(e)}.{hint}"
-        ) from e
-    if weights_file is not None:
-        try:
-            backbone.load_weights(weights_file)
-        except Exception as e:
-            raise ValueError(
-                f"{where}: the weights file {weights_file!r} does not fit {name} without its "
-                f"top at input_shape={input_shape} ({_first_line(e)}); save it from "
-                f"keras.applications.{name}(include_top=False, ...) with the same arguments."
-            ) from e
-    return backbone
 
 
 # --- Preprocessing ---------------------------------------------------------------
@@ -758,13 +521,13 @@ def checkpoint_preprocessing(entry, sequence_length=None):
     """
     source, value, _ = _split_entry(entry)
     if source == "application":
-        name = _application_name(value, _where(None, source, value))
+        name = applications.application_name(value, _where(None, source, value))
         return CheckpointPreprocessing(
-            IMAGE, input_shape=(None, None, 3), preprocess_input=_applications()[name][1]
+            IMAGE, input_shape=(None, None, 3), preprocess_input=applications.preprocess_input(name)
         )
     where = _where(None, source, value)
     _check_preset_location(value, where)
-    keras_hub = _keras_hub()
+    keras_hub = keras_hub_module()
     backbone = _load_preset(keras_hub.models.Backbone, value, where, load_weights=False)
     modality = modality_of(backbone)
     if modality == TEXT:
