@@ -9,6 +9,7 @@
     optimizers   the optimizer and its learning-rate schedule, with warm-up
     divergences  the divergence section as the learner's divergence (dkl/ikl keys)
     placement    where a run trains: one device, all local devices, N processes
+    cohort       a config's peers, checked against its data, in a compiled MutualLearner
     callbacks    NaN guard, epoch history, per-peer histograms
     checkpoint   per-epoch checkpoints and bit-exact resume after a kill
     hparams      TensorBoard's HParams dashboard for a sweep

@@ -185,6 +185,7 @@ MIRRORED_REFERENCE = textwrap.dedent(
     """
     import sys
     import keras
+    from rdml_keras.experiments import cohort
     from rdml_keras.experiments import runner
     from rdml_keras.experiments.config import load_config
 
@@ -194,9 +195,9 @@ MIRRORED_REFERENCE = textwrap.dedent(
     config = load_config(sys.argv[1], sys.argv[3:])
     keras.utils.set_random_seed(config.seed)
     bundle = runner.load_data(config)
-    learner = runner.build_learner(config, bundle.input_shape, bundle.num_classes)
+    learner = cohort.build_learner(config, bundle.input_shape, bundle.num_classes)
     steps = runner.steps_per_epoch(bundle, config.batch_size)
-    runner.compile_learner(learner, config, steps)
+    cohort.compile_learner(learner, config, steps)
     runner.skip_data_epochs(bundle.train, 1)
     learner.fit(bundle.train.repeat(), epochs=config.epochs, steps_per_epoch=steps,
                 verbose=0, shuffle=False)

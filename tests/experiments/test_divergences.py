@@ -5,10 +5,10 @@ instances carrying the dkl/ikl keys, the losses' defaults for null keys."""
 import pytest
 
 from rdml_keras import losses
+from rdml_keras.experiments.cohort import build_learner
 from rdml_keras.experiments.config import DivergenceConfig
 from rdml_keras.experiments.config import ExperimentConfig
 from rdml_keras.experiments.divergences import build_divergence
-from rdml_keras.experiments.runner import build_learner
 
 
 def test_names_and_none_pass_through():

@@ -29,6 +29,7 @@ from commands import child_env
 from commands import train_command
 
 from rdml_keras.experiments import checkpoint
+from rdml_keras.experiments import cohort
 from rdml_keras.experiments import run_files
 from rdml_keras.experiments import runner
 from rdml_keras.experiments.cli import main
@@ -351,8 +352,8 @@ def _copy(stopped_runs, epoch, tmp_path):
 def _foreign_checkpoint(backup):
     """A complete, checksummed checkpoint of another cohort (small CNNs)."""
     config = load_config(QUICKSTART, ["dataset.name=digits"])
-    learner = runner.build_learner(config, (8, 8, 1), 10)
-    runner.compile_learner(learner, config, steps=1)
+    learner = cohort.build_learner(config, (8, 8, 1), 10)
+    cohort.compile_learner(learner, config, steps=1)
     saver = checkpoint.RunCheckpoint(backup, log=None)
     saver.set_model(learner)
     saver.on_epoch_end(0)
@@ -509,8 +510,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(tmp_path, capsys, 
     from rdml_keras.experiments.data import load_arrays
 
     config = load_config(QUICKSTART, [a for a in args if "=" in a])
-    learner = runner.build_learner(config, (8, 8, 1), 10)
-    runner.compile_learner(learner, config, steps=1)
+    learner = cohort.build_learner(config, (8, 8, 1), 10)
+    cohort.compile_learner(learner, config, steps=1)
     learner.optimizer.build(learner.trainable_variables)
     learner.load_weights(out / run_files.BACKUP_DIR / run_files.WEIGHTS_FILE)
     _, _, x_test, y_test = load_arrays("digits", normalize=True)
@@ -591,9 +592,9 @@ def test_mixed_float16_overflow_steps_are_skipped_not_failures(tmp_path, monkeyp
         def on_train_end(self, logs=None):
             self.applied = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    original = runner.build_optimizer
+    original = cohort.build_optimizer
     monkeypatch.setattr(
-        runner,
+        cohort,
         "build_optimizer",
         lambda *a, **k: keras.optimizers.LossScaleOptimizer(
             original(*a, **k), initial_scale=2.0**40

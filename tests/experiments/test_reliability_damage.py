@@ -24,6 +24,7 @@ from commands import listing
 
 from rdml_keras.experiments import callbacks
 from rdml_keras.experiments import checkpoint
+from rdml_keras.experiments import cohort
 from rdml_keras.experiments import run_files
 from rdml_keras.experiments import runner
 from rdml_keras.experiments.cli import main
@@ -416,7 +417,7 @@ def test_a_fifo_as_config_is_refused_instead_of_blocking(tmp_path, capsys):
 def test_a_saved_cohort_as_a_peer_is_refused(runs, tmp_path, capsys):
     """A saved MutualLearner outputs its first peer's logits: not a peer."""
     config = runner.config_from_yaml_text((runs["finished"] / "config.yaml").read_text())
-    learner = runner.build_learner(config, (8, 8, 1), 10)
+    learner = cohort.build_learner(config, (8, 8, 1), 10)
     path = tmp_path / "cohort.keras"
     learner.save(path)
     status = train(tmp_path / "run", "--set", f"peers=[{{path: {path}}}, mlp]")

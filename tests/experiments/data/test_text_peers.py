@@ -68,10 +68,10 @@ def test_evaluate_reloads_a_text_run(text_run, capsys):
 def test_text_filters_sets_the_convolutions_of_text_cnn_and_char_cnn_only(tmp_path):
     """`text.filters` reaches text_cnn's `filters` and char_cnn's `channels`;
     a fastText peer beside them is built as before."""
+    from rdml_keras.experiments.cohort import build_learner
     from rdml_keras.experiments.config import load_config
     from rdml_keras.experiments.data import load_data
     from rdml_keras.experiments.data.text_peers import peer_options
-    from rdml_keras.experiments.runner import build_learner
 
     sets = ["dataset.train_size=100", "text.vocabulary_size=300", "text.sequence_length=130"]
     for peers, filters, expected, more in [
